@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/chatbench/chatbench/server"
+)
+
+func init() {
+	register("serve", "run the reference chat server (gate, connectors, rooms)", runServe)
+}
+
+// serveFlags holds every serve flag; split-topology flags are added by cluster code.
+type serveFlags struct {
+	opts     server.Options
+	logLevel string
+	topology string
+}
+
+func runServe(ctx context.Context, args []string) error {
+	fs := newFlags("serve")
+	var f serveFlags
+	o := &f.opts
+	fs.StringVar(&f.topology, "topology", "single", "single (one process) or split (gate, connectors and chat shards as processes over NATS)")
+	fs.StringVar(&o.Host, "host", server.DefaultHost, "listen host")
+	fs.StringVar(&o.AdvertiseHost, "advertise-host", "", "host that queryEntry hands to clients (default: --host)")
+	fs.IntVar(&o.GatePort, "gate-port", server.DefaultGatePort, "gate websocket port (-1: random)")
+	fs.IntVar(&o.ConnectorPort, "connector-port", server.DefaultConnectorPort, "first connector websocket port; the others follow (-1: random)")
+	fs.IntVar(&o.Connectors, "connectors", 1, "connectors (in this process for --topology single)")
+	fs.IntVar(&o.HTTPPort, "http-port", server.DefaultHTTPPort, "HTTP port: chat page, /healthz, /metrics (-1: random)")
+	fs.DurationVar(&o.Connector.Heartbeat, "heartbeat", 0, "heartbeat interval announced to clients (default 3s; negative disables)")
+	fs.DurationVar(&o.Connector.HeartbeatTimeout, "heartbeat-timeout", 0, "silence that closes a session (default 2 x heartbeat)")
+	fs.IntVar(&o.Connector.MaxPackageBytes, "max-package", 0, "largest client frame in bytes (default 65536)")
+	fs.IntVar(&o.Connector.MaxQueueBytes, "max-queue", 0, "outbound bytes queued per session before a slow-consumer kick (default 4 MiB)")
+	fs.Float64Var(&o.Connector.RequestRate, "max-request-rate", 0, "requests per second per connection (default 200; negative: unlimited)")
+	fs.IntVar(&o.Chat.MaxContentBytes, "max-content", 0, "largest chat content in bytes (default 8192)")
+	fs.IntVar(&o.Rooms.MaxRooms, "max-rooms", 0, "rooms that may exist at once (0: unlimited)")
+	fs.IntVar(&o.Rooms.MaxMembers, "max-members", 0, "members per room (0: unlimited)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return fmt.Errorf("%w: --log-level %q: use debug, info, warn or error", errUsage, f.logLevel)
+	}
+	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	o.Web = webHandler()
+	switch strings.ToLower(f.topology) {
+	case "single":
+		return server.Run(ctx, f.opts)
+	default:
+		return fmt.Errorf("%w: --topology %q: use single or split", errUsage, f.topology)
+	}
+}

@@ -1,0 +1,190 @@
+// Package chat owns the chat application of the pomelo chat demo: the
+// connector.entryHandler and chat.chatHandler routes (plus switchRoom, ours),
+// the push bodies (onAdd, onLeave, onChat), and the rooms logic that both the
+// single-process server and a split chat shard run over package room.
+package chat
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/chatbench/chatbench/pomelo"
+	"github.com/chatbench/chatbench/server/connector"
+	"github.com/chatbench/chatbench/server/room"
+)
+
+// The routes of the chat application; Routes is the dictionary every server announces.
+const (
+	RouteQueryEntry = "gate.gateHandler.queryEntry"
+	RouteEnter      = "connector.entryHandler.enter"
+	RouteSwitch     = "connector.entryHandler.switchRoom"
+	RouteSend       = "chat.chatHandler.send"
+)
+
+// Routes lists every server route of the application.
+var Routes = []string{RouteQueryEntry, RouteEnter, RouteSwitch, RouteSend}
+
+// Push routes (strings on the wire: they are not in the dictionary).
+const (
+	PushAdd   = "onAdd"
+	PushLeave = "onLeave"
+	PushChat  = "onChat"
+)
+
+// Rooms runs the chat semantics over a room registry whose members are
+// reached through endpoints of type E. Every push is encoded once and the
+// same bytes go to every endpoint.
+type Rooms[E comparable] struct {
+	Registry *room.Registry[E]
+	// Deliver hands pkt (a complete DATA package, shared, read-only) to
+	// endpoint e for room rid: to every member of rid behind e when target is
+	// "", or only to member target. It runs under the room's lock: no blocking.
+	Deliver func(e E, rid, target string, pkt []byte)
+	// Joined and Left, when set, run under the room's lock right after a
+	// member joined (before its onAdd) or left (before the others' onLeave),
+	// so a split shard can keep its connectors' view of membership in order
+	// with the pushes.
+	Joined, Left func(e E, rid, name string)
+}
+
+// NewRooms returns Rooms over a new registry with the given limits.
+func NewRooms[E comparable](l room.Limits, deliver func(e E, rid, target string, pkt []byte)) *Rooms[E] {
+	return &Rooms[E]{Registry: room.NewRegistry[E](l), Deliver: deliver}
+}
+
+// Enter adds name to rid behind endpoint e, pushes onAdd to every member (the
+// new one included) and returns the member names.
+func (c *Rooms[E]) Enter(rid, name string, e E) ([]string, error) {
+	users, err := c.Registry.Join(rid, name, e, func(r *room.Room[E]) {
+		if c.Joined != nil {
+			c.Joined(e, rid, name)
+		}
+		pkt := EncodeUserPush(PushAdd, name)
+		r.Endpoints(func(x E) { c.Deliver(x, rid, "", pkt) })
+	})
+	if err != nil {
+		return nil, RoomError(rid, err)
+	}
+	return users, nil
+}
+
+// Leave removes name (behind e) from rid and pushes onLeave to the rest.
+func (c *Rooms[E]) Leave(rid, name string, e E) bool {
+	return c.Registry.Leave(rid, name, e, func(r *room.Room[E]) {
+		if c.Left != nil {
+			c.Left(e, rid, name)
+		}
+		pkt := EncodeUserPush(PushLeave, name)
+		r.Endpoints(func(x E) { c.Deliver(x, rid, "", pkt) })
+	})
+}
+
+// LeaveEndpoint removes every member behind e (a connector that died) and
+// pushes onLeave for each to the rest of its room.
+func (c *Rooms[E]) LeaveEndpoint(e E) int {
+	return c.Registry.LeaveEndpoint(e, func(r *room.Room[E], name string) {
+		if c.Left != nil {
+			c.Left(e, r.ID, name)
+		}
+		pkt := EncodeUserPush(PushLeave, name)
+		r.Endpoints(func(x E) { c.Deliver(x, r.ID, "", pkt) })
+	})
+}
+
+// Send pushes onChat from member from of rid: to the whole room (sender
+// included) when target is "*", otherwise only to member target.
+func (c *Rooms[E]) Send(rid, from, content, target string) error {
+	pkt := EncodeChatPush(content, from, target)
+	if target == "*" {
+		if c.Registry.Broadcast(rid, func(x E) { c.Deliver(x, rid, "", pkt) }) == 0 {
+			return connector.Errorf(connector.CodeNotInRoom, "room %q does not exist", rid)
+		}
+		return nil
+	}
+	if err := c.Registry.SendTo(rid, target, func(x E) { c.Deliver(x, rid, target, pkt) }); err != nil {
+		return connector.Errorf(connector.CodeFailed, "target %q is not in room %q", target, rid)
+	}
+	return nil
+}
+
+// RoomError maps registry errors to pomelo codes.
+func RoomError(rid string, err error) error {
+	switch {
+	case errors.Is(err, room.ErrDuplicate):
+		return connector.Errorf(connector.CodeFailed, "the name is already taken in room %q", rid)
+	case errors.Is(err, room.ErrTooManyRoom), errors.Is(err, room.ErrRoomFull):
+		return connector.Errorf(connector.CodeCapacity, "%v", err)
+	}
+	return fmt.Errorf("room %q: %w", rid, err)
+}
+
+// EncodeUserPush encodes the onAdd/onLeave push {"route":route,"user":name}.
+func EncodeUserPush(route, name string) []byte {
+	body := make([]byte, 0, 32+len(name))
+	body = append(body, `{"route":`...)
+	body = appendJSONString(body, route)
+	body = append(body, `,"user":`...)
+	body = appendJSONString(body, name)
+	body = append(body, '}')
+	return encodePush(route, body)
+}
+
+// EncodeChatPush encodes the onChat push {"msg":..,"from":..,"target":..}.
+func EncodeChatPush(content, from, target string) []byte {
+	body := make([]byte, 0, 40+len(content)+len(from)+len(target))
+	body = append(body, `{"msg":`...)
+	body = appendJSONString(body, content)
+	body = append(body, `,"from":`...)
+	body = appendJSONString(body, from)
+	body = append(body, `,"target":`...)
+	body = appendJSONString(body, target)
+	body = append(body, '}')
+	return encodePush(PushChat, body)
+}
+
+func encodePush(route string, body []byte) []byte {
+	m := pomelo.Message{Type: pomelo.Push, Route: route, Body: body}
+	pkt, err := pomelo.AppendData(make([]byte, 0, pomelo.HeaderLen+pomelo.MessageLen(&m)), &m)
+	if err != nil {
+		panic(err) // push routes are constants shorter than 255 bytes
+	}
+	return pkt
+}
+
+// appendJSONString appends s as a JSON string without reflection.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default: // control characters, and <>& escaped as encoding/json does
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// usersBody encodes the {"users":[...]} response.
+func usersBody(users []string) []byte {
+	b, _ := json.Marshal(struct {
+		Users []string `json:"users"`
+	}{users})
+	return b
+}

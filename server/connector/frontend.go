@@ -1,0 +1,420 @@
+// Package connector owns client websocket sessions of a pomelo front-end
+// server: the handshake with the route dictionary, heartbeats and their
+// timeout, request/notify decoding, per-connection limits, and the outbound
+// queue with its single coalescing writer. What a route does is not its
+// business: a Handler (the gate, or the chat front-end) answers requests.
+package connector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/chatbench/chatbench/pomelo"
+	"github.com/chatbench/chatbench/server/metrics"
+)
+
+// Pomelo error codes answered in {"code":N,"error":true,"message":...}.
+const (
+	CodeBadRequest  = 400 // malformed body or missing field
+	CodeNotInRoom   = 403 // a chat route before enter
+	CodeNoRoute     = 404 // unknown route
+	CodeTooLarge    = 413 // content or package too large
+	CodeRateLimited = 429 // per-connection request rate exceeded
+	CodeFailed      = 500 // as pomelo: duplicate name, unknown target
+	CodeCapacity    = 503 // max rooms or members reached
+	CodeUnavailable = 504 // back-end (chat shard) unavailable or timed out
+)
+
+// Error is a request failure answered on the wire with a pomelo code.
+type Error struct {
+	Code    int
+	Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("code %d: %s", e.Code, e.Message) }
+
+// Errorf builds an *Error.
+func Errorf(code int, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Handler answers the requests and notifies of sessions. Request runs on the
+// session's reader goroutine; it returns the JSON response body, or an error
+// (an *Error gives its code on the wire, any other error code 500). Closed
+// runs once, on the same goroutine, after the session ended.
+type Handler interface {
+	Request(s *Session, route string, body []byte) ([]byte, error)
+	Closed(s *Session)
+}
+
+// Options configure a Frontend. Zero values mean the documented defaults.
+type Options struct {
+	ID               string        // server id, for logs and metrics
+	Heartbeat        time.Duration // interval announced in the handshake; default 3s; negative disables
+	HeartbeatTimeout time.Duration // silence that closes a session; default 2 x Heartbeat
+	HandshakeTimeout time.Duration // time to finish the handshake; default 10s
+	WriteTimeout     time.Duration // per batch write; default 10s
+	MaxPackageBytes  int           // largest client frame/package; default 64 KiB
+	MaxQueueBytes    int           // outbound queue cap before a slow-consumer kick; default 4 MiB
+	MaxFrameBytes    int           // coalesce packages into frames up to this size; default 64 KiB
+	RequestRate      float64       // requests+notifies per second per connection; default 200; negative: unlimited
+	RequestBurst     int           // bucket size; default 2 x RequestRate (at least 20)
+	Routes           []string      // server routes for the dictionary (the handler's routes)
+	Metrics          *metrics.Set  // nil: a private set
+	Logger           *slog.Logger  // nil: discard
+}
+
+func (o *Options) setDefaults() {
+	if o.Heartbeat == 0 {
+		o.Heartbeat = 3 * time.Second
+	}
+	if o.HeartbeatTimeout == 0 && o.Heartbeat > 0 {
+		o.HeartbeatTimeout = 2 * o.Heartbeat
+	}
+	if o.HandshakeTimeout == 0 {
+		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.MaxPackageBytes == 0 {
+		o.MaxPackageBytes = 64 << 10
+	}
+	if o.MaxQueueBytes == 0 {
+		o.MaxQueueBytes = 4 << 20
+	}
+	if o.MaxFrameBytes == 0 {
+		o.MaxFrameBytes = 64 << 10
+	}
+	if o.RequestRate == 0 {
+		o.RequestRate = 200
+	}
+	if o.RequestBurst == 0 {
+		o.RequestBurst = max(20, int(2*o.RequestRate))
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.New(o.ID, nil, nil)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Frontend accepts websocket sessions and speaks pomelo on them.
+type Frontend struct {
+	opts      Options
+	handler   Handler
+	dict      *pomelo.Dict
+	handshake []byte // full HANDSHAKE package with the dictionary
+	hsNoDict  []byte // same, for clients that already hold our dictionary version
+	metrics   *metrics.Set
+	log       *slog.Logger
+	upgrader  websocket.Upgrader
+
+	nextID   atomic.Uint64
+	mu       sync.Mutex
+	sessions map[uint64]*Session
+	draining bool
+	wg       sync.WaitGroup
+}
+
+var writeBufferPool sync.Pool
+
+// New returns a Frontend serving h.
+func New(opts Options, h Handler) *Frontend {
+	opts.setDefaults()
+	f := &Frontend{
+		opts: opts, handler: h, dict: pomelo.NewDict(opts.Routes),
+		metrics: opts.Metrics, log: opts.Logger, sessions: make(map[uint64]*Session),
+	}
+	f.upgrader = websocket.Upgrader{
+		ReadBufferSize:  1024,
+		WriteBufferSize: 16 << 10,
+		WriteBufferPool: &writeBufferPool,
+		CheckOrigin:     func(*http.Request) bool { return true }, // pomelo clients come from any page
+	}
+	heartbeat := int(opts.Heartbeat / time.Second)
+	if opts.Heartbeat < 0 {
+		heartbeat = 0
+	}
+	sys := &pomelo.ServerSys{Heartbeat: heartbeat}
+	f.dict.FillSys(sys)
+	f.handshake = mustHandshake(sys)
+	f.hsNoDict = mustHandshake(&pomelo.ServerSys{Heartbeat: heartbeat, UseDict: true, DictVersion: f.dict.Version()})
+	return f
+}
+
+func mustHandshake(sys *pomelo.ServerSys) []byte {
+	body, err := json.Marshal(pomelo.HandshakeResponse{Code: pomelo.CodeOK, Sys: sys})
+	if err != nil {
+		panic(err)
+	}
+	return pomelo.AppendPackage(nil, pomelo.Handshake, body)
+}
+
+// Dict is the route dictionary announced in handshakes.
+func (f *Frontend) Dict() *pomelo.Dict { return f.dict }
+
+// Options returns the effective options (defaults filled in).
+func (f *Frontend) Options() Options { return f.opts }
+
+// Sessions returns how many sessions are open.
+func (f *Frontend) Sessions() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.sessions)
+}
+
+// ServeHTTP upgrades to a websocket and runs the session until it ends.
+func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c, err := f.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader already answered with an HTTP error
+	}
+	s := newSession(f, f.nextID.Add(1), c)
+	f.mu.Lock()
+	if f.draining {
+		f.mu.Unlock()
+		s.Close(websocket.CloseGoingAway, "server shutting down")
+		s.writeLoop()
+		return
+	}
+	f.sessions[s.ID] = s
+	f.wg.Add(1)
+	f.mu.Unlock()
+	f.metrics.Connections.Add(1)
+	defer func() {
+		f.mu.Lock()
+		delete(f.sessions, s.ID)
+		f.mu.Unlock()
+		f.metrics.Connections.Add(-1)
+		f.wg.Done()
+	}()
+	go s.writeLoop()
+	s.readLoop()
+	s.Close(websocket.CloseNormalClosure, "")
+	<-s.done
+	f.handler.Closed(s)
+}
+
+// Shutdown stops new sessions, kicks every open one with reason and waits for
+// them to end (their Closed handlers to run) or for ctx.
+func (f *Frontend) Shutdown(ctx context.Context, reason string) error {
+	f.mu.Lock()
+	f.draining = true
+	open := make([]*Session, 0, len(f.sessions))
+	for _, s := range f.sessions {
+		open = append(open, s)
+	}
+	f.mu.Unlock()
+	for _, s := range open {
+		s.Kick(reason)
+	}
+	done := make(chan struct{})
+	go func() { f.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// errClose ends the read loop; the session closes with code and reason.
+type errClose struct {
+	code   int
+	reason string
+}
+
+func (e *errClose) Error() string { return e.reason }
+
+func (s *Session) readLoop() {
+	f := s.Frontend
+	opts := &f.opts
+	s.conn.SetReadLimit(int64(opts.MaxPackageBytes) + pomelo.HeaderLen)
+	st := readState{tokens: float64(opts.RequestBurst), last: time.Now()}
+	_ = s.conn.SetReadDeadline(time.Now().Add(opts.HandshakeTimeout))
+	for {
+		kind, frame, err := s.conn.ReadMessage()
+		if err != nil {
+			var ne interface{ Timeout() bool }
+			switch {
+			case errors.Is(err, websocket.ErrReadLimit):
+				f.metrics.MalformedClosed.Add(1)
+				s.Close(websocket.CloseMessageTooBig, fmt.Sprintf("frame larger than %d bytes", opts.MaxPackageBytes))
+			case errors.As(err, &ne) && ne.Timeout():
+				if st.handshook {
+					f.metrics.HeartbeatTimeout.Add(1)
+					s.Close(websocket.CloseNormalClosure, "heartbeat timeout")
+				} else {
+					s.Close(websocket.CloseNormalClosure, "handshake timeout")
+				}
+			}
+			return
+		}
+		if kind != websocket.BinaryMessage {
+			f.metrics.MalformedClosed.Add(1)
+			s.Close(websocket.CloseUnsupportedData, "pomelo frames are binary")
+			return
+		}
+		err = pomelo.ForEachPackage(frame, opts.MaxPackageBytes, func(p pomelo.Package) error {
+			return s.handlePackage(&st, p)
+		})
+		if err != nil {
+			var ec *errClose
+			if !errors.As(err, &ec) {
+				ec = &errClose{code: websocket.CloseProtocolError, reason: "malformed package: " + err.Error()}
+			}
+			if ec.code == websocket.CloseProtocolError {
+				f.metrics.MalformedClosed.Add(1)
+			}
+			s.Close(ec.code, ec.reason)
+			return
+		}
+		if st.handshook && opts.HeartbeatTimeout > 0 {
+			_ = s.conn.SetReadDeadline(time.Now().Add(opts.HeartbeatTimeout))
+		}
+	}
+}
+
+type readState struct {
+	handshook bool // client sent a valid HANDSHAKE
+	acked     bool // client sent HANDSHAKE_ACK
+	tokens    float64
+	last      time.Time
+	resp      []byte
+}
+
+func (s *Session) handlePackage(st *readState, p pomelo.Package) error {
+	f := s.Frontend
+	switch p.Type {
+	case pomelo.Handshake:
+		req, err := pomelo.ParseHandshakeRequest(p.Body)
+		if err != nil {
+			s.Enqueue(pomelo.AppendPackage(nil, pomelo.Handshake, []byte(`{"code":500}`)))
+			return &errClose{code: websocket.CloseProtocolError, reason: err.Error()}
+		}
+		if st.handshook {
+			return &errClose{code: websocket.CloseProtocolError, reason: "second handshake"}
+		}
+		st.handshook = true
+		if req.Sys.DictVersion != "" && req.Sys.DictVersion == f.dict.Version() {
+			s.Enqueue(f.hsNoDict)
+		} else {
+			s.Enqueue(f.handshake)
+		}
+	case pomelo.HandshakeAck:
+		if !st.handshook {
+			return &errClose{code: websocket.CloseProtocolError, reason: "handshake ack before handshake"}
+		}
+		if !st.acked {
+			st.acked = true
+			if f.opts.Heartbeat > 0 {
+				s.Enqueue(pomelo.HeartbeatPackage)
+			}
+		}
+	case pomelo.Heartbeat:
+		if st.acked && f.opts.Heartbeat > 0 {
+			s.Enqueue(pomelo.HeartbeatPackage)
+		}
+	case pomelo.Data:
+		if !st.acked {
+			return nil // as pomelo: data before the handshake is ignored
+		}
+		return s.handleData(st, p.Body)
+	default: // KICK from a client
+		return &errClose{code: websocket.CloseProtocolError, reason: fmt.Sprintf("unexpected %s package from a client", p.Type)}
+	}
+	return nil
+}
+
+func (s *Session) handleData(st *readState, body []byte) error {
+	f := s.Frontend
+	msg, err := pomelo.ParseMessage(body)
+	if err != nil {
+		return err
+	}
+	if msg.Type != pomelo.Request && msg.Type != pomelo.Notify {
+		return &errClose{code: websocket.CloseProtocolError, reason: fmt.Sprintf("unexpected %s message from a client", msg.Type)}
+	}
+	f.metrics.MessagesIn.Add(1)
+	start := time.Now()
+	route := msg.Route
+	var out []byte
+	var herr error
+	if msg.Compressed {
+		if r, ok := f.dict.Route(msg.RouteCode); ok {
+			route = r
+		} else {
+			route = ""
+			herr = Errorf(CodeNoRoute, "unknown route code %d", msg.RouteCode)
+		}
+	}
+	if herr == nil && !st.allow(start, &f.opts) {
+		herr = Errorf(CodeRateLimited, "more than %g requests per second on this connection", f.opts.RequestRate)
+	}
+	if herr == nil {
+		out, herr = f.handler.Request(s, route, msg.Body)
+	}
+	code := 0
+	if herr != nil {
+		var e *Error
+		if !errors.As(herr, &e) {
+			e = &Error{Code: CodeFailed, Message: herr.Error()}
+		}
+		code = e.Code
+		out = errorBody(e)
+	}
+	metricRoute := route
+	if _, known := f.dict.Code(route); !known {
+		metricRoute = "unknown"
+	}
+	f.metrics.ObserveRequest(metricRoute, time.Since(start), code)
+	if msg.Type == pomelo.Notify {
+		return nil
+	}
+	resp := pomelo.Message{Type: pomelo.Response, ID: msg.ID, Body: out}
+	pkt, err := pomelo.AppendData(make([]byte, 0, pomelo.HeaderLen+pomelo.MessageLen(&resp)), &resp)
+	if err != nil {
+		return err
+	}
+	s.Enqueue(pkt)
+	return nil
+}
+
+// allow takes one token from the connection's request bucket.
+func (st *readState) allow(now time.Time, o *Options) bool {
+	if o.RequestRate < 0 {
+		return true
+	}
+	st.tokens += now.Sub(st.last).Seconds() * o.RequestRate
+	st.last = now
+	if burst := float64(o.RequestBurst); st.tokens > burst {
+		st.tokens = burst
+	}
+	if st.tokens < 1 {
+		return false
+	}
+	st.tokens--
+	return true
+}
+
+func errorBody(e *Error) []byte {
+	b := fmt.Appendf(nil, `{"code":%d,"error":true,"message":`, e.Code)
+	b = appendJSONString(b, e.Message)
+	return append(b, '}')
+}
+
+func appendJSONString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s)
+	return append(b, q...)
+}

@@ -1,0 +1,72 @@
+// Package gate owns the gate server's one route, gate.gateHandler.queryEntry:
+// which connector serves a uid, by stock pomelo's dispatch (crc32 of the uid
+// over the connectors ordered by id).
+package gate
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/chatbench/chatbench/server/chat"
+	"github.com/chatbench/chatbench/server/connector"
+	"github.com/chatbench/chatbench/server/room"
+)
+
+// Entry is a connector as clients reach it.
+type Entry struct {
+	ID   string `json:"id"`
+	Host string `json:"host"`
+	Port int    `json:"port"`
+}
+
+// Handler answers queryEntry. Connectors returns the live connectors; it is
+// called per request so a split cluster can change them.
+type Handler struct {
+	Connectors func() []Entry
+}
+
+type queryRequest struct {
+	UID any `json:"uid"`
+}
+
+// Request implements connector.Handler.
+func (h *Handler) Request(_ *connector.Session, route string, body []byte) ([]byte, error) {
+	if route != chat.RouteQueryEntry {
+		return nil, connector.Errorf(connector.CodeNoRoute, "unknown route %q at the gate (it serves %s)", route, chat.RouteQueryEntry)
+	}
+	var req queryRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, connector.Errorf(connector.CodeBadRequest, "malformed JSON body: %v", err)
+	}
+	uid := ""
+	switch v := req.UID.(type) {
+	case string:
+		uid = v
+	case float64: // pomelo clients may send numeric uids
+		uid = fmt.Sprint(v)
+	}
+	if uid == "" {
+		return []byte(`{"code":500,"error":true,"message":"missing field \"uid\""}`), nil
+	}
+	entries := Sorted(h.Connectors())
+	if len(entries) == 0 {
+		return []byte(`{"code":500,"error":true,"message":"no connector is up"}`), nil
+	}
+	e := entries[room.Dispatch(uid, len(entries))]
+	return json.Marshal(struct {
+		Code int    `json:"code"`
+		Host string `json:"host"`
+		Port int    `json:"port"`
+	}{200, e.Host, e.Port})
+}
+
+// Closed implements connector.Handler.
+func (h *Handler) Closed(*connector.Session) {}
+
+// Sorted returns the entries ordered by id, the order dispatch indexes.
+func Sorted(entries []Entry) []Entry {
+	out := append([]Entry(nil), entries...)
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
