@@ -74,7 +74,8 @@ func DefaultHandshakeRequest() []byte {
 // Dict is a route dictionary: every server route numbered from 1 in sorted order.
 // It is immutable after NewDict and safe for concurrent use.
 type Dict struct {
-	routes  []string // routes[code-1]
+	routes  []string          // routes[code-1]; "" for a missing code
+	sparse  map[uint16]string // instead of routes when the codes are far apart
 	codes   map[string]uint16
 	version string
 }
@@ -99,26 +100,47 @@ func NewDict(routes []string) *Dict {
 }
 
 // DictFromHandshake rebuilds a client-side dictionary from a server handshake.
-// It accepts either routeToCode or dict (older servers send only dict).
+// It accepts either routeToCode or dict (older servers send only dict); a nil
+// sys gives an empty dictionary. Code 0 is ignored; when two routes claim one
+// code the smaller route wins, so the result does not depend on map order.
+// Its memory is proportional to the number of routes, not to the largest code.
 func DictFromHandshake(sys *ServerSys) *Dict {
-	d := &Dict{codes: map[string]uint16{}, version: sys.DictVersion}
+	d := &Dict{codes: map[string]uint16{}}
+	if sys == nil {
+		return d
+	}
+	d.version = sys.DictVersion
 	src := sys.RouteToCode
 	if len(src) == 0 {
 		src = sys.Dict
 	}
+	names := make([]string, 0, len(src))
+	for r, c := range src {
+		if c != 0 {
+			names = append(names, r)
+		}
+	}
+	sort.Strings(names)
+	byCode := make(map[uint16]string, len(names))
 	max := 0
-	for _, c := range src {
+	for _, r := range names {
+		c := src[r]
+		if _, taken := byCode[c]; taken {
+			continue
+		}
+		byCode[c] = r
+		d.codes[r] = c
 		if int(c) > max {
 			max = int(c)
 		}
 	}
-	d.routes = make([]string, max)
-	for r, c := range src {
-		if c == 0 {
-			continue
+	if max <= 2*len(byCode)+16 {
+		d.routes = make([]string, max)
+		for c, r := range byCode {
+			d.routes[c-1] = r
 		}
-		d.codes[r] = c
-		d.routes[c-1] = r
+	} else {
+		d.sparse = byCode
 	}
 	return d
 }
@@ -134,7 +156,14 @@ func (d *Dict) Code(route string) (uint16, bool) {
 
 // Route returns the route of code.
 func (d *Dict) Route(code uint16) (string, bool) {
-	if d == nil || code == 0 || int(code) > len(d.routes) || d.routes[code-1] == "" {
+	if d == nil || code == 0 {
+		return "", false
+	}
+	if d.sparse != nil {
+		r, ok := d.sparse[code]
+		return r, ok
+	}
+	if int(code) > len(d.routes) || d.routes[code-1] == "" {
 		return "", false
 	}
 	return d.routes[code-1], true
@@ -143,18 +172,32 @@ func (d *Dict) Route(code uint16) (string, bool) {
 // Version identifies the dictionary's content.
 func (d *Dict) Version() string { return d.version }
 
-// Routes returns the routes in code order.
-func (d *Dict) Routes() []string { return append([]string(nil), d.routes...) }
+// Routes returns the routes in code order ("" for a missing code in a
+// dictionary rebuilt from a handshake; a sparse one lists only its routes).
+func (d *Dict) Routes() []string {
+	if d.sparse != nil {
+		codes := make([]int, 0, len(d.sparse))
+		for c := range d.sparse {
+			codes = append(codes, int(c))
+		}
+		sort.Ints(codes)
+		out := make([]string, len(codes))
+		for i, c := range codes {
+			out[i] = d.sparse[uint16(c)]
+		}
+		return out
+	}
+	return append([]string(nil), d.routes...)
+}
 
 // FillSys fills the dictionary fields of a server handshake.
 func (d *Dict) FillSys(sys *ServerSys) {
 	sys.UseDict = true
 	sys.DictVersion = d.version
-	sys.Dict = make(map[string]uint16, len(d.routes))
-	sys.RouteToCode = make(map[string]uint16, len(d.routes))
-	sys.CodeToRoute = make(map[string]string, len(d.routes))
-	for i, r := range d.routes {
-		c := uint16(i + 1)
+	sys.Dict = make(map[string]uint16, len(d.codes))
+	sys.RouteToCode = make(map[string]uint16, len(d.codes))
+	sys.CodeToRoute = make(map[string]string, len(d.codes))
+	for r, c := range d.codes {
 		sys.Dict[r] = c
 		sys.RouteToCode[r] = c
 		sys.CodeToRoute[strconv.Itoa(int(c))] = r

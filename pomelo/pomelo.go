@@ -189,9 +189,28 @@ func MessageLen(m *Message) int {
 	return n + len(m.Body)
 }
 
+// checkMessage reports why m cannot be encoded, before anything is written.
+func checkMessage(m *Message) error {
+	if m.Type > Push {
+		return fmt.Errorf("%w: %d", ErrMessageType, byte(m.Type))
+	}
+	if m.Type.hasRoute() && !m.Compressed && len(m.Route) > maxRouteLen {
+		return fmt.Errorf("%w: route %q is %d bytes, limit %d", ErrMessage, m.Route, len(m.Route), maxRouteLen)
+	}
+	return nil
+}
+
 // AppendMessage appends the message layer encoding of m to dst. It returns an
-// error only for a string route longer than 255 bytes.
+// error (and dst unchanged) only for an unknown message type or a string route
+// longer than 255 bytes.
 func AppendMessage(dst []byte, m *Message) ([]byte, error) {
+	if err := checkMessage(m); err != nil {
+		return dst, err
+	}
+	return appendMessage(dst, m), nil
+}
+
+func appendMessage(dst []byte, m *Message) []byte {
 	flag := byte(m.Type) << 1
 	if m.Compressed && m.Type.hasRoute() {
 		flag |= flagCompressedRoute
@@ -207,47 +226,59 @@ func AppendMessage(dst []byte, m *Message) ([]byte, error) {
 		if m.Compressed {
 			dst = append(dst, byte(m.RouteCode>>8), byte(m.RouteCode))
 		} else {
-			if len(m.Route) > maxRouteLen {
-				return dst, fmt.Errorf("%w: route %q is %d bytes, limit %d", ErrMessage, m.Route, len(m.Route), maxRouteLen)
-			}
 			dst = append(dst, byte(len(m.Route)))
 			dst = append(dst, m.Route...)
 		}
 	}
-	return append(dst, m.Body...), nil
+	return append(dst, m.Body...)
 }
 
-// AppendData appends a whole DATA package (header and message) for m.
+// AppendData appends a whole DATA package (header and message) for m. On error
+// dst is returned unchanged.
 func AppendData(dst []byte, m *Message) ([]byte, error) {
+	if err := checkMessage(m); err != nil {
+		return dst, err
+	}
 	n := MessageLen(m)
 	if n > MaxBodyLen {
 		return dst, fmt.Errorf("%w: %d-byte message", ErrTooLarge, n)
 	}
 	dst = AppendPackageHeader(dst, Data, n)
-	return AppendMessage(dst, m)
+	return appendMessage(dst, m), nil
 }
 
 // ParseMessage decodes the body of a DATA package. A string route is copied
-// into a new string; everything else aliases b.
+// into a new string (one allocation); everything else aliases b. Hot paths that
+// want no allocation use ParseMessageRoute.
 func ParseMessage(b []byte) (Message, error) {
-	var m Message
+	m, route, err := ParseMessageRoute(b)
+	if err == nil && len(route) > 0 {
+		m.Route = string(route)
+	}
+	return m, err
+}
+
+// ParseMessageRoute decodes like ParseMessage but does not copy a string
+// route: m.Route stays empty and the route is returned as bytes aliasing b.
+// It allocates nothing unless it returns an error.
+func ParseMessageRoute(b []byte) (m Message, route []byte, err error) {
 	if len(b) < 1 {
-		return m, fmt.Errorf("%w: empty message", ErrShort)
+		return m, nil, fmt.Errorf("%w: empty message", ErrShort)
 	}
 	flag := b[0]
 	if flag&^0x1f != 0 {
-		return m, fmt.Errorf("%w: flag byte %#02x has reserved bits set", ErrMessage, flag)
+		return m, nil, fmt.Errorf("%w: flag byte %#02x has reserved bits set", ErrMessage, flag)
 	}
 	m.Type = MessageType(flag >> 1 & 0x07)
 	if m.Type > Push {
-		return m, fmt.Errorf("%w: %d", ErrMessageType, byte(m.Type))
+		return m, nil, fmt.Errorf("%w: %d", ErrMessageType, byte(m.Type))
 	}
 	m.Gzip = flag&flagGzip != 0
 	off := 1
 	if m.Type.hasID() {
 		id, n, err := readVarint(b[off:])
 		if err != nil {
-			return m, err
+			return m, nil, err
 		}
 		m.ID = id
 		off += n
@@ -255,28 +286,28 @@ func ParseMessage(b []byte) (Message, error) {
 	if m.Type.hasRoute() {
 		if flag&flagCompressedRoute != 0 {
 			if len(b) < off+2 {
-				return m, fmt.Errorf("%w: compressed route", ErrShort)
+				return m, nil, fmt.Errorf("%w: compressed route", ErrShort)
 			}
 			m.Compressed = true
 			m.RouteCode = uint16(b[off])<<8 | uint16(b[off+1])
 			off += 2
 		} else {
 			if len(b) < off+1 {
-				return m, fmt.Errorf("%w: route length", ErrShort)
+				return m, nil, fmt.Errorf("%w: route length", ErrShort)
 			}
 			rl := int(b[off])
 			off++
 			if len(b) < off+rl {
-				return m, fmt.Errorf("%w: route of %d bytes has %d", ErrShort, rl, len(b)-off)
+				return m, nil, fmt.Errorf("%w: route of %d bytes has %d", ErrShort, rl, len(b)-off)
 			}
-			m.Route = string(b[off : off+rl])
+			route = b[off : off+rl : off+rl]
 			off += rl
 		}
 	} else if flag&flagCompressedRoute != 0 {
-		return m, fmt.Errorf("%w: compressed-route flag on a %s", ErrMessage, m.Type)
+		return m, nil, fmt.Errorf("%w: compressed-route flag on a %s", ErrMessage, m.Type)
 	}
 	m.Body = b[off:]
-	return m, nil
+	return m, route, nil
 }
 
 func varintLen(v uint32) int {
