@@ -157,8 +157,10 @@ type Overrides struct {
 	// BurstEvery scales with them). Enter and leave phases are not timed
 	// and are unchanged.
 	Duration time.Duration
-	Clients  int     // sets Scenario.Clients
-	Rooms    int     // sets Rooms.Count
-	Rate     float64 // sets Rate of every phase that has a message rate > 0 (chat, hop)
-	Seed     *int64  // sets Scenario.Seed
+	// Clients sets Scenario.Clients. Without Rooms it keeps the room size
+	// (clients per room, the shape of the scenario) by changing Rooms.Count.
+	Clients int
+	Rooms   int     // sets Rooms.Count
+	Rate    float64 // sets Rate of every phase that has a message rate > 0 (chat, hop)
+	Seed    *int64  // sets Scenario.Seed
 }
