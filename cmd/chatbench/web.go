@@ -1,6 +1,10 @@
 package main
 
-import "net/http"
+import (
+	"net/http"
 
-// webHandler returns the embedded chat page (nil until the web package exists).
-func webHandler() http.Handler { return nil }
+	"github.com/chatbench/chatbench/web"
+)
+
+// webHandler returns the embedded chat page.
+func webHandler() http.Handler { return web.Handler() }
