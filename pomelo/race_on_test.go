@@ -1,0 +1,5 @@
+//go:build race
+
+package pomelo
+
+const raceEnabled = true
