@@ -93,11 +93,11 @@ type Run struct {
 	recs   []*Recorder
 	series []Second
 	phases []PhaseStats
-	last   time.Time
-	closed cumulative // cumulative totals at the last tick
+	open   *phaseMark
+	last   time.Time      // last tick
+	agg    *hdr.Histogram // reused by Tick
+	peak   float64        // best deliveries/s of a tick
 }
-
-type cumulative struct{ sent, delivered, errors int64 }
 
 // NewRun starts a run.
 func NewRun(o Options) *Run {

@@ -1,0 +1,305 @@
+package metrics
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+
+// fakeRun records a known run: 3 seconds, deliveries of 1..1000 ms.
+func fakeRun(t *testing.T, start time.Time) *Summary {
+	t.Helper()
+	run := NewRun(Options{Start: start, ExtraOps: []string{"history"}})
+	recs := []*Recorder{run.NewRecorder(), run.NewRecorder()}
+	run.BeginPhase("enter", "enter", start)
+	for i := range 10 {
+		recs[i%2].Add(Connected, 1)
+		recs[i%2].Record(OpEnter, time.Duration(i+1)*time.Millisecond)
+		recs[i%2].Add(Requests, 1)
+	}
+	run.Tick(start.Add(time.Second))
+	run.BeginPhase("chat", "chat", start.Add(time.Second))
+	for i := range 1000 {
+		r := recs[i%2]
+		r.Add(Sent, 1)
+		r.Add(Expected, 1)
+		r.Record(OpDelivery, time.Duration(i+1)*time.Millisecond)
+	}
+	recs[0].Error(OpSendAck, 429, KindResponse)
+	recs[1].Error(OpSendAck, 0, KindTimeout)
+	recs[1].Add(Requests, 1000)
+	hop, ok := run.Op("history")
+	if !ok {
+		t.Fatal("extra op not found")
+	}
+	recs[0].Record(hop, 5*time.Millisecond)
+	run.Tick(start.Add(2 * time.Second))
+	run.BeginPhase("leave", "leave", start.Add(3*time.Second))
+	for i := range 10 {
+		recs[i%2].Add(Connected, -1)
+	}
+	s := run.Finish(start.Add(3 * time.Second))
+	s.Scenario = "chat"
+	s.Clients = 10
+	return s
+}
+
+func TestRunSummary(t *testing.T) {
+	s := fakeRun(t, t0)
+	if s.Schema != SchemaV1 || s.Counters.Sent != 1000 || s.Counters.Delivered != 1000 || s.Counters.Errors != 2 ||
+		s.Counters.ErrorsByCode[429] != 1 || s.Counters.ErrorsByKind[KindTimeout] != 1 || s.Counters.Requests != 1010 {
+		t.Fatalf("counters: %+v", s.Counters)
+	}
+	d := s.Ops["delivery"]
+	if d.Count != 1000 || d.MinUs != 1000 || d.MaxUs < 999000 || d.MaxUs > 1001000 || d.P50Us < 499000 || d.P50Us > 501000 {
+		t.Fatalf("delivery stats: %+v", d)
+	}
+	if _, ok := s.Ops["history"]; !ok {
+		t.Fatal("extra op missing")
+	}
+	if len(s.Series) != 3 || s.Series[0].Connected != 10 || s.Series[1].Delivered != 1000 || s.Series[1].Sent != 1000 ||
+		s.Series[1].Errors != 2 || s.Series[2].Connected != 0 || s.Series[1].Histogram == "" {
+		t.Fatalf("series: %+v", s.Series)
+	}
+	if len(s.Phases) != 3 || s.Phases[1].Delivered != 1000 || s.Phases[1].Sent != 1000 {
+		t.Fatalf("phases: %+v", s.Phases)
+	}
+	// Over the chat phase (2 s): 500/s.
+	if s.DeliveriesPerSec != 500 || s.PeakDeliveriesPerSec != 1000 {
+		t.Fatalf("deliveries/s %v peak %v", s.DeliveriesPerSec, s.PeakDeliveriesPerSec)
+	}
+	if s.ErrorRate() != 2.0/1010 {
+		t.Fatalf("error rate %v", s.ErrorRate())
+	}
+	want := []string{"enter", "delivery", "history"}
+	if got := s.OpNames(); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("OpNames %v", got)
+	}
+}
+
+func TestClamp(t *testing.T) {
+	run := NewRun(Options{})
+	r := run.NewRecorder()
+	r.Record(OpConnect, -time.Second)
+	r.Record(OpConnect, 2*time.Hour)
+	r.Record(OpConnect, 0) // 0 is clamped to 1 us but not counted
+	s := run.Finish(time.Now())
+	if s.Counters.Clamped != 2 || s.Ops["connect"].Count != 3 || s.Ops["connect"].MinUs != 1 {
+		t.Fatalf("clamp: %+v %+v", s.Counters, s.Ops["connect"])
+	}
+}
+
+func TestConcurrentRecordAndTick(t *testing.T) {
+	run := NewRun(Options{})
+	const writers, per = 8, 2000
+	var wg sync.WaitGroup
+	recs := make([]*Recorder, 4)
+	for i := range recs {
+		recs[i] = run.NewRecorder()
+	}
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := recs[w%len(recs)]
+			for i := range per {
+				r.Record(OpDelivery, time.Duration(i)*time.Microsecond)
+				r.Add(Sent, 1)
+				if i%100 == 0 {
+					r.Error(OpEnter, 503, KindResponse)
+				}
+			}
+		}()
+	}
+	done := make(chan struct{})
+	var ticked int64
+	go func() {
+		defer close(done)
+		for i := range 20 {
+			s := run.Tick(time.Now().Add(time.Duration(i) * time.Millisecond))
+			ticked += s.Delivered
+		}
+	}()
+	wg.Wait()
+	<-done
+	s := run.Finish(time.Now().Add(time.Second))
+	for _, x := range s.Series[20:] {
+		ticked += x.Delivered
+	}
+	if s.Counters.Delivered != writers*per || ticked != writers*per || s.Counters.Sent != writers*per ||
+		s.Counters.ErrorsByCode[503] != writers*per/100 {
+		t.Fatalf("delivered %d, series %d, sent %d, errors %v", s.Counters.Delivered, ticked, s.Counters.Sent, s.Counters.ErrorsByCode)
+	}
+}
+
+func TestWriteRead(t *testing.T) {
+	dir := t.TempDir()
+	s := fakeRun(t, t0)
+	s.Ceiling = &Ceiling{DeliveriesPerSec: 1000, Ratio: 0.5}
+	if err := s.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{SummaryFile, SeriesFile, "delivery.hgrm", "enter.hgrm", "history.hgrm"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "connect.hgrm")); !os.IsNotExist(err) {
+		t.Fatal("hgrm written for an op without samples")
+	}
+	hgrm, _ := os.ReadFile(filepath.Join(dir, "delivery.hgrm"))
+	if !strings.HasPrefix(string(hgrm), " Value\tPercentile") || !strings.Contains(string(hgrm), "Total count    =         1000") {
+		t.Fatalf("hgrm:\n%s", hgrm)
+	}
+	got, err := ReadSummary(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Counters.Delivered != 1000 || got.Ops["delivery"] != s.Ops["delivery"] || got.Ceiling.Ratio != 0.5 ||
+		len(got.Series) != 3 || !got.Start.Equal(t0) {
+		t.Fatalf("round trip lost data: %+v", got)
+	}
+	h, err := got.Histogram("delivery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, _ := s.Histogram("delivery")
+	if !h.Equals(orig) {
+		t.Fatal("histogram not lossless")
+	}
+	series, err := ReadSeries(filepath.Join(dir, SeriesFile))
+	if err != nil || len(series) != 3 || series[1].Delivered != 1000 || series[1].DeliveryP99Us != s.Series[1].DeliveryP99Us {
+		t.Fatalf("series.csv: %v %+v", err, series)
+	}
+}
+
+func TestReadSummarySchema(t *testing.T) {
+	tests := []struct {
+		schema string
+		want   string // "" = ok
+	}{
+		{"chatbench.summary/v1", ""},
+		{"chatbench.summary/v1.3", ""},
+		{"chatbench.summary/v2", `unsupported summary schema: "chatbench.summary/v2" is major version 2; this chatbench reads version 1 only (use the chatbench that wrote it)`},
+		{"wrk2/v1", `unsupported summary schema: "wrk2/v1" is not a chatbench summary (want chatbench.summary/v1)`},
+		{"", `unsupported summary schema: "" is not a chatbench summary (want chatbench.summary/v1)`},
+		{"chatbench.summary/vX", `unsupported summary schema: "chatbench.summary/vX" has no major version (want chatbench.summary/v1)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.schema, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "summary.json")
+			js, _ := json.Marshal(map[string]any{"schema": tt.schema, "scenario": "x", "future_field": 1})
+			if err := os.WriteFile(p, js, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := ReadSummary(p)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !errors.Is(err, ErrSchema) || err.Error() != "metrics: "+p+": "+tt.want {
+				t.Fatalf("err = %v\nwant metrics: %s: %s", err, p, tt.want)
+			}
+		})
+	}
+}
+
+func TestMerge(t *testing.T) {
+	a := fakeRun(t, t0)
+	b := fakeRun(t, t0.Add(10*time.Millisecond))
+	b.Driver.DriverBound = true
+	b.Driver.DriverBoundWhy = "cpu"
+	m, err := Merge(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Counters.Delivered != 2000 || m.Ops["delivery"].Count != 2000 || m.Clients != 20 || m.Counters.ErrorsByCode[429] != 2 ||
+		!m.Driver.DriverBound || m.Driver.DriverBoundWhy != "part 1 ("+b.Machine.Hostname+"): cpu" && m.Driver.DriverBoundWhy != "part 1: cpu" ||
+		len(m.Parts) != 2 || m.DeliveriesPerSec != 1000 || len(m.Series) != 3 || m.Series[1].Delivered != 2000 ||
+		m.Phases[1].Delivered != 2000 {
+		t.Fatalf("merge: %+v", m)
+	}
+	// Lossless: merged stats equal the stats of one histogram of all values.
+	ha, _ := a.Histogram("delivery")
+	hb, _ := b.Histogram("delivery")
+	all := NewHistogram()
+	all.Merge(ha)
+	all.Merge(hb)
+	if got, want := m.Ops["delivery"], StatsOf(all); got != want {
+		t.Fatalf("merged stats %+v, want %+v", got, want)
+	}
+	b.Scenario = "other"
+	if _, err := Merge(a, b); err == nil {
+		t.Fatal("merged different scenarios")
+	}
+	if _, err := Merge(); err == nil {
+		t.Fatal("merged nothing")
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	m := DetectMachine()
+	if m.Cores <= 0 || m.Fingerprint == "" || len(m.Fingerprint) != 12 {
+		t.Fatalf("machine: %+v", m)
+	}
+	n := m
+	n.Hostname, n.Kernel = "other", "other"
+	if Fingerprint(n) != m.Fingerprint {
+		t.Fatal("fingerprint depends on hostname or kernel")
+	}
+	n.Cores++
+	if Fingerprint(n) == m.Fingerprint {
+		t.Fatal("fingerprint ignores cores")
+	}
+}
+
+func BenchmarkRecord(b *testing.B) {
+	run := NewRun(Options{})
+	r := run.NewRecorder()
+	r.Record(OpDelivery, time.Millisecond) // make the histogram
+	r.Error(OpSendAck, 500, KindResponse)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		r.Record(OpDelivery, time.Duration(i&0xfffff)*time.Microsecond)
+	}
+}
+
+func BenchmarkRecordParallel(b *testing.B) {
+	run := NewRun(Options{})
+	var mu sync.Mutex
+	n := 0
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		mu.Lock()
+		r := run.NewRecorder()
+		n++
+		mu.Unlock()
+		r.Record(OpDelivery, time.Millisecond)
+		i := 0
+		for pb.Next() {
+			i++
+			r.Record(OpDelivery, time.Duration(i&0xfffff)*time.Microsecond)
+		}
+	})
+}
+
+func BenchmarkAddAndError(b *testing.B) {
+	run := NewRun(Options{})
+	r := run.NewRecorder()
+	r.Error(OpSendAck, 500, KindResponse)
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Add(Sent, 1)
+		r.Error(OpSendAck, 500, KindResponse)
+	}
+}
