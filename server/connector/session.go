@@ -36,7 +36,7 @@ type Session struct {
 	code   int      // websocket close code to send
 	wake   chan struct{}
 
-	done      chan struct{} // closed when the writer has exited
+	done chan struct{} // closed when the writer has exited
 }
 
 func newSession(f *Frontend, id uint64, c *websocket.Conn) *Session {

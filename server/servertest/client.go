@@ -93,6 +93,13 @@ func (c *Client) WriteRaw(b []byte) error {
 	return c.conn.WriteMessage(websocket.BinaryMessage, b)
 }
 
+// WriteText sends one text frame (pomelo frames are binary: servers must refuse it).
+func (c *Client) WriteText(b []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn.WriteMessage(websocket.TextMessage, b)
+}
+
 func (c *Client) readLoop() {
 	for {
 		_, frame, err := c.conn.ReadMessage()
@@ -108,6 +115,10 @@ func (c *Client) readLoop() {
 			switch p.Type {
 			case pomelo.Heartbeat:
 				c.heartbeat++
+				// Answer after the interval, as a stock pomelo client does.
+				if iv := time.Duration(c.Sys.Heartbeat) * time.Second; iv > 0 {
+					time.AfterFunc(iv, func() { _ = c.WriteRaw(pomelo.HeartbeatPackage) })
+				}
 			case pomelo.Kick:
 				c.kicks = append(c.kicks, string(p.Body))
 			case pomelo.Data:
