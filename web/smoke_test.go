@@ -1,0 +1,500 @@
+package web_test
+
+// The browser smoke test: headless Chromium (Debian's chromium package) driven
+// by chromedp against a real reference server. Run just this test with
+// `make smoke` (go test -run TestSmoke ./web/).
+//
+// Without /usr/bin/chromium the test skips, except with CI=true where it
+// fails: CI installs the browser. Screenshots go to results/smoke/.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/chatbench/chatbench/server"
+	"github.com/chatbench/chatbench/server/servertest"
+	"github.com/chatbench/chatbench/web"
+)
+
+// serverUnderTest is one way of running the reference server for the page.
+type serverUnderTest struct {
+	url string // the chat page, http://host:port/
+	// stop takes every server process down (the pages see their sockets
+	// close); start brings it back on the same ports. Both nil: the
+	// topology has no restart step.
+	stop, start func(t *testing.T)
+}
+
+// topologies are the servers the smoke test runs against; "split" (members
+// on different connectors, in different processes) is one more row.
+var topologies = []struct {
+	name  string
+	start func(t *testing.T) *serverUnderTest
+}{
+	{"single", startSingle},
+}
+
+// startSingle runs the single-process server (gate, one connector, rooms and
+// the HTTP port with the page) on random ports.
+func startSingle(t *testing.T) *serverUnderTest {
+	t.Helper()
+	s := servertest.Start(t, server.Options{Web: web.Handler()})
+	gatePort, connPort, httpPort := portOf(t, s.GateAddr), portOf(t, s.ConnectorAddrs[0]), portOf(t, s.HTTPAddr)
+	cur := s
+	return &serverUnderTest{
+		url: "http://" + s.HTTPAddr + "/",
+		stop: func(t *testing.T) {
+			t.Helper()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := cur.Shutdown(ctx); err != nil {
+				t.Fatalf("stop server: %v", err)
+			}
+		},
+		start: func(t *testing.T) {
+			t.Helper()
+			cur = servertest.Start(t, server.Options{
+				Web: web.Handler(), GatePort: gatePort, ConnectorPort: connPort, HTTPPort: httpPort,
+			})
+		},
+	}
+}
+
+func portOf(t *testing.T, addr string) int {
+	t.Helper()
+	i := strings.LastIndexByte(addr, ':')
+	var p int
+	if _, err := fmt.Sscanf(addr[i+1:], "%d", &p); i < 0 || err != nil {
+		t.Fatalf("no port in %q", addr)
+	}
+	return p
+}
+
+// chromiumPath finds the browser or skips (fails under CI=true).
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium"} {
+		if p == "" {
+			continue
+		}
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	const why = "Debian's chromium is not installed (apt-get install -y chromium; or set CHROMIUM=/path)"
+	if os.Getenv("CI") == "true" {
+		t.Fatal("CI=true but " + why)
+	}
+	t.Skip("skipping the browser smoke test: " + why)
+	return ""
+}
+
+// repoRoot walks up from the test's working directory to go.mod.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test's working directory")
+		}
+		dir = parent
+	}
+}
+
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping the browser smoke test")
+	}
+	exe := chromiumPath(t)
+	outDir := filepath.Join(repoRoot(t), "results", "smoke")
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	userData := t.TempDir() // registered first, so removed after the browser is gone
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.UserDataDir(userData),
+		chromedp.WindowSize(1280, 800),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithLogf(func(string, ...any) {}))
+	t.Cleanup(cancelBrowser)
+	// The first Run starts the browser and owns it: no timeout on its context.
+	start := time.Now()
+	if err := chromedp.Do(browserCtx); err != nil {
+		t.Fatalf("start %s: %v", exe, err)
+	}
+	t.Logf("browser %s started in %v", exe, time.Since(start).Round(time.Millisecond))
+
+	for _, topo := range topologies {
+		t.Run(topo.name, func(t *testing.T) {
+			sut := topo.start(t)
+			smoke(t, browserCtx, sut, filepath.Join(outDir, topo.name))
+		})
+	}
+}
+
+const xssAlert = `<img src=x onerror=alert(1)>`
+const xssFlag = `<img src=x onerror="window.__xss='onerror ran'"><script>window.__xss='script ran'</script>`
+
+func smoke(t *testing.T, browserCtx context.Context, sut *serverUnderTest, shotPrefix string) {
+	room := "smoke"
+	alice := openPage(t, browserCtx, "alice", sut.url)
+	bob := openPage(t, browserCtx, "bob", sut.url)
+	carol := openPage(t, browserCtx, "carol", sut.url)
+
+	// Join; each sees the other.
+	alice.login("alice", room)
+	alice.waitPhase("online")
+	if got := alice.text("#room-name"); got != room {
+		t.Fatalf("alice: header room %q, want %q", got, room)
+	}
+	bob.login("bob", room)
+	bob.waitPhase("online")
+	alice.waitMember("bob")
+	bob.waitMember("alice")
+	alice.waitSystem("bob joined")
+
+	// Messages both ways, to everyone.
+	alice.send("*", "Hello bob, alice here")
+	bob.waitMessage("alice", "*", "Hello bob, alice here")
+	alice.waitMessage("alice", "*", "Hello bob, alice here") // the server echoes to the sender
+	bob.send("*", "Hi alice! Bob here.")
+	alice.waitMessage("bob", "*", "Hi alice! Bob here.")
+
+	carol.login("carol", room)
+	carol.waitPhase("online")
+	alice.waitMember("carol")
+	bob.waitMember("carol")
+	carol.waitMember("alice")
+	carol.waitMember("bob")
+
+	// A duplicate name gets a plain-words error on the login form.
+	dup := openPage(t, browserCtx, "dup", sut.url)
+	dup.login("bob", room)
+	dup.waitJS(`document.getElementById('login-error').textContent === 'That name is taken in this room'`,
+		`login error "That name is taken in this room"`)
+	dup.waitPhase("login")
+	dup.screenshot(shotPrefix + "-duplicate-name.png")
+	dup.close()
+
+	// A private message from alice to bob, picked in the member list.
+	alice.do(chromedp.Click(`#members li[data-name="bob"]`, chromedp.NodeVisible))
+	alice.waitJS(`document.getElementById('target').value === 'bob' && document.getElementById('composer').dataset.private === 'true'`,
+		"target bob selected from the member list")
+	alice.typeAndSend("psst bob: this one is private")
+	bob.waitMessage("alice", "bob", "psst bob: this one is private")
+	alice.waitMessage("alice", "bob", "psst bob: this one is private") // shown locally to its sender
+	for _, p := range []*page{alice, bob} {
+		m := p.findMessage("alice", "bob", "psst bob: this one is private")
+		if !m.Private || m.Badge != "private" {
+			p.t.Fatalf("%s: private message not marked as private: %+v", p.name, m)
+		}
+	}
+	// Back to everyone by clicking bob again; carol gets this public message
+	// after the private one was sent, and must never have seen the private one.
+	alice.do(chromedp.Click(`#members li[data-name="bob"]`, chromedp.NodeVisible))
+	alice.waitJS(`document.getElementById('target').value === '*'`, "target back to everyone")
+	alice.typeAndSend("Public again: everyone sees this")
+	carol.waitMessage("alice", "*", "Public again: everyone sees this")
+	bob.waitMessage("alice", "*", "Public again: everyone sees this")
+	for _, m := range carol.messages() {
+		if strings.Contains(m.Text, "psst") || m.Target != "*" {
+			t.Fatalf("carol received a message that was not for her: %+v", m)
+		}
+	}
+
+	// Markup in messages is text: shown literally, nothing runs.
+	bob.send("*", xssAlert)
+	alice.send("*", xssFlag)
+	for _, p := range []*page{alice, bob, carol} {
+		p.waitMessage("bob", "*", xssAlert)
+		p.waitMessage("alice", "*", xssFlag)
+		p.checkNoScriptRan()
+	}
+
+	// Server restart: the pages say so, reconnect with backoff and re-enter.
+	if sut.stop != nil {
+		sut.stop(t)
+		for _, p := range []*page{alice, bob, carol} {
+			p.waitJS(`document.body.dataset.phase === 'reconnecting' && !document.getElementById('banner').hidden &&
+				document.getElementById('banner-text').textContent === 'Connection lost, reconnecting...'`,
+				`"Connection lost, reconnecting..." banner`)
+		}
+		alice.screenshot(shotPrefix + "-reconnecting.png")
+		sut.start(t)
+		for _, p := range []*page{alice, bob, carol} {
+			p.waitPhase("online")
+			p.waitSystem("Reconnected")
+		}
+		alice.waitMember("bob")
+		alice.waitMember("carol")
+		bob.waitMember("alice")
+		alice.send("*", "Back after the restart")
+		bob.waitMessage("alice", "*", "Back after the restart")
+		bob.send("alice", "Still here, alice (private)")
+		alice.waitMessage("bob", "alice", "Still here, alice (private)")
+	}
+
+	// Leaving: the others see it.
+	carol.do(chromedp.Click("#leave", chromedp.NodeVisible))
+	carol.waitPhase("login")
+	alice.waitJS(`!document.querySelector('#members li[data-name="carol"]')`, "carol gone from the member list")
+	alice.waitSystem("carol left")
+	for _, p := range []*page{alice, bob, carol} {
+		p.checkNoScriptRan()
+	}
+
+	bob.screenshot(shotPrefix + "-bob.png")
+	alice.screenshot(shotPrefix + "-alice.png")
+}
+
+// page is one browser tab in its own browser context (its own storage), as
+// one user.
+type page struct {
+	t    *testing.T
+	name string
+	ctx  context.Context
+	stop context.CancelFunc
+	shot string
+}
+
+const actionTimeout = 15 * time.Second
+
+func openPage(t *testing.T, browserCtx context.Context, name, url string) *page {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browserCtx, chromedp.WithNewBrowserContext())
+	p := &page{t: t, name: name, ctx: ctx, stop: cancel}
+	t.Cleanup(cancel)
+	// The tab's first Run creates it and owns it: no timeout on this context.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("%s: open tab: %v", name, err)
+	}
+	p.do(
+		chromedp.EmulateViewport(1280, 800),
+		chromedp.Navigate(url),
+		chromedp.WaitVisible("#login-form"),
+	)
+	// Any dialog (alert, confirm, prompt) would mean injected script ran.
+	p.eval(`window.alert = window.confirm = window.prompt = (m) => { window.__xss = 'dialog: ' + m; }`)
+	return p
+}
+
+func (p *page) close() { p.stop() }
+
+func (p *page) fail(format string, args ...any) {
+	p.t.Helper()
+	msg := fmt.Sprintf("%s: %s", p.name, fmt.Sprintf(format, args...))
+	// Best effort: what the page showed, to debug the failure.
+	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+	defer cancel()
+	if dump, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+		`document.body.dataset.phase + ' | ' + document.getElementById('status-text').textContent + ' | ' +
+		 document.getElementById('login-error').textContent + '\n' + document.getElementById('messages').innerText`)); err == nil {
+		msg += "\npage state: " + dump
+	}
+	p.t.Fatal(msg)
+}
+
+func (p *page) do(steps ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, actionTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		p.fail("%v", err)
+	}
+}
+
+func (p *page) eval(expr string) {
+	p.t.Helper()
+	p.do(chromedp.Evaluate[chromedp.Void](expr))
+}
+
+func (p *page) text(sel string) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, actionTimeout)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.TextContent(sel))
+	if err != nil {
+		p.fail("text of %s: %v", sel, err)
+	}
+	return s
+}
+
+// waitJS polls a JavaScript condition in the page until it holds.
+func (p *page) waitJS(cond, what string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, actionTimeout)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](cond,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(actionTimeout-time.Second)))
+	if err != nil {
+		p.fail("waiting for %s: %v", what, err)
+	}
+}
+
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func (p *page) login(name, room string) {
+	p.t.Helper()
+	p.do(
+		chromedp.WaitVisible("#name"),
+		clearInput("name"),
+		chromedp.SendKeys("#name", name),
+		clearInput("room"),
+		chromedp.SendKeys("#room", room),
+		chromedp.Click("#join"),
+	)
+}
+
+// clearInput empties an input's value (chromedp.Clear resets only the
+// attribute, and SetValue refuses an empty string).
+func clearInput(id string) chromedp.Action[chromedp.Void] {
+	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.getElementById(%s).value = ''`, jsString(id)))
+}
+
+func (p *page) waitPhase(phase string) {
+	p.t.Helper()
+	p.waitJS(fmt.Sprintf(`document.body.dataset.phase === %s`, jsString(phase)), "phase "+phase)
+}
+
+func (p *page) waitMember(name string) {
+	p.t.Helper()
+	p.waitJS(fmt.Sprintf(`[...document.querySelectorAll('#members li')].some(li => li.dataset.name === %s)`, jsString(name)),
+		"member "+name)
+}
+
+func (p *page) waitSystem(text string) {
+	p.t.Helper()
+	p.waitJS(fmt.Sprintf(`[...document.querySelectorAll('#messages li.system span')].some(s => s.textContent === %s)`, jsString(text)),
+		fmt.Sprintf("system line %q", text))
+}
+
+// send picks the target in the composer ("*" is everyone) and sends text.
+func (p *page) send(target, text string) {
+	p.t.Helper()
+	p.eval(fmt.Sprintf(`(() => { const s = document.getElementById('target'); s.value = %s;
+		if (s.value !== %[1]s) throw new Error('no target ' + %[1]s); s.dispatchEvent(new Event('change')); })()`, jsString(target)))
+	p.typeAndSend(text)
+}
+
+// typeAndSend types into the message box, clicks Send and waits until the
+// server accepted it (the box clears on success).
+func (p *page) typeAndSend(text string) {
+	p.t.Helper()
+	p.do(
+		chromedp.WaitEnabled("#text"),
+		clearInput("text"),
+		chromedp.SendKeys("#text", text),
+		chromedp.Click("#send"),
+	)
+	p.waitJS(`document.getElementById('text').value === ''`, fmt.Sprintf("send %q accepted", text))
+}
+
+type message struct {
+	From    string `json:"from"`
+	Target  string `json:"target"`
+	Text    string `json:"text"`
+	Private bool   `json:"private"`
+	Mine    bool   `json:"mine"`
+	Badge   string `json:"badge"`
+}
+
+const messagesJS = `[...document.querySelectorAll('#messages li.msg')].map(li => ({
+	from: li.dataset.from, target: li.dataset.target, text: li.querySelector('.text').textContent,
+	private: li.classList.contains('private'), mine: li.classList.contains('mine'),
+	badge: li.querySelector('.badge')?.textContent ?? '' }))`
+
+func (p *page) messages() []message {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, actionTimeout)
+	defer cancel()
+	ms, err := chromedp.Run(ctx, chromedp.Evaluate[[]message](messagesJS))
+	if err != nil {
+		p.fail("read messages: %v", err)
+	}
+	return ms
+}
+
+func (p *page) waitMessage(from, target, text string) {
+	p.t.Helper()
+	p.waitJS(fmt.Sprintf(`(%s).some(m => m.from === %s && m.target === %s && m.text === %s)`,
+		messagesJS, jsString(from), jsString(target), jsString(text)),
+		fmt.Sprintf("message %q from %s to %s", text, from, target))
+}
+
+func (p *page) findMessage(from, target, text string) message {
+	p.t.Helper()
+	for _, m := range p.messages() {
+		if m.From == from && m.Target == target && m.Text == text {
+			return m
+		}
+	}
+	p.fail("no message %q from %s to %s", text, from, target)
+	return message{}
+}
+
+// checkNoScriptRan: no flag set by injected script, no dialog, and no <img>
+// or <script> element anywhere in the chat.
+func (p *page) checkNoScriptRan() {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, actionTimeout)
+	defer cancel()
+	type verdict struct {
+		Flag     string `json:"flag"`
+		Elements int    `json:"elements"`
+	}
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[verdict](
+		`({flag: String(window.__xss ?? ''), elements: document.querySelectorAll('#chat img, #chat script').length})`))
+	if err != nil {
+		p.fail("check for injected script: %v", err)
+	}
+	if v.Flag != "" || v.Elements != 0 {
+		p.fail("markup in a message was not rendered as text: flag %q, %d img/script elements", v.Flag, v.Elements)
+	}
+}
+
+func (p *page) screenshot(path string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, actionTimeout)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		p.fail("screenshot: %v", err)
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Logf("%s: screenshot %s (%d bytes)", p.name, path, len(png))
+}
