@@ -223,32 +223,60 @@ func (c *Client) Pending() int {
 // Dial connects to a connector (or any pomelo frontend) at addr and shakes
 // hands; on success the client's reader runs and heartbeats are on the wheel.
 func (f *Fleet) Dial(ctx context.Context, addr string, h *Handlers) (*Client, error) {
-	c, err := f.connect(ctx, addr, h)
+	c, _, err := f.DialTimed(ctx, addr, h)
+	return c, err
+}
+
+// Timing splits the cost of a Dial: the websocket connect (TCP + HTTP
+// upgrade) and the pomelo handshake (handshake, answer, ack).
+type Timing struct {
+	Connect, Handshake time.Duration
+}
+
+// DialTimed is Dial that also reports how long each step took. When the
+// error is a *StepError it says which step failed.
+func (f *Fleet) DialTimed(ctx context.Context, addr string, h *Handlers) (*Client, Timing, error) {
+	c, t, err := f.connect(ctx, addr, h)
 	if err != nil {
-		return nil, err
+		return nil, t, err
 	}
 	c.lastRecv.Store(Now())
 	go c.readLoop()
 	f.wheel.add(c)
-	return c, nil
+	return c, t, nil
 }
 
+// StepError says whether a dial failed at "connect" or "handshake".
+type StepError struct {
+	Step string
+	Err  error
+}
+
+func (e *StepError) Error() string { return e.Step + ": " + e.Err.Error() }
+func (e *StepError) Unwrap() error { return e.Err }
+
 // connect dials and shakes hands synchronously; no goroutine is started.
-func (f *Fleet) connect(ctx context.Context, addr string, h *Handlers) (*Client, error) {
+func (f *Fleet) connect(ctx context.Context, addr string, h *Handlers) (*Client, Timing, error) {
+	var t Timing
 	if h == nil {
 		h = &Handlers{}
 	}
+	t0 := time.Now()
 	conn, _, err := f.dialer.DialContext(ctx, "ws://"+addr+"/", nil)
+	t.Connect = time.Since(t0)
 	if err != nil {
-		return nil, fmt.Errorf("connect %s: %w", addr, err)
+		return nil, t, &StepError{"connect", fmt.Errorf("%s: %w", addr, err)}
 	}
 	conn.SetReadLimit(f.opts.MaxMessage)
 	c := &Client{f: f, h: h, conn: conn, addr: addr, done: make(chan struct{})}
-	if err := c.handshake(ctx); err != nil {
+	t1 := time.Now()
+	err = c.handshake(ctx)
+	t.Handshake = time.Since(t1)
+	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("handshake %s: %w", addr, err)
+		return nil, t, &StepError{"handshake", fmt.Errorf("%s: %w", addr, err)}
 	}
-	return c, nil
+	return c, t, nil
 }
 
 func (c *Client) handshake(ctx context.Context) error {
@@ -348,7 +376,7 @@ func (c *Client) adopt(sys *pomelo.ServerSys) error {
 // QueryEntry asks the gate at gateAddr which connector serves uid (connect,
 // handshake, gate.gateHandler.queryEntry, close) and returns its host:port.
 func (f *Fleet) QueryEntry(ctx context.Context, gateAddr, uid string) (string, error) {
-	c, err := f.connect(ctx, gateAddr, nil)
+	c, _, err := f.connect(ctx, gateAddr, nil)
 	if err != nil {
 		return "", err
 	}

@@ -1,0 +1,333 @@
+// Package driver runs a scenario against a pomelo-protocol chat server: it
+// connects the scenario's clients (bench/client), runs its phases on the same
+// sockets (enter, chat, storm, leave, hop, idle), schedules every send at its
+// intended time (open model: latency counts from the intended time, sends
+// that could not go out on time are counted as late), accounts for every
+// message (expected, delivered, lost, duplicated, out of order, per room),
+// watches itself (CPU, GC pauses, scheduler lag) and writes the results
+// through bench/metrics.
+package driver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chatbench/chatbench/bench/client"
+	"github.com/chatbench/chatbench/bench/metrics"
+	"github.com/chatbench/chatbench/bench/scenario"
+)
+
+// Options configure a run. Zero values mean the documented defaults.
+type Options struct {
+	Scenario *scenario.Scenario // required
+	Target   string             // gate host:port; required
+	Topology string             // recorded in the summary ("single", "split", "external")
+	Commit   string             // recorded in the summary
+	// Out is the results root: the run writes Out/<scenario>-<time>/.
+	// Empty: nothing is written.
+	Out string
+	// SourceAddrs > 1 spreads client sockets over 127.0.0.1..N.
+	SourceAddrs int
+	// LateThreshold: a send that goes out later than this after its
+	// intended time counts as late. Default 10ms.
+	LateThreshold time.Duration
+	// DrainTimeout bounds the wait for in-flight deliveries, onLeave pushes
+	// and acknowledgements after a phase. Default 10s.
+	DrainTimeout time.Duration
+	// Progress receives the live line every second (nil: none).
+	Progress io.Writer
+	Logger   *slog.Logger
+	Client   client.Options // SourceAddrs and Logger are set from the fields above
+	// MaxMessages bounds the accounting table (default 64M messages).
+	MaxMessages uint64
+}
+
+// Result is what a run produced.
+type Result struct {
+	Summary *metrics.Summary
+	Dir     string      // results directory ("" when Out was empty)
+	Rooms   []RoomStats // per-room counts, also written to rooms.json
+	// MemoryPerClient is the driver's memory per connected client measured
+	// after the first enter phase (Go heap + stacks + runtime, after a GC).
+	MemoryPerClient int64
+	Connected       int // clients connected at the measurement
+}
+
+// ExtraOps are the operations the driver records beyond metrics' built-ins.
+var ExtraOps = []string{"join", "on_add", "send_lag"}
+
+const routeSend = "chat.chatHandler.send"
+const routeEnter = "connector.entryHandler.enter"
+const routeSwitch = "connector.entryHandler.switchRoom"
+
+type vclient struct {
+	idx   int32
+	name  string
+	qname string // name as a JSON string
+	home  int32
+	c     atomic.Pointer[client.Client]
+	cur   atomic.Int32 // current room, -1 none
+	trans atomic.Bool  // switching rooms
+	rec   *metrics.Recorder
+
+	// owned by the client's sender worker
+	seq uint32
+	rnd *rand.Rand
+
+	moveAt    atomic.Int64 // intended time of the last enter/switch/leave (client.Now)
+	leaving   atomic.Bool  // selected to leave in the current leave phase
+	leftRoom  atomic.Int32
+	localStop atomic.Bool // we closed it
+
+	// reader goroutine only
+	lastSeq map[int32]uint32
+}
+
+type driver struct {
+	opts   Options
+	s      *scenario.Scenario
+	asg    *scenario.Assignment
+	log    *slog.Logger
+	fleet  *client.Fleet
+	run    *metrics.Run
+	recs   []*metrics.Recorder
+	ctl    *metrics.Recorder
+	opJoin metrics.Op
+	opAdd  metrics.Op
+	opLag  metrics.Op
+
+	clients []*vclient
+	byName  map[string]int32
+	rooms   []*room
+	tab     *table
+	handl   client.Handlers
+
+	phase     atomic.Int32 // index of the running phase
+	unacked   atomic.Int64
+	connected atomic.Int64
+	skipped   atomic.Int64
+	openSent  atomic.Int64 // sends of chat and hop phases (spread schedules)
+	openLate  atomic.Int64
+	start     time.Time
+	protoErrs atomic.Int64
+
+	self *selfCheck
+}
+
+// Run runs the scenario and writes its results.
+func Run(ctx context.Context, opts Options) (*Result, error) {
+	if opts.Scenario == nil {
+		return nil, errors.New("driver: no scenario")
+	}
+	if opts.Target == "" {
+		return nil, errors.New("driver: no target (gate host:port)")
+	}
+	if opts.LateThreshold <= 0 {
+		opts.LateThreshold = 10 * time.Millisecond
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxMessages == 0 {
+		opts.MaxMessages = 64 << 20
+	}
+	s := opts.Scenario
+	d := &driver{opts: opts, s: s, log: opts.Logger, asg: s.Assign()}
+	co := opts.Client
+	co.SourceAddrs = opts.SourceAddrs
+	co.Logger = opts.Logger
+	d.fleet = client.NewFleet(co)
+	defer d.fleet.Close()
+
+	start := time.Now()
+	d.start = start
+	d.run = metrics.NewRun(metrics.Options{ExtraOps: ExtraOps, Start: start})
+	d.opJoin, _ = d.run.Op("join")
+	d.opAdd, _ = d.run.Op("on_add")
+	d.opLag, _ = d.run.Op("send_lag")
+	n := 4 * runtime.GOMAXPROCS(0)
+	for range n {
+		d.recs = append(d.recs, d.run.NewRecorder())
+	}
+	d.ctl = d.recs[0]
+	d.tab = newTable(opts.MaxMessages)
+	d.rooms = make([]*room, d.asg.Rooms())
+	for r := range d.rooms {
+		id := scenario.RoomID(r)
+		d.rooms[r] = &room{id: id, qid: quote(id), members: map[int32]uint64{}}
+	}
+	d.clients = make([]*vclient, s.Clients)
+	d.byName = make(map[string]int32, s.Clients)
+	for i := range d.clients {
+		name := scenario.UserName(i)
+		v := &vclient{idx: int32(i), name: name, qname: quote(name), home: int32(d.asg.RoomOf(i)), rec: d.recs[i%n]}
+		v.cur.Store(-1)
+		v.leftRoom.Store(-1)
+		d.clients[i] = v
+		d.byName[v.name] = int32(i)
+	}
+	d.handl = client.Handlers{Push: d.onPush, Kick: d.onKick, Closed: d.onClosed}
+
+	d.self = startSelfCheck()
+	baseline := memInUse()
+	res := &Result{}
+
+	stopProgress := d.startProgress()
+	var runErr error
+	for pi, p := range s.Phases {
+		if ctx.Err() != nil {
+			break
+		}
+		d.phase.Store(int32(pi))
+		d.run.BeginPhase(p.Name, string(p.Kind), time.Now())
+		d.log.Info("phase", "name", p.Name, "kind", p.Kind)
+		var err error
+		switch p.Kind {
+		case scenario.KindEnter:
+			err = d.enterPhase(ctx, p)
+			if res.Connected == 0 {
+				if c := int(d.connected.Load()); c > 0 {
+					res.Connected = c
+					res.MemoryPerClient = (memInUse() - baseline) / int64(c)
+				}
+			}
+		case scenario.KindChat, scenario.KindStorm, scenario.KindHop:
+			err = d.sendPhase(ctx, pi, p)
+		case scenario.KindLeave:
+			err = d.leavePhase(ctx, p)
+		case scenario.KindIdle:
+			err = sleepCtx(ctx, p.Duration)
+		default:
+			err = fmt.Errorf("phase %q: unknown kind %q", p.Name, p.Kind)
+		}
+		if err != nil && !errors.Is(err, context.Canceled) {
+			runErr = fmt.Errorf("phase %q: %w", p.Name, err)
+			break
+		}
+	}
+	d.closeAll()
+	stopProgress()
+	end := time.Now()
+	check := d.self.stop()
+
+	sum := d.run.Finish(end)
+	sum.Scenario = s.Name
+	sum.Description = s.Description
+	sum.Seed = s.Seed
+	sum.Clients = s.Clients
+	sum.Rooms = s.Rooms.Count
+	sum.Topology = opts.Topology
+	sum.Target = opts.Target
+	sum.Commit = opts.Commit
+	sum.Driver = d.judge(check, sum)
+	sum.Driver.MemoryPerClientB = res.MemoryPerClient
+	sum.Thresholds = s.Thresholds.Evaluate(sum)
+	res.Summary = sum
+	res.Rooms = d.roomStats()
+	if opts.Out != "" {
+		dir := filepath.Join(opts.Out, fmt.Sprintf("%s-%s", s.Name, start.Format("20060102-150405")))
+		if err := sum.Write(dir); err != nil {
+			return res, fmt.Errorf("write results: %w", err)
+		}
+		if err := writeRooms(dir, res.Rooms); err != nil {
+			return res, fmt.Errorf("write results: %w", err)
+		}
+		res.Dir = dir
+	}
+	if runErr == nil && ctx.Err() != nil {
+		runErr = ctx.Err()
+	}
+	return res, runErr
+}
+
+func quote(s string) string {
+	q, _ := json.Marshal(s)
+	return string(q)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// closeAll closes every connected client at the end of the run.
+func (d *driver) closeAll() {
+	var wg sync.WaitGroup
+	for _, v := range d.clients {
+		c := v.c.Load()
+		if c == nil {
+			continue
+		}
+		v.localStop.Store(true)
+		if r := v.cur.Swap(-1); r >= 0 {
+			d.rooms[r].leaveMember(v.idx)
+		}
+		if v.c.CompareAndSwap(c, nil) {
+			d.connected.Add(-1)
+			v.rec.Add(metrics.Connected, -1)
+		}
+		c.Close()
+		wg.Add(1)
+		go func() { defer wg.Done(); <-c.Done() }()
+	}
+	waitTimeout(&wg, 5*time.Second)
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+func (d *driver) roomStats() []RoomStats {
+	out := make([]RoomStats, len(d.rooms))
+	for i, r := range d.rooms {
+		r.mu.Lock()
+		st := r.stats
+		st.Members = len(r.members)
+		r.mu.Unlock()
+		st.Room = r.id
+		st.Duplicated += r.dup.Load()
+		st.OutOfOrder = r.ooo.Load()
+		out[i] = st
+	}
+	return out
+}
+
+func writeRooms(dir string, rooms []RoomStats) error {
+	f, err := os.Create(filepath.Join(dir, "rooms.csv"))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(f, "room,members,sent,expected,delivered,extra,lost,duplicated,out_of_order,failed_sends,onleave_missing,ghosts")
+	for _, r := range rooms {
+		fmt.Fprintf(f, "%s,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d\n", r.Room, r.Members, r.Sent, r.Expected, r.Delivered,
+			r.Extra, r.Lost, r.Duplicated, r.OutOfOrder, r.Failed, r.LeaveMiss, r.Ghosts)
+	}
+	return f.Close()
+}

@@ -1,0 +1,339 @@
+package driver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/chatbench/chatbench/bench/client"
+	"github.com/chatbench/chatbench/bench/metrics"
+	"github.com/chatbench/chatbench/bench/scenario"
+)
+
+// arrivals runs fn for each item: open model (one start every 1/rate s at
+// its intended time, however long the previous ones take) or closed model
+// (conc at a time). fn gets the intended start (client.Now). It returns when
+// every started fn has returned; limit > 0 stops starting new ones after it.
+func arrivals(ctx context.Context, items []int32, rate float64, conc int, limit time.Duration, fn func(ctx context.Context, item int32, intended int64)) error {
+	if limit > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, limit)
+		defer cancel()
+	}
+	var wg sync.WaitGroup
+	if rate > 0 {
+		t0 := client.Now()
+		gap := float64(time.Second) / rate
+		timer := time.NewTimer(0)
+		defer timer.Stop()
+		for k, it := range items {
+			at := t0 + int64(float64(k)*gap)
+			if wait := at - client.Now(); wait > 0 {
+				timer.Reset(time.Duration(wait))
+				select {
+				case <-timer.C:
+				case <-ctx.Done():
+				}
+			}
+			if ctx.Err() != nil {
+				break
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); fn(ctx, it, at) }()
+		}
+	} else {
+		if conc <= 0 {
+			conc = 1
+		}
+		next := make(chan int32)
+		for range conc {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for it := range next {
+					fn(ctx, it, client.Now())
+				}
+			}()
+		}
+	feed:
+		for _, it := range items {
+			select {
+			case next <- it:
+			case <-ctx.Done():
+				break feed
+			}
+		}
+		close(next)
+	}
+	wg.Wait()
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return nil // the phase's time limit, not a failure
+	}
+	return ctx.Err()
+}
+
+func (d *driver) enterPhase(ctx context.Context, p scenario.Phase) error {
+	var todo []int32
+	for _, v := range d.clients {
+		if v.c.Load() == nil {
+			todo = append(todo, v.idx)
+		}
+	}
+	return arrivals(ctx, todo, p.ArrivalRate, p.Concurrency, p.Duration, func(ctx context.Context, i int32, intended int64) {
+		d.join(ctx, d.clients[i], intended)
+	})
+}
+
+func errCode(err error) (int, string) {
+	var re *client.ResponseError
+	var se *client.StepError
+	switch {
+	case errors.As(err, &re):
+		return re.Code, metrics.KindResponse
+	case errors.Is(err, client.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return 0, metrics.KindTimeout
+	case errors.Is(err, client.ErrKicked):
+		return 0, metrics.KindKicked
+	case errors.Is(err, client.ErrClosed):
+		return 0, metrics.KindClosed
+	case errors.As(err, &se) && se.Step == "connect":
+		return 0, metrics.KindDial
+	}
+	return 0, metrics.KindProtocol
+}
+
+// join: queryEntry at the gate, connect to the connector, handshake, enter.
+func (d *driver) join(ctx context.Context, v *vclient, intended int64) {
+	rec := v.rec
+	rec.Add(metrics.Requests, 1)
+	t0 := time.Now()
+	addr, err := d.fleet.QueryEntry(ctx, d.opts.Target, v.name)
+	if err != nil {
+		code, kind := errCode(err)
+		if kind == metrics.KindProtocol {
+			kind = metrics.KindDial
+		}
+		rec.Error(metrics.OpQueryEntry, code, kind)
+		d.log.Debug("queryEntry", "user", v.name, "err", err)
+		return
+	}
+	rec.Record(metrics.OpQueryEntry, time.Since(t0))
+	c, tm, err := d.fleet.DialTimed(ctx, addr, &d.handl)
+	if err != nil {
+		code, kind := errCode(err)
+		rec.Error(metrics.OpConnect, code, kind)
+		d.log.Debug("dial", "user", v.name, "err", err)
+		return
+	}
+	rec.Record(metrics.OpConnect, tm.Connect)
+	rec.Record(metrics.OpHandshake, tm.Handshake)
+	c.ID = v.idx
+	v.c.Store(c)
+	v.localStop.Store(false)
+	d.connected.Add(1)
+	rec.Add(metrics.Connected, 1)
+
+	r := d.rooms[v.home]
+	body, _ := json.Marshal(map[string]string{"username": v.name, "rid": r.id})
+	v.moveAt.Store(client.Now())
+	t1 := time.Now()
+	resp, err := c.Call(ctx, routeEnter, body)
+	if err != nil {
+		code, kind := errCode(err)
+		rec.Error(metrics.OpEnter, code, kind)
+		d.log.Debug("enter", "user", v.name, "err", err)
+		d.drop(v, c)
+		return
+	}
+	rec.Record(metrics.OpEnter, time.Since(t1))
+	var users struct {
+		Users []string `json:"users"`
+	}
+	if err := json.Unmarshal(resp, &users); err != nil || !slices.Contains(users.Users, v.name) {
+		rec.Error(metrics.OpEnter, 0, metrics.KindProtocol)
+		d.log.Debug("enter: user list without self", "user", v.name, "body", string(resp))
+	}
+	r.arrived(v.idx, false)
+	v.cur.Store(v.home)
+	rec.Record(d.opJoin, time.Duration(client.Now()-intended))
+}
+
+// drop closes a client that failed half-way (not a scenario leave).
+func (d *driver) drop(v *vclient, c *client.Client) {
+	v.localStop.Store(true)
+	if v.c.CompareAndSwap(c, nil) {
+		d.connected.Add(-1)
+		v.rec.Add(metrics.Connected, -1)
+	}
+	if r := v.cur.Swap(-1); r >= 0 {
+		d.rooms[r].leaveMember(v.idx)
+	}
+	c.Close()
+}
+
+func (d *driver) leavePhase(ctx context.Context, p scenario.Phase) error {
+	share := p.Share
+	if share <= 0 {
+		share = 1
+	}
+	var todo []int32
+	leavers := make([]int64, len(d.rooms))
+	for _, v := range d.clients {
+		if v.c.Load() == nil || v.cur.Load() < 0 {
+			continue
+		}
+		if share >= 1 || d.s.Pick(int(v.idx), share, p.Name) {
+			v.leaving.Store(true)
+			todo = append(todo, v.idx)
+			leavers[v.cur.Load()]++
+		}
+	}
+	// every member that stays must see one onLeave per leaver of its room
+	for r, n := range leavers {
+		if n == 0 {
+			continue
+		}
+		stay := 0
+		for _, m := range d.rooms[r].memberList() {
+			if !d.clients[m].leaving.Load() {
+				stay++
+			}
+		}
+		d.rooms[r].leaveExpected.Add(n * int64(stay))
+	}
+	err := arrivals(ctx, todo, p.ArrivalRate, p.Concurrency, p.Duration, func(ctx context.Context, i int32, intended int64) {
+		d.leave(d.clients[i], intended)
+	})
+	// wait for the onLeave pushes
+	deadline := time.Now().Add(d.opts.DrainTimeout)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		done := true
+		for _, r := range d.rooms {
+			if r.leaveSeen.Load() < r.leaveExpected.Load() {
+				done = false
+				break
+			}
+		}
+		if done {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, r := range d.rooms {
+		miss := r.leaveExpected.Load() - r.leaveSeen.Load()
+		if miss > 0 {
+			r.mu.Lock()
+			r.stats.LeaveMiss += miss
+			r.mu.Unlock()
+			for range miss {
+				d.ctl.Error(metrics.OpLeave, 0, "onleave_missing")
+			}
+		}
+		r.leaveExpected.Store(0)
+		r.leaveSeen.Store(0)
+	}
+	for _, i := range todo {
+		d.clients[i].leaving.Store(false)
+	}
+	if err != nil {
+		return err
+	}
+	return d.probeRooms(ctx, p.Name)
+}
+
+func (d *driver) leave(v *vclient, intended int64) {
+	c := v.c.Load()
+	if c == nil {
+		return
+	}
+	r := v.cur.Swap(-1)
+	v.leftRoom.Store(r)
+	v.moveAt.Store(intended)
+	if r >= 0 {
+		d.rooms[r].leaveMember(v.idx)
+	}
+	v.localStop.Store(true)
+	if v.c.CompareAndSwap(c, nil) {
+		d.connected.Add(-1)
+		v.rec.Add(metrics.Connected, -1)
+	}
+	c.Close()
+}
+
+// probeRooms checks that membership settled: a fresh client enters every
+// room and compares the user list it gets with the members the driver
+// knows; each name too many (ghost) or missing counts as a "ghost" error.
+func (d *driver) probeRooms(ctx context.Context, phase string) error {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for ri, r := range d.rooms {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			bad, err := d.probe(ctx, r, fmt.Sprintf("probe-%s-%d", phase, ri))
+			if err != nil {
+				code, kind := errCode(err)
+				d.ctl.Error(metrics.OpEnter, code, kind)
+				d.log.Warn("probe", "room", r.id, "err", err)
+				return
+			}
+			if bad > 0 {
+				r.mu.Lock()
+				r.stats.Ghosts += int64(bad)
+				r.mu.Unlock()
+				for range bad {
+					d.ctl.Error(metrics.OpEnter, 0, metrics.KindGhost)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (d *driver) probe(ctx context.Context, r *room, name string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.opts.DrainTimeout)
+	defer cancel()
+	addr, err := d.fleet.QueryEntry(ctx, d.opts.Target, name)
+	if err != nil {
+		return 0, err
+	}
+	c, err := d.fleet.Dial(ctx, addr, &client.Handlers{})
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	body, _ := json.Marshal(map[string]string{"username": name, "rid": r.id})
+	resp, err := c.Call(ctx, routeEnter, body)
+	if err != nil {
+		return 0, err
+	}
+	var users struct {
+		Users []string `json:"users"`
+	}
+	if err := json.Unmarshal(resp, &users); err != nil {
+		return 0, fmt.Errorf("probe %s: %w", r.id, err)
+	}
+	want := map[string]bool{name: true}
+	for _, m := range r.memberList() {
+		want[d.clients[m].name] = true
+	}
+	bad := 0
+	for _, u := range users.Users {
+		if !want[u] {
+			bad++ // a ghost: the server lists a member that left
+			d.log.Warn("ghost member", "room", r.id, "user", u)
+		}
+		delete(want, u)
+	}
+	bad += len(want) // members the server does not list
+	return bad, nil
+}

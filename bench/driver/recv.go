@@ -1,0 +1,124 @@
+package driver
+
+import (
+	"errors"
+	"time"
+
+	"github.com/chatbench/chatbench/bench/client"
+	"github.com/chatbench/chatbench/bench/metrics"
+)
+
+// onPush is the receive path of every client (its reader goroutine). It
+// allocates nothing for onChat once the receiver has seen each sender.
+func (d *driver) onPush(p *client.Push) {
+	id := p.Client.ID
+	if id < 0 || int(id) >= len(d.clients) {
+		return
+	}
+	v := d.clients[id]
+	switch string(p.Route) {
+	case "onChat":
+		d.onChat(v, p)
+	case "onAdd":
+		if j, ok := d.byName[string(client.UserField(p))]; ok {
+			if t := d.clients[j].moveAt.Load(); t > 0 {
+				v.rec.Record(d.opAdd, time.Duration(p.At-t))
+			}
+		}
+	case "onLeave":
+		j, ok := d.byName[string(client.UserField(p))]
+		if !ok {
+			return
+		}
+		u := d.clients[j]
+		if t := u.moveAt.Load(); t > 0 {
+			v.rec.Record(metrics.OpLeave, time.Duration(p.At-t))
+		}
+		if u.leaving.Load() && !v.leaving.Load() {
+			if r := u.leftRoom.Load(); r >= 0 {
+				d.rooms[r].leaveSeen.Add(1)
+			}
+		}
+	}
+}
+
+func (d *driver) onChat(v *vclient, p *client.Push) {
+	msg, _, _, ok := client.ChatFields(p)
+	if !ok {
+		d.protoErrs.Add(1)
+		v.rec.Error(metrics.OpDelivery, 0, metrics.KindProtocol)
+		return
+	}
+	st, ok := parseStamp(msg)
+	if !ok {
+		return // not a driver message (someone else chatting in the room)
+	}
+	e := d.tab.get(st.gid)
+	if e == nil {
+		d.protoErrs.Add(1)
+		v.rec.Error(metrics.OpDelivery, 0, metrics.KindProtocol)
+		return
+	}
+	if v.lastSeq == nil {
+		v.lastSeq = make(map[int32]uint32, 8)
+	}
+	last, seen := v.lastSeq[st.sender]
+	r := v.cur.Load()
+	switch {
+	case seen && st.seq == last:
+		v.rec.Add(metrics.Duplicated, 1)
+		if r >= 0 {
+			d.rooms[r].dup.Add(1)
+		}
+		return
+	case seen && st.seq < last:
+		v.rec.Add(metrics.OutOfOrder, 1)
+		if r >= 0 {
+			d.rooms[r].ooo.Add(1)
+		}
+	default:
+		v.lastSeq[st.sender] = st.seq
+	}
+	e.delivered.Add(1)
+	for {
+		l := e.last.Load()
+		if p.At <= l || e.last.CompareAndSwap(l, p.At) {
+			break
+		}
+	}
+	v.rec.Record(metrics.OpDelivery, time.Duration(p.At-st.intended))
+}
+
+func (d *driver) onKick(c *client.Client, reason []byte) {
+	if id := c.ID; id >= 0 && int(id) < len(d.clients) {
+		d.log.Warn("kicked", "user", d.clients[id].name, "reason", string(reason))
+	}
+}
+
+// onClosed runs when a client's reader stops; a close the driver did not ask
+// for is an error and takes the member out of its room.
+func (d *driver) onClosed(c *client.Client, err error) {
+	id := c.ID
+	if id < 0 || int(id) >= len(d.clients) {
+		return
+	}
+	v := d.clients[id]
+	if err == nil || v.localStop.Load() {
+		return
+	}
+	if v.c.CompareAndSwap(c, nil) {
+		d.connected.Add(-1)
+		v.rec.Add(metrics.Connected, -1)
+	}
+	if r := v.cur.Swap(-1); r >= 0 {
+		d.rooms[r].leaveMember(v.idx)
+	}
+	kind := metrics.KindClosed
+	if errors.Is(err, client.ErrKicked) {
+		kind = metrics.KindKicked
+	} else if errors.Is(err, client.ErrHeartbeatTimeout) {
+		kind = metrics.KindTimeout
+	}
+	v.rec.Error(metrics.OpDelivery, 0, kind)
+	d.log.Warn("connection lost", "user", v.name, "err", err)
+}
