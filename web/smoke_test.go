@@ -203,6 +203,9 @@ func smoke(t *testing.T, browserCtx context.Context, sut *serverUnderTest, shotP
 	dup.waitJS(`document.getElementById('login-error').textContent === 'That name is taken in this room'`,
 		`login error "That name is taken in this room"`)
 	dup.waitPhase("login")
+	if st := dup.state(); st.ReconnectPending || st.Joins != 1 {
+		t.Fatalf("dup: a refused login must not start reconnecting: %+v", st)
+	}
 	dup.screenshot(shotPrefix + "-duplicate-name.png")
 	dup.close()
 
@@ -420,6 +423,25 @@ func (p *page) typeAndSend(text string) {
 		chromedp.Click("#send"),
 	)
 	p.waitJS(`document.getElementById('text').value === ''`, fmt.Sprintf("send %q accepted", text))
+}
+
+type pageState struct {
+	Phase            string   `json:"phase"`
+	Members          []string `json:"members"`
+	ReconnectPending bool     `json:"reconnectPending"`
+	Attempt          int      `json:"attempt"`
+	Joins            int      `json:"joins"`
+}
+
+func (p *page) state() pageState {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, actionTimeout)
+	defer cancel()
+	st, err := chromedp.Run(ctx, chromedp.Evaluate[pageState](`window.chatbenchState()`))
+	if err != nil {
+		p.fail("read state: %v", err)
+	}
+	return st
 }
 
 type message struct {

@@ -41,6 +41,7 @@ const state = {
   attempt: 0,
   dupes: 0,
   timer: null,
+  joins: 0, // join attempts, for tests
 };
 
 // Phases: login, joining, online, reconnecting. CSS and tests read body[data-phase].
@@ -247,7 +248,9 @@ function attach(client, gen) {
     if (live()) systemLine(`The server disconnected you (${reason})`, 'error');
   });
   client.on('close', () => {
-    if (!live()) return;
+    // Only the entered session's loss means reconnect; a client that closes
+    // before enter answered is reported by join() itself.
+    if (!live() || state.client !== client) return;
     state.client = null;
     startReconnect();
   });
@@ -268,6 +271,7 @@ function enterRoom(client, users, gen) {
 
 async function connect() {
   const gen = ++state.gen;
+  state.joins++;
   const { client, users } = await join(state.me, state.room, {
     fetchConfig,
     location: window.location,
@@ -416,6 +420,17 @@ ui.text.addEventListener('keydown', (ev) => {
 });
 
 // ---- start ---------------------------------------------------------------
+
+// For tests and debugging: a read-only view of the session state.
+window.chatbenchState = () => ({
+  phase: document.body.dataset.phase,
+  me: state.me,
+  room: state.room,
+  members: [...state.members].sort(),
+  reconnectPending: state.timer !== null,
+  attempt: state.attempt,
+  joins: state.joins,
+});
 
 (function init() {
   const q = new URLSearchParams(window.location.search);
