@@ -47,7 +47,11 @@ var topologies = []struct {
 // the HTTP port with the page) on random ports.
 func startSingle(t *testing.T) *serverUnderTest {
 	t.Helper()
-	s := servertest.Start(t, server.Options{Web: web.Handler()})
+	opts := server.Options{Web: web.Handler()}
+	// A 1 s heartbeat (2 s timeout) so the pages' heartbeats are exercised
+	// several times during the test.
+	opts.Connector.Heartbeat = time.Second
+	s := servertest.Start(t, opts)
 	gatePort, connPort, httpPort := portOf(t, s.GateAddr), portOf(t, s.ConnectorAddrs[0]), portOf(t, s.HTTPAddr)
 	cur := s
 	return &serverUnderTest{
@@ -62,9 +66,9 @@ func startSingle(t *testing.T) *serverUnderTest {
 		},
 		start: func(t *testing.T) {
 			t.Helper()
-			cur = servertest.Start(t, server.Options{
-				Web: web.Handler(), GatePort: gatePort, ConnectorPort: connPort, HTTPPort: httpPort,
-			})
+			again := opts
+			again.GatePort, again.ConnectorPort, again.HTTPPort = gatePort, connPort, httpPort
+			cur = servertest.Start(t, again)
 		},
 	}
 }
@@ -274,6 +278,17 @@ func smoke(t *testing.T, browserCtx context.Context, sut *serverUnderTest, shotP
 	alice.waitSystem("carol left")
 	for _, p := range []*page{alice, bob, carol} {
 		p.checkNoScriptRan()
+	}
+
+	// Heartbeats kept every session alive: one join, plus one after the restart.
+	wantJoins := 1
+	if sut.stop != nil {
+		wantJoins = 2
+	}
+	for _, p := range []*page{alice, bob} {
+		if st := p.state(); st.Joins != wantJoins || st.Phase != "online" {
+			p.t.Fatalf("%s: %d joins in phase %s, want %d joins and online (a heartbeat timeout reconnects)", p.name, st.Joins, st.Phase, wantJoins)
+		}
 	}
 
 	bob.screenshot(shotPrefix + "-bob.png")
