@@ -1,0 +1,262 @@
+package reports
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/chatbench/chatbench/bench/metrics"
+)
+
+// Us formats a latency in microseconds for people: 850us, 12.3ms, 1.52s.
+func Us(us int64) string {
+	switch {
+	case us < 1000:
+		return fmt.Sprintf("%dus", us)
+	case us < 100_000:
+		return fmt.Sprintf("%.2fms", float64(us)/1000)
+	case us < 1_000_000:
+		return fmt.Sprintf("%.1fms", float64(us)/1000)
+	default:
+		return fmt.Sprintf("%.2fs", float64(us)/1e6)
+	}
+}
+
+// Count formats an integer with thousands separators: 1,234,567.
+func Count(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// Rate formats a per-second rate with thousands separators: 66,667/s.
+func Rate(x float64) string { return Count(int64(x+0.5)) + "/s" }
+
+func gib(b int64) string { return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30)) }
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// WriteText writes the summary of one run: what ran where, messages,
+// losses, errors, latency per operation, phases, the driver's self-check,
+// the ceiling ratio and the thresholds.
+func WriteText(w io.Writer, r Run) error {
+	s := r.Summary
+	var b strings.Builder
+	fmt.Fprintf(&b, "chatbench %s  (%s)\n", s.Scenario, r.Dir)
+	fmt.Fprintf(&b, "scenario   %s  seed %d  clients %s  rooms %s  topology %s  target %s\n",
+		s.Scenario, s.Seed, Count(int64(s.Clients)), Count(int64(s.Rooms)), orDash(s.Topology), orDash(s.Target))
+	fmt.Fprintf(&b, "run        %s  %.1fs  commit %s  %s  GOMAXPROCS %d\n",
+		s.Start.UTC().Format(time.DateTime+" MST"), s.DurationSeconds, orDash(s.Commit), orDash(s.GoVersion), s.GOMAXPROCS)
+	m := s.Machine
+	fmt.Fprintf(&b, "machine    %s, %d cores, %s, %s/%s, kernel %s (fingerprint %s)\n",
+		orDash(m.CPUModel), m.Cores, gib(m.MemoryBytes), m.OS, m.Arch, orDash(m.Kernel), orDash(m.Fingerprint))
+	if len(s.Parts) > 0 {
+		fmt.Fprintf(&b, "merged     %d parts\n", len(s.Parts))
+	}
+	c := s.Counters
+	b.WriteString("\n")
+	fmt.Fprintf(&b, "messages   sent %s, delivered %s of %s expected\n", Count(c.Sent), Count(c.Delivered), Count(c.Expected))
+	fmt.Fprintf(&b, "throughput %s deliveries/s over the message phases (peak second %s)\n",
+		Count(int64(s.DeliveriesPerSec+0.5)), Rate(s.PeakDeliveriesPerSec))
+	fmt.Fprintf(&b, "losses     lost %s, duplicated %s, out of order %s, late sends %s\n",
+		Count(c.Lost), Count(c.Duplicated), Count(c.OutOfOrder), Count(c.LateSends))
+	fmt.Fprintf(&b, "errors     %s of %s requests (%.2f%%)%s\n", Count(c.Errors), Count(c.Requests), 100*s.ErrorRate(), errorBreakdown(c))
+	if c.Clamped > 0 {
+		fmt.Fprintf(&b, "           %s latencies outside 1us..1h were clamped\n", Count(c.Clamped))
+	}
+	b.WriteString("\n")
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	ops := headlineOrder(s.OpNames())
+	width := len("latency")
+	for _, op := range ops {
+		width = max(width, len(op))
+	}
+	fmt.Fprintf(tw, "%-*s\tcount\tmin\tp50\tp90\tp99\tp99.9\tmax\tmean\t\n", width, "latency")
+	for _, op := range ops {
+		st := s.Ops[op]
+		fmt.Fprintf(tw, "%-*s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", width, op, Count(st.Count), Us(st.MinUs), Us(st.P50Us),
+			Us(st.P90Us), Us(st.P99Us), Us(st.P999Us), Us(st.MaxUs), Us(int64(st.MeanUs+0.5)))
+	}
+	if len(s.Ops) == 0 {
+		fmt.Fprintln(tw, "(no samples)\t\t\t\t\t\t\t\t\t")
+	}
+	tw.Flush()
+	if len(s.Phases) > 0 {
+		b.WriteString("\n")
+		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+		pw, kw := len("phase"), len("kind")
+		for _, p := range s.Phases {
+			pw, kw = max(pw, len(p.Name)), max(kw, len(p.Kind))
+		}
+		fmt.Fprintf(tw, "%-*s\t%-*s\tstart\tend\tsent\tdelivered\tdeliveries/s\t\n", pw, "phase", kw, "kind")
+		for _, p := range s.Phases {
+			fmt.Fprintf(tw, "%-*s\t%-*s\t%.1fs\t%.1fs\t%s\t%s\t%s\t\n", pw, p.Name, kw, p.Kind, p.Start.Sub(s.Start).Seconds(),
+				p.End.Sub(s.Start).Seconds(), Count(p.Sent), Count(p.Delivered), Rate(p.DeliveriesPerSec))
+		}
+		tw.Flush()
+	}
+	b.WriteString("\n")
+	b.WriteString("driver     " + driverVerdict(s.Driver) + "\n")
+	if s.Ceiling != nil {
+		fmt.Fprintf(&b, "ceiling    %.2f of this machine's ceiling (%s deliveries/s, fingerprint %s)\n",
+			s.Ceiling.Ratio, Count(int64(s.Ceiling.DeliveriesPerSec+0.5)), orDash(s.Ceiling.Fingerprint))
+	}
+	if len(s.Thresholds) > 0 {
+		pass := true
+		for _, t := range s.Thresholds {
+			pass = pass && t.Pass
+		}
+		fmt.Fprintf(&b, "thresholds %s\n", map[bool]string{true: "PASS", false: "FAIL"}[pass])
+		for _, t := range s.Thresholds {
+			verdict := "ok  "
+			if !t.Pass {
+				verdict = "FAIL"
+			}
+			fmt.Fprintf(&b, "  %s %-22s %s\n", verdict, t.Name, thresholdText(t))
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func errorBreakdown(c metrics.Counters) string {
+	if c.Errors == 0 {
+		return ""
+	}
+	var parts []string
+	codes := make([]int, 0, len(c.ErrorsByCode))
+	for code := range c.ErrorsByCode {
+		codes = append(codes, code)
+	}
+	sort.Ints(codes)
+	for _, code := range codes {
+		name := strconv.Itoa(code)
+		if code == 0 {
+			name = "no code"
+		}
+		parts = append(parts, fmt.Sprintf("%s x%s", name, Count(c.ErrorsByCode[code])))
+	}
+	kinds := make([]string, 0, len(c.ErrorsByKind))
+	for k := range c.ErrorsByKind {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	var kp []string
+	for _, k := range kinds {
+		kp = append(kp, fmt.Sprintf("%s x%s", k, Count(c.ErrorsByKind[k])))
+	}
+	return ": by code " + strings.Join(parts, ", ") + "; by kind " + strings.Join(kp, ", ")
+}
+
+func driverVerdict(d metrics.DriverCheck) string {
+	v := "ok"
+	if d.DriverBound {
+		v = "DRIVER-BOUND, results invalid: " + orDash(d.DriverBoundWhy)
+	}
+	v += fmt.Sprintf(" (cpu %.0f%%, gc pause max %s total %s, scheduler lag p99 %s max %s",
+		d.CPUPercent, Us(d.GCPauseMaxUs), Us(d.GCPauseTotalUs), Us(d.SchedLagP99Us), Us(d.SchedLagMaxUs))
+	if d.MemoryPerClientB > 0 {
+		v += fmt.Sprintf(", %s bytes per client", Count(d.MemoryPerClientB))
+	}
+	return v + ")"
+}
+
+func thresholdText(t metrics.ThresholdResult) string {
+	op := "<="
+	if strings.HasPrefix(t.Name, "min_") {
+		op = ">="
+	}
+	switch t.Unit {
+	case "us":
+		return fmt.Sprintf("%s %s %s", Us(int64(t.Actual)), op, Us(int64(t.Limit)))
+	case "1/s":
+		return fmt.Sprintf("%s %s %s", Rate(t.Actual), op, Rate(t.Limit))
+	default:
+		return fmt.Sprintf("%.4g %s %.4g", t.Actual, op, t.Limit)
+	}
+}
+
+// WriteComparison writes one row per run: clients, deliveries/s, delivery
+// percentiles, last-recipient p99, losses, errors, driver verdict and
+// ceiling ratio; later rows also show deliveries/s and p99 relative to the
+// first run.
+func WriteComparison(w io.Writer, runs []Run) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	rw, sw := len("run"), len("scenario")
+	for _, r := range runs {
+		rw, sw = max(rw, len(r.Label)), max(sw, len(r.Summary.Scenario))
+	}
+	fmt.Fprintf(tw, "%-*s\t%-*s\tclients\tdeliveries/s\tvs first\tp50\tp99\tp99 vs first\tp99.9\tmax\tlast p99\tlost\tdup\tooo\terrors\tdriver\tceiling\t\n", rw, "run", sw, "scenario")
+	var base *metrics.Summary
+	for _, r := range runs {
+		s := r.Summary
+		d := s.Ops["delivery"]
+		rel, relP99 := "", ""
+		if base == nil {
+			base = s
+		} else {
+			rel = ratio(s.DeliveriesPerSec, base.DeliveriesPerSec)
+			relP99 = ratio(float64(d.P99Us), float64(base.Ops["delivery"].P99Us))
+		}
+		drv := "ok"
+		if s.Driver.DriverBound {
+			drv = "BOUND"
+		}
+		ceil := "-"
+		if s.Ceiling != nil {
+			ceil = fmt.Sprintf("%.2f", s.Ceiling.Ratio)
+		}
+		fmt.Fprintf(tw, "%-*s\t%-*s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", rw, r.Label, sw, s.Scenario,
+			Count(int64(s.Clients)), Rate(s.DeliveriesPerSec), orDash(rel), Us(d.P50Us), Us(d.P99Us), orDash(relP99),
+			Us(d.P999Us), Us(d.MaxUs), Us(s.Ops["last_recipient"].P99Us), Count(s.Counters.Lost),
+			Count(s.Counters.Duplicated), Count(s.Counters.OutOfOrder), Count(s.Counters.Errors), drv, ceil)
+	}
+	return tw.Flush()
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return ""
+	}
+	return fmt.Sprintf("x%.2f", a/b)
+}
+
+// headlineOrder puts the delivery operations first: they are what a chat
+// benchmark is about; the others follow in their usual order.
+func headlineOrder(ops []string) []string {
+	first := []string{"delivery", "last_recipient", "send_ack"}
+	out := make([]string, 0, len(ops))
+	for _, f := range first {
+		for _, op := range ops {
+			if op == f {
+				out = append(out, op)
+			}
+		}
+	}
+	for _, op := range ops {
+		if op != first[0] && op != first[1] && op != first[2] {
+			out = append(out, op)
+		}
+	}
+	return out
+}
