@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/chatbench/chatbench/bench/metrics"
+	"github.com/chatbench/chatbench/reports"
+	"github.com/spf13/pflag"
+)
+
+func init() {
+	register("report", "re-render results (text and plots) from result directories; compare or merge runs", runReport)
+}
+
+type reportOptions struct {
+	out     string
+	noPlots bool
+	merge   bool
+}
+
+func runReport(ctx context.Context, args []string) error {
+	var o reportOptions
+	fs := newFlags("report")
+	fs.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: chatbench report [flags] <results dir>...\n\n"+
+			"Reads summary.json of each directory (never runs anything), prints the text summary\n"+
+			"(a comparison table first when given several), and writes report.txt, latency.png and\n"+
+			"series.png.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	fs.StringVarP(&o.out, "out", "o", "", "directory for report.txt and the plots (default: the run's directory; for several runs, compare-<first>-vs-<last> next to the first)")
+	fs.BoolVar(&o.noPlots, "no-plots", false, "print the text only, write nothing")
+	fs.BoolVar(&o.merge, "merge", false, "merge the runs (made at the same time on several machines) into one summary written to --out, and report it")
+	// Positional arguments are the directories: parse here instead of
+	// parseFlags, which refuses them.
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return errUsage
+	}
+	return reportRun(ctx, o, fs.Args())
+}
+
+func reportRun(_ context.Context, o reportOptions, dirs []string) error {
+	runs, err := reports.Load(dirs...)
+	if err != nil {
+		return err
+	}
+	if o.merge {
+		if o.out == "" {
+			return fmt.Errorf("%w: --merge needs --out (where the merged summary goes)", errUsage)
+		}
+		sums := make([]*metrics.Summary, len(runs))
+		for i, r := range runs {
+			sums[i] = r.Summary
+		}
+		m, err := metrics.Merge(sums...)
+		if err != nil {
+			return err
+		}
+		if err := m.Write(o.out); err != nil {
+			return err
+		}
+		runs = []reports.Run{{Label: filepath.Base(filepath.Clean(o.out)), Dir: o.out, Summary: m}}
+	}
+	if o.noPlots {
+		return reports.WriteReport(os.Stdout, runs)
+	}
+	out := o.out
+	if out == "" {
+		out = runs[0].Dir
+		if len(runs) > 1 {
+			name := "compare-" + runs[0].Label + "-vs-" + runs[len(runs)-1].Label
+			out = filepath.Join(filepath.Dir(filepath.Clean(runs[0].Dir)), strings.NewReplacer("/", "_", `\`, "_").Replace(name))
+		}
+	}
+	files, err := reports.Render(os.Stdout, out, runs)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stdout, "\nwrote %s\n", strings.Join(files, ", "))
+	return nil
+}
