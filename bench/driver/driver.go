@@ -88,7 +88,9 @@ type vclient struct {
 	moveAt    atomic.Int64 // intended time of the last enter/switch/leave (client.Now)
 	leaving   atomic.Bool  // selected to leave in the current leave phase
 	leftRoom  atomic.Int32
-	localStop atomic.Bool // we closed it
+	localStop atomic.Bool  // we closed it
+	addExp    atomic.Int32 // onAdd pushes for this client's enter expected (members + self)
+	addSeen   atomic.Int32
 
 	// reader goroutine only
 	lastSeq map[int32]uint32

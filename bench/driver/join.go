@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -83,9 +84,32 @@ func (d *driver) enterPhase(ctx context.Context, p scenario.Phase) error {
 			todo = append(todo, v.idx)
 		}
 	}
-	return arrivals(ctx, todo, p.ArrivalRate, p.Concurrency, p.Duration, func(ctx context.Context, i int32, intended int64) {
+	for _, i := range todo {
+		d.clients[i].addExp.Store(0)
+		d.clients[i].addSeen.Store(0)
+	}
+	err := arrivals(ctx, todo, p.ArrivalRate, p.Concurrency, p.Duration, func(ctx context.Context, i int32, intended int64) {
 		d.join(ctx, d.clients[i], intended)
 	})
+	// wait for the onAdd fan-out: every member already in (and the newcomer
+	// itself) must see the newcomer's onAdd
+	missing := func() (n int64) {
+		for _, i := range todo {
+			v := d.clients[i]
+			if m := v.addExp.Load() - v.addSeen.Load(); m > 0 {
+				n += int64(m)
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(d.opts.DrainTimeout)
+	for missing() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for range missing() {
+		d.ctl.Error(metrics.OpEnter, 0, "onadd_missing")
+	}
+	return err
 }
 
 func errCode(err error) (int, string) {
@@ -140,12 +164,16 @@ func (d *driver) join(ctx context.Context, v *vclient, intended int64) {
 	r := d.rooms[v.home]
 	body, _ := json.Marshal(map[string]string{"username": v.name, "rid": r.id})
 	v.moveAt.Store(client.Now())
+	r.mu.Lock()
+	v.addExp.Store(int32(len(r.members)) + 1) // members already in, and itself
+	r.mu.Unlock()
 	t1 := time.Now()
 	resp, err := c.Call(ctx, routeEnter, body)
 	if err != nil {
 		code, kind := errCode(err)
 		rec.Error(metrics.OpEnter, code, kind)
 		d.log.Debug("enter", "user", v.name, "err", err)
+		v.addExp.Store(0)
 		d.drop(v, c)
 		return
 	}
@@ -278,7 +306,18 @@ func (d *driver) probeRooms(ctx context.Context, phase string) error {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			bad, err := d.probe(ctx, r, fmt.Sprintf("probe-%s-%d", phase, ri))
+			// closes reach the server asynchronously: membership must
+			// settle within the drain timeout, so probe until it matches
+			deadline := time.Now().Add(d.opts.DrainTimeout)
+			var bad int
+			var err error
+			for try := 0; ; try++ {
+				bad, err = d.probe(ctx, r, fmt.Sprintf("probe-%s-%d-%d", phase, ri, try))
+				if (err == nil && bad == 0) || !time.Now().Before(deadline) || ctx.Err() != nil {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
 			if err != nil {
 				code, kind := errCode(err)
 				d.ctl.Error(metrics.OpEnter, code, kind)
@@ -327,7 +366,11 @@ func (d *driver) probe(ctx context.Context, r *room, name string) (int, error) {
 		want[d.clients[m].name] = true
 	}
 	bad := 0
+	prefix := name[:strings.LastIndexByte(name, '-')+1] // earlier probes of this room may still be leaving
 	for _, u := range users.Users {
+		if !want[u] && strings.HasPrefix(u, prefix) {
+			continue
+		}
 		if !want[u] {
 			bad++ // a ghost: the server lists a member that left
 			d.log.Warn("ghost member", "room", r.id, "user", u)

@@ -21,6 +21,7 @@ func (d *driver) onPush(p *client.Push) {
 		d.onChat(v, p)
 	case "onAdd":
 		if j, ok := d.byName[string(client.UserField(p))]; ok {
+			d.clients[j].addSeen.Add(1)
 			if t := d.clients[j].moveAt.Load(); t > 0 {
 				v.rec.Record(d.opAdd, time.Duration(p.At-t))
 			}
