@@ -291,6 +291,11 @@ func smoke(t *testing.T, browserCtx context.Context, sut *serverUnderTest, shotP
 		}
 	}
 
+	// Taller windows for the final pictures, so the whole conversation shows.
+	for _, p := range []*page{alice, bob} {
+		p.do(chromedp.EmulateViewport(1280, 1000))
+		p.eval(`document.getElementById('messages').scrollTop = 1e9`)
+	}
 	bob.screenshot(shotPrefix + "-bob.png")
 	alice.screenshot(shotPrefix + "-alice.png")
 }
