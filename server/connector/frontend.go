@@ -280,8 +280,12 @@ func (s *Session) readLoop() {
 			s.Close(ec.code, ec.reason)
 			return
 		}
-		if st.handshook && opts.HeartbeatTimeout > 0 {
-			_ = s.conn.SetReadDeadline(time.Now().Add(opts.HeartbeatTimeout))
+		if st.handshook {
+			if opts.HeartbeatTimeout > 0 {
+				_ = s.conn.SetReadDeadline(time.Now().Add(opts.HeartbeatTimeout))
+			} else {
+				_ = s.conn.SetReadDeadline(time.Time{})
+			}
 		}
 	}
 }
