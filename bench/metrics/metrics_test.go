@@ -303,3 +303,26 @@ func BenchmarkAddAndError(b *testing.B) {
 		r.Error(OpSendAck, 500, KindResponse)
 	}
 }
+
+// TestFrozenV1 reads a summary.json written by the first v1 writer: every
+// later v1 reader must still read it (additive changes only).
+func TestFrozenV1(t *testing.T) {
+	dir := filepath.Join("testdata", "v1")
+	if os.Getenv("METRICS_WRITE_FROZEN") != "" {
+		if err := fakeRun(t, t0).Write(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := ReadSummary(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Schema != SchemaV1 || s.Scenario != "chat" || s.Counters.Delivered != 1000 || s.Counters.ErrorsByCode[429] != 1 ||
+		s.Ops["delivery"].Count != 1000 || len(s.Series) != 3 || len(s.Phases) != 3 || !s.Start.Equal(t0) {
+		t.Fatalf("frozen v1 summary read wrong: %+v", s)
+	}
+	h, err := s.Histogram("delivery")
+	if err != nil || h.TotalCount() != 1000 || StatsOf(h).P99Us != s.Ops["delivery"].P99Us {
+		t.Fatalf("frozen histogram: %v", err)
+	}
+}
