@@ -2,9 +2,58 @@
 
 GO ?= go
 
+# test (lead): everything CI runs. vet, then every package with the race detector.
+.PHONY: test vet serve
+test: vet
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+# build (lead): the one binary.
+.PHONY: build
+build:
+	$(GO) build -o bin/chatbench ./cmd/chatbench
+
+# serve (lead): the single-process reference server on pomelo's demo ports
+# (gate ws 3014, connector ws 3050, HTTP 3001). ARGS=... adds serve flags.
+serve: build
+	./bin/chatbench serve $(ARGS)
+
 # smoke (web helper): the browser smoke test only. Needs Debian's chromium
 # (apt-get install -y chromium); skips without it, fails without it under CI=true.
 # Screenshots land in results/smoke/.
 .PHONY: smoke
 smoke:
 	$(GO) test -count=1 -run 'TestSmoke' -v ./web/
+
+# build, bench (driver helper). `make build` puts the binary in bin/chatbench.
+# `make bench SCENARIO=broadcast-storm [DURATION=10s CLIENTS=2000 ROOMS=20 RATE=0.5
+#   TOPOLOGY=split CONNECTORS=3 SHARDS=3 TARGET=host:port OUT=results]`
+# builds, starts the reference server (unless TARGET is set), runs the scenario,
+# stops the server, prints the summary and writes results/<scenario>-<time>/.
+BIN ?= bin/chatbench
+SCENARIO ?= broadcast-storm
+
+.PHONY: build
+build:
+	$(GO) build -o $(BIN) ./cmd/chatbench
+
+BENCH_FLAGS = --scenario $(SCENARIO) \
+	$(if $(DURATION),--duration $(DURATION)) \
+	$(if $(CLIENTS),--clients $(CLIENTS)) \
+	$(if $(ROOMS),--rooms $(ROOMS)) \
+	$(if $(RATE),--rate $(RATE)) \
+	$(if $(SEED),--seed $(SEED)) \
+	$(if $(TARGET),--target $(TARGET)) \
+	$(if $(TOPOLOGY),--topology $(TOPOLOGY)) \
+	$(if $(CONNECTORS),--connectors $(CONNECTORS)) \
+	$(if $(SHARDS),--shards $(SHARDS)) \
+	$(if $(SOURCE_ADDRS),--source-addrs $(SOURCE_ADDRS)) \
+	$(if $(OUT),--out $(OUT))
+
+.PHONY: bench
+bench: build
+	$(BIN) bench $(BENCH_FLAGS)
