@@ -12,15 +12,10 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-# build (lead): the one binary.
-.PHONY: build
-build:
-	$(GO) build -o bin/chatbench ./cmd/chatbench
-
 # serve (lead): the single-process reference server on pomelo's demo ports
 # (gate ws 3014, connector ws 3050, HTTP 3001). ARGS=... adds serve flags.
 serve: build
-	./bin/chatbench serve $(ARGS)
+	$(BIN) serve $(ARGS)
 
 # smoke (web helper): the browser smoke test only. Needs Debian's chromium
 # (apt-get install -y chromium); skips without it, fails without it under CI=true.
