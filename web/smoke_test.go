@@ -271,6 +271,10 @@ func smoke(t *testing.T, browserCtx context.Context, sut *serverUnderTest, shotP
 		alice.waitMessage("bob", "alice", "Still here, alice (private)")
 	}
 
+	// A phone-sized window: the member list folds away, the composer stays usable.
+	carol.do(chromedp.EmulateViewport(400, 740))
+	carol.screenshot(shotPrefix + "-carol-narrow.png")
+
 	// Leaving: the others see it.
 	carol.do(chromedp.Click("#leave", chromedp.NodeVisible))
 	carol.waitPhase("login")
