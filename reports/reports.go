@@ -117,3 +117,9 @@ func WriteReport(w io.Writer, runs []Run) error {
 	}
 	return nil
 }
+
+// FromSummary wraps a summary already in memory (e.g. right after a run)
+// as a Run labelled by its directory.
+func FromSummary(dir string, s *metrics.Summary) Run {
+	return Run{Label: filepath.Base(filepath.Clean(dir)), Dir: dir, Summary: s}
+}

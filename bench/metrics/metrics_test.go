@@ -326,3 +326,21 @@ func TestFrozenV1(t *testing.T) {
 		t.Fatalf("frozen histogram: %v", err)
 	}
 }
+
+func TestPrepare(t *testing.T) {
+	run := NewRun(Options{ExtraOps: []string{"x"}})
+	r := run.NewRecorder()
+	x, _ := run.Op("x")
+	if run.NumOps() != 10 || run.OpName(x) != "x" || run.OpName(OpDelivery) != "delivery" {
+		t.Fatalf("ops: %d %q", run.NumOps(), run.OpName(x))
+	}
+	r.Prepare(OpDelivery, x)
+	allocs := testing.AllocsPerRun(100, func() { r.Record(x, time.Millisecond) })
+	if allocs != 0 {
+		t.Fatalf("Record after Prepare allocates %v", allocs)
+	}
+	// Prepared but unused operations are not reported.
+	if s := run.Finish(time.Now()); len(s.Ops) != 1 {
+		t.Fatalf("ops %v", s.OpNames())
+	}
+}

@@ -206,3 +206,23 @@ func (c *Recorder) Error(op Op, code int, kind string) {
 	c.byKind[kind]++
 	c.mu.Unlock()
 }
+
+// Prepare makes the histograms of ops now instead of on their first Record
+// (each is about 184 KiB), e.g. before a driver takes its memory baseline,
+// so that fixed costs do not show up as per-client memory.
+func (c *Recorder) Prepare(ops ...Op) {
+	c.mu.Lock()
+	for _, op := range ops {
+		if c.ops[op] == nil {
+			c.ops[op] = NewHistogram()
+		}
+	}
+	c.mu.Unlock()
+}
+
+// NumOps is the number of operations of the run (built-in and extra): Ops
+// are 0..NumOps()-1.
+func (r *Run) NumOps() int { return len(r.ops) }
+
+// OpName is the name of op in summary.json.
+func (r *Run) OpName(op Op) string { return r.ops[op] }
