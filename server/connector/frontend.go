@@ -6,6 +6,7 @@
 package connector
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -48,7 +49,8 @@ func Errorf(code int, format string, args ...any) *Error {
 }
 
 // Handler answers the requests and notifies of sessions. Request runs on the
-// session's reader goroutine; it returns the JSON response body, or an error
+// session's reader goroutine and must not retain body after it returns (the
+// read buffer is recycled); it returns the JSON response body, or an error
 // (an *Error gives its code on the wire, any other error code 500). Closed
 // runs once, on the same goroutine, after the session ended.
 type Handler interface {
@@ -244,7 +246,7 @@ func (s *Session) readLoop() {
 	st := readState{tokens: float64(opts.RequestBurst), last: time.Now()}
 	_ = s.conn.SetReadDeadline(time.Now().Add(opts.HandshakeTimeout))
 	for {
-		kind, frame, err := s.conn.ReadMessage()
+		kind, frame, buf, err := s.readFrame()
 		if err != nil {
 			var ne interface{ Timeout() bool }
 			switch {
@@ -262,6 +264,7 @@ func (s *Session) readLoop() {
 			return
 		}
 		if kind != websocket.BinaryMessage {
+			framePool.Put(buf)
 			f.metrics.MalformedClosed.Add(1)
 			s.Close(websocket.CloseUnsupportedData, "pomelo frames are binary")
 			return
@@ -269,6 +272,7 @@ func (s *Session) readLoop() {
 		err = pomelo.ForEachPackage(frame, opts.MaxPackageBytes, func(p pomelo.Package) error {
 			return s.handlePackage(&st, p)
 		})
+		framePool.Put(buf)
 		if err != nil {
 			var ec *errClose
 			if !errors.As(err, &ec) {
@@ -288,6 +292,27 @@ func (s *Session) readLoop() {
 			}
 		}
 	}
+}
+
+// framePool recycles read buffers: an idle session holds none, and a busy
+// one does not allocate a frame per read. Handlers never retain request
+// bodies (see Handler), so a buffer is reusable once its frame is handled.
+var framePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// readFrame reads the next websocket message into a pooled buffer; the
+// caller returns buf to framePool after handling frame.
+func (s *Session) readFrame() (kind int, frame []byte, buf *bytes.Buffer, err error) {
+	kind, r, err := s.conn.NextReader()
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	buf = framePool.Get().(*bytes.Buffer)
+	buf.Reset()
+	if _, err := buf.ReadFrom(r); err != nil {
+		framePool.Put(buf)
+		return 0, nil, nil, err
+	}
+	return kind, buf.Bytes(), buf, nil
 }
 
 type readState struct {
