@@ -1,0 +1,145 @@
+package driver_test
+
+import (
+	"bytes"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/chatbench/chatbench/pomelo"
+)
+
+// relay is a websocket relay between the driver and a real server. It
+// delays every server-to-client frame by a known amount (and can stall them
+// all once), and rewrites the connector port in queryEntry responses so that
+// clients come back through a relay.
+type relay struct {
+	t        *testing.T
+	addr     string
+	target   string
+	delay    time.Duration
+	rewrite  [2]string // `"port":<real>` -> `"port":<relay>` in responses
+	stallEnd atomic.Int64
+	nframes  atomic.Int64
+	srv      *http.Server
+	wg       sync.WaitGroup
+}
+
+func startRelay(t *testing.T, target string, delay time.Duration) *relay {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &relay{t: t, addr: l.Addr().String(), target: target, delay: delay}
+	r.srv = &http.Server{Handler: http.HandlerFunc(r.serve)}
+	go r.srv.Serve(l)
+	t.Cleanup(func() { r.srv.Close(); r.wg.Wait() })
+	return r
+}
+
+// rewritePort makes queryEntry answers point at another relay.
+func (r *relay) rewritePort(from, to string) {
+	_, fp, _ := net.SplitHostPort(from)
+	_, tp, _ := net.SplitHostPort(to)
+	r.rewrite = [2]string{`"port":` + fp, `"port":` + tp}
+}
+
+// frames counts server-to-client frames with onChat pushes so far.
+func (r *relay) frames() int64 { return r.nframes.Load() }
+
+// stall holds every server-to-client frame for d, once, from now.
+func (r *relay) stall(d time.Duration) { r.stallEnd.Store(time.Now().Add(d).UnixNano()) }
+
+var upgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024}
+
+type frame struct {
+	at   time.Time
+	data []byte
+}
+
+func (r *relay) serve(w http.ResponseWriter, req *http.Request) {
+	down, err := upgrader.Upgrade(w, req, nil)
+	if err != nil {
+		return
+	}
+	up, _, err := websocket.DefaultDialer.Dial("ws://"+r.target+"/", nil)
+	if err != nil {
+		down.Close()
+		return
+	}
+	r.wg.Add(3)
+	queue := make(chan frame, 4096)
+	go func() { // client -> server, undelayed
+		defer r.wg.Done()
+		defer up.Close()
+		for {
+			_, b, err := down.ReadMessage()
+			if err != nil {
+				return
+			}
+			if up.WriteMessage(websocket.BinaryMessage, b) != nil {
+				return
+			}
+		}
+	}()
+	go func() { // server -> queue
+		defer r.wg.Done()
+		defer close(queue)
+		for {
+			_, b, err := up.ReadMessage()
+			if err != nil {
+				return
+			}
+			if bytes.Contains(b, []byte("onChat")) {
+				r.nframes.Add(1)
+			}
+			queue <- frame{time.Now(), r.rewriteFrame(b)}
+		}
+	}()
+	go func() { // queue -> client, each frame delay after it arrived
+		defer r.wg.Done()
+		defer down.Close()
+		for f := range queue {
+			time.Sleep(time.Until(f.at.Add(r.delay)))
+			if end := time.Unix(0, r.stallEnd.Load()); f.at.Before(end) {
+				time.Sleep(time.Until(end))
+			}
+			if down.WriteMessage(websocket.BinaryMessage, f.data) != nil {
+				return
+			}
+		}
+	}()
+}
+
+func (r *relay) rewriteFrame(b []byte) []byte {
+	if r.rewrite[0] == "" || !bytes.Contains(b, []byte(r.rewrite[0])) {
+		return b
+	}
+	var out []byte
+	err := pomelo.ForEachPackage(b, 0, func(p pomelo.Package) error {
+		if p.Type != pomelo.Data {
+			out = pomelo.AppendPackage(out, p.Type, p.Body)
+			return nil
+		}
+		m, err := pomelo.ParseMessage(p.Body)
+		if err != nil {
+			return err
+		}
+		for _, end := range []string{",", "}"} {
+			m.Body = bytes.ReplaceAll(m.Body, []byte(r.rewrite[0]+end), []byte(r.rewrite[1]+end))
+		}
+		out, err = pomelo.AppendData(out, &m)
+		return err
+	})
+	if err != nil {
+		r.t.Errorf("relay: %v", err)
+		return b
+	}
+	return out
+}
