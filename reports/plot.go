@@ -88,8 +88,10 @@ func PercentilePlot(path, op string, runs []Run) error {
 	p.X.Tick.Marker = PercentileTicks{}
 	p.Y.Min = 0
 	p.Add(plotter.NewGrid())
-	p.Legend.Top = true
-	p.Legend.Left = true
+	// Latency curves rise to the right: the bottom right is free.
+	p.Legend.Top = false
+	p.Legend.Left = false
+	p.Legend.YOffs = vg.Points(8)
 	plotted := 0
 	for i, r := range runs {
 		xys, err := percentileXYs(r, op)
@@ -145,10 +147,9 @@ func SeriesPlot(path string, runs []Run) error {
 		p50 := make(plotter.XYs, 0, len(ser))
 		prev := 0.0
 		for j, x := range ser {
-			iv := x.ElapsedS - prev
-			if iv <= 0.05 {
-				iv = 1
-			}
+			// A short (last) interval counts as a second, as for
+			// peak_deliveries_per_s: no spike from a partial second.
+			iv := max(x.ElapsedS-prev, 1)
 			prev = x.ElapsedS
 			rate[j] = plotter.XY{X: x.ElapsedS, Y: float64(x.Delivered) / iv}
 			if x.Delivered > 0 {
