@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/chatbench/chatbench/server/chat"
 	"github.com/chatbench/chatbench/server/connector"
@@ -65,8 +66,40 @@ func (h *Handler) Request(_ *connector.Session, route string, body []byte) ([]by
 func (h *Handler) Closed(*connector.Session) {}
 
 // Sorted returns the entries ordered by id, the order dispatch indexes.
+// Numbers inside ids compare by value, so connector-10 follows connector-9.
 func Sorted(entries []Entry) []Entry {
 	out := append([]Entry(nil), entries...)
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	sort.Slice(out, func(i, j int) bool { return LessID(out[i].ID, out[j].ID) })
 	return out
+}
+
+// LessID orders server ids naturally: runs of digits compare as numbers.
+func LessID(a, b string) bool {
+	for a != "" && b != "" {
+		da, db := digits(a), digits(b)
+		if da > 0 && db > 0 {
+			na, nb := strings.TrimLeft(a[:da], "0"), strings.TrimLeft(b[:db], "0")
+			if len(na) != len(nb) {
+				return len(na) < len(nb)
+			}
+			if na != nb {
+				return na < nb
+			}
+			a, b = a[da:], b[db:]
+			continue
+		}
+		if a[0] != b[0] {
+			return a[0] < b[0]
+		}
+		a, b = a[1:], b[1:]
+	}
+	return len(a) < len(b)
+}
+
+func digits(s string) int {
+	n := 0
+	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	return n
 }
