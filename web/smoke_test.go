@@ -307,14 +307,14 @@ func smoke(t *testing.T, browserCtx context.Context, sut *serverUnderTest, shotP
 // page is one browser tab in its own browser context (its own storage), as
 // one user.
 type page struct {
-	t    *testing.T
-	name string
-	ctx  context.Context
-	stop context.CancelFunc
-	shot string
+	t     *testing.T
+	name  string
+	ctx   context.Context
+	stop  context.CancelFunc
+	sends int
 }
 
-const actionTimeout = 15 * time.Second
+const actionTimeout = 20 * time.Second
 
 func openPage(t *testing.T, browserCtx context.Context, name, url string) *page {
 	t.Helper()
@@ -330,8 +330,14 @@ func openPage(t *testing.T, browserCtx context.Context, name, url string) *page 
 		chromedp.Navigate(url),
 		chromedp.WaitVisible("#login-form"),
 	)
-	// Any dialog (alert, confirm, prompt) would mean injected script ran.
-	p.eval(`window.alert = window.confirm = window.prompt = (m) => { window.__xss = 'dialog: ' + m; }`)
+	// Any dialog (alert, confirm, prompt) would mean injected script ran; a
+	// CSP violation would mean markup reached the DOM as HTML; page errors
+	// and unhandled rejections are bugs.
+	p.eval(`window.alert = window.confirm = window.prompt = (m) => { window.__xss = 'dialog: ' + m; };
+		window.__errors = [];
+		window.addEventListener('error', (e) => window.__errors.push('error: ' + e.message));
+		window.addEventListener('unhandledrejection', (e) => window.__errors.push('unhandled rejection: ' + e.reason));
+		document.addEventListener('securitypolicyviolation', (e) => window.__errors.push('CSP violation: ' + e.violatedDirective + ' ' + e.sample));`)
 	return p
 }
 
@@ -436,15 +442,21 @@ func (p *page) send(target, text string) {
 	p.typeAndSend(text)
 }
 
-// typeAndSend types into the message box, clicks Send and waits until the
+// typeAndSend types into the message box, sends it (the Send button, or the
+// Enter key every other time, so both paths are covered) and waits until the
 // server accepted it (the box clears on success).
 func (p *page) typeAndSend(text string) {
 	p.t.Helper()
+	p.sends++
+	submit := chromedp.Click("#send")
+	if p.sends%2 == 0 {
+		submit = chromedp.SendKeys("#text", "\r")
+	}
 	p.do(
 		chromedp.WaitEnabled("#text"),
 		clearInput("text"),
 		chromedp.SendKeys("#text", text),
-		chromedp.Click("#send"),
+		submit,
 	)
 	p.waitJS(`document.getElementById('text').value === ''`, fmt.Sprintf("send %q accepted", text))
 }
@@ -518,16 +530,21 @@ func (p *page) checkNoScriptRan() {
 	ctx, cancel := context.WithTimeout(p.ctx, actionTimeout)
 	defer cancel()
 	type verdict struct {
-		Flag     string `json:"flag"`
-		Elements int    `json:"elements"`
+		Flag     string   `json:"flag"`
+		Elements int      `json:"elements"`
+		Errors   []string `json:"errors"`
 	}
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[verdict](
-		`({flag: String(window.__xss ?? ''), elements: document.querySelectorAll('#chat img, #chat script').length})`))
+		`({flag: String(window.__xss ?? ''), elements: document.querySelectorAll('#chat img, #chat script').length,
+		   errors: window.__errors})`))
 	if err != nil {
 		p.fail("check for injected script: %v", err)
 	}
 	if v.Flag != "" || v.Elements != 0 {
 		p.fail("markup in a message was not rendered as text: flag %q, %d img/script elements", v.Flag, v.Elements)
+	}
+	if len(v.Errors) != 0 {
+		p.fail("the page reported errors: %q", v.Errors)
 	}
 }
 
