@@ -165,7 +165,20 @@ func errorBreakdown(c metrics.Counters) string {
 	for _, k := range kinds {
 		kp = append(kp, fmt.Sprintf("%s x%s", k, Count(c.ErrorsByKind[k])))
 	}
-	return ": by code " + strings.Join(parts, ", ") + "; by kind " + strings.Join(kp, ", ")
+	out := ": by code " + strings.Join(parts, ", ") + "; by kind " + strings.Join(kp, ", ")
+	if len(c.ErrorsByOp) > 0 {
+		ops := make([]string, 0, len(c.ErrorsByOp))
+		for op := range c.ErrorsByOp {
+			ops = append(ops, op)
+		}
+		sort.Strings(ops)
+		var op []string
+		for _, o := range ops {
+			op = append(op, fmt.Sprintf("%s x%s", o, Count(c.ErrorsByOp[o])))
+		}
+		out += "; by operation " + strings.Join(op, ", ")
+	}
+	return out
 }
 
 func driverVerdict(d metrics.DriverCheck) string {

@@ -220,7 +220,7 @@ func Merge(parts ...*Summary) (*Summary, error) {
 		GoVersion: first.GoVersion, GOMAXPROCS: first.GOMAXPROCS, Machine: first.Machine,
 		Start: first.Start, End: first.End, Phases: append([]PhaseStats(nil), first.Phases...),
 		Ops:      map[string]OpStats{},
-		Counters: Counters{ErrorsByCode: map[int]int64{}, ErrorsByKind: map[string]int64{}},
+		Counters: Counters{ErrorsByCode: map[int]int64{}, ErrorsByKind: map[string]int64{}, ErrorsByOp: map[string]int64{}},
 	}
 	hists := map[string]*hdr.Histogram{}
 	type sec struct {
@@ -269,6 +269,9 @@ func Merge(parts ...*Summary) (*Summary, error) {
 		}
 		for kind, n := range c.ErrorsByKind {
 			k.ErrorsByKind[kind] += n
+		}
+		for op, n := range c.ErrorsByOp {
+			k.ErrorsByOp[op] += n
 		}
 		out.DeliveriesPerSec += p.DeliveriesPerSec
 		d := &out.Driver

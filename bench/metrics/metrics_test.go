@@ -54,7 +54,8 @@ func fakeRun(t *testing.T, start time.Time) *Summary {
 func TestRunSummary(t *testing.T) {
 	s := fakeRun(t, t0)
 	if s.Schema != SchemaV1 || s.Counters.Sent != 1000 || s.Counters.Delivered != 1000 || s.Counters.Errors != 2 ||
-		s.Counters.ErrorsByCode[429] != 1 || s.Counters.ErrorsByKind[KindTimeout] != 1 || s.Counters.Requests != 1010 {
+		s.Counters.ErrorsByCode[429] != 1 || s.Counters.ErrorsByKind[KindTimeout] != 1 || s.Counters.Requests != 1010 ||
+		s.Counters.ErrorsByOp["send_ack"] != 2 {
 		t.Fatalf("counters: %+v", s.Counters)
 	}
 	d := s.Ops["delivery"]

@@ -130,6 +130,7 @@ type Recorder struct {
 	errors   int64
 	byCode   map[int]int64
 	byKind   map[string]int64
+	byOp     []int64 // errors by Op
 	clamped  int64
 	secSent  int64 // current second
 	secDeliv int64
@@ -144,6 +145,7 @@ func (r *Run) NewRecorder() *Recorder {
 		spare:  newSecondHistogram(),
 		byCode: map[int]int64{},
 		byKind: map[string]int64{},
+		byOp:   make([]int64, len(r.ops)),
 	}
 	r.mu.Lock()
 	r.recs = append(r.recs, rec)
@@ -198,9 +200,11 @@ func (c *Recorder) Add(k Counter, n int64) {
 // 0 if none; kind: one of the Kind* constants or another constant string).
 // It does not allocate once the code and kind have been seen.
 func (c *Recorder) Error(op Op, code int, kind string) {
-	_ = op // kept for per-op error accounting later (additive)
 	c.mu.Lock()
 	c.errors++
+	if int(op) < len(c.byOp) {
+		c.byOp[op]++
+	}
 	c.secErr++
 	c.byCode[code]++
 	c.byKind[kind]++

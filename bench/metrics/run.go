@@ -119,7 +119,7 @@ func (r *Run) Finish(end time.Time) *Summary {
 		Phases:          r.phases,
 		Ops:             map[string]OpStats{},
 		Series:          r.series,
-		Counters:        Counters{ErrorsByCode: map[int]int64{}, ErrorsByKind: map[string]int64{}},
+		Counters:        Counters{ErrorsByCode: map[int]int64{}, ErrorsByKind: map[string]int64{}, ErrorsByOp: map[string]int64{}},
 	}
 	merged := make([]*hdr.Histogram, len(r.ops))
 	for _, c := range r.recorders() {
@@ -148,6 +148,11 @@ func (r *Run) Finish(end time.Time) *Summary {
 		}
 		for kind, n := range c.byKind {
 			k.ErrorsByKind[kind] += n
+		}
+		for op, n := range c.byOp {
+			if n > 0 {
+				k.ErrorsByOp[r.ops[op]] += n
+			}
 		}
 		c.mu.Unlock()
 	}

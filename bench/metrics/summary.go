@@ -124,6 +124,9 @@ type Counters struct {
 	ErrorsByCode map[int]int64 `json:"errors_by_code"`
 	// ErrorsByKind counts errors by kind (see the Kind* constants).
 	ErrorsByKind map[string]int64 `json:"errors_by_kind"`
+	// ErrorsByOp counts errors by the operation that failed (omitted in
+	// summaries written before it existed: additive).
+	ErrorsByOp map[string]int64 `json:"errors_by_op,omitempty"`
 	// Clamped counts latencies outside the histogram range (clamped).
 	Clamped int64 `json:"clamped,omitempty"`
 }
