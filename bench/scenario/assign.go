@@ -153,3 +153,19 @@ func (a *Assignment) HopTarget(cur int, r *rand.Rand) int {
 	}
 	return (cur + 1) % k
 }
+
+// Shape is the key of what a fan-out ceiling depends on: client count, room
+// size (clients per room, rounded), spread and payload, e.g.
+// "clients=2000,room=100,spread=uniform,payload=64". Calibrations are cached
+// by machine fingerprint and Shape (metrics.Ceiling.Shape).
+func (s *Scenario) Shape() string {
+	size := 0
+	if s.Rooms.Count > 0 {
+		size = (s.Clients + s.Rooms.Count/2) / s.Rooms.Count
+	}
+	spread := string(s.Rooms.Spread)
+	if s.Rooms.Spread == SpreadZipf {
+		spread = fmt.Sprintf("zipf%g", s.Rooms.ZipfS)
+	}
+	return fmt.Sprintf("clients=%d,room=%d,spread=%s,payload=%d", s.Clients, size, spread, s.Payload)
+}

@@ -304,3 +304,14 @@ func TestPickAndRand(t *testing.T) {
 		t.Fatal(RoomID(7), UserName(42))
 	}
 }
+
+func TestShape(t *testing.T) {
+	s, _ := Load("broadcast-storm")
+	if got := s.Shape(); got != "clients=2000,room=100,spread=uniform,payload=64" {
+		t.Fatal(got)
+	}
+	s.Rooms.Spread, s.Rooms.ZipfS = SpreadZipf, 1.2
+	if got := s.Shape(); got != "clients=2000,room=100,spread=zipf1.2,payload=64" {
+		t.Fatal(got)
+	}
+}
