@@ -56,7 +56,18 @@ func NewRooms[E comparable](l room.Limits, deliver func(e E, rid, target string,
 // Enter adds name to rid behind endpoint e, pushes onAdd to every member (the
 // new one included) and returns the member names.
 func (c *Rooms[E]) Enter(rid, name string, e E) ([]string, error) {
+	return c.EnterWith(rid, name, e, nil)
+}
+
+// EnterWith is Enter with a per-call hook: joined, when not nil, runs under
+// the room's lock right after the member joined, before Joined and the onAdd
+// push. A split shard uses it to tell the member's connector which session
+// joined, in order with the room's pushes.
+func (c *Rooms[E]) EnterWith(rid, name string, e E, joined func()) ([]string, error) {
 	users, err := c.Registry.Join(rid, name, e, func(r *room.Room[E]) {
+		if joined != nil {
+			joined()
+		}
 		if c.Joined != nil {
 			c.Joined(e, rid, name)
 		}
