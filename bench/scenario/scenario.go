@@ -150,7 +150,8 @@ type Thresholds struct {
 }
 
 // Overrides are command-line changes applied to a loaded scenario. Zero
-// values (nil Seed) leave the scenario's value alone.
+// values (nil Seed) leave the scenario's value alone. Thresholds are not
+// scaled: min_deliveries_per_s in particular is meant for the default sizes.
 type Overrides struct {
 	// Duration scales every timed phase (chat, storm, hop, idle) by the
 	// same factor so that their durations add up to Duration (storm
