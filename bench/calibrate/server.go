@@ -1,0 +1,516 @@
+// Package calibrate measures what this machine can do at all: a bare
+// websocket fan-out server (Server) that speaks just enough pomelo for the
+// chatbench driver, with no chat logic beyond delivering, driven by the same
+// driver and scenario shape as a real run; and the per-machine cache of those
+// ceilings (Record, Cache) that every bench report compares itself with.
+//
+// The bare server uses the best technique we know for fan-out on loopback
+// websockets: each push is encoded once and the same bytes are queued for
+// every recipient; one writer goroutine per connection swaps its whole queue
+// out and writes it as one websocket message (many pomelo packages in one
+// frame, one write syscall), flushing as soon as the queue is empty. It keeps
+// no statistics, checks no limits and has no timeouts beyond the write
+// deadline: what is left is the cost of the sockets themselves.
+package calibrate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/chatbench/chatbench/pomelo"
+)
+
+// The routes the driver uses (the chat application's, see the shared pomelo notes).
+const (
+	routeQueryEntry = "gate.gateHandler.queryEntry"
+	routeEnter      = "connector.entryHandler.enter"
+	routeSwitch     = "connector.entryHandler.switchRoom"
+	routeSend       = "chat.chatHandler.send"
+)
+
+var routes = []string{routeQueryEntry, routeEnter, routeSwitch, routeSend}
+
+// writeTimeout bounds one batch write; a connection that cannot take its
+// batch in that time is closed.
+const writeTimeout = 10 * time.Second
+
+// maxQueue is the outbound queue cap (packages) past which a connection is
+// closed rather than letting memory grow without bound.
+const maxQueue = 1 << 16
+
+// Server is the bare fan-out server. One listener serves both the gate
+// (queryEntry answers its own address) and the connector.
+type Server struct {
+	ln       net.Listener
+	http     *http.Server
+	host     string
+	port     int
+	dict     *pomelo.Dict
+	hs       []byte // HANDSHAKE package with the dictionary
+	hsNoDict []byte
+	upgrader websocket.Upgrader
+
+	mu    sync.RWMutex
+	rooms map[string]*room
+
+	wg sync.WaitGroup
+}
+
+type room struct {
+	mu      sync.Mutex
+	members []*conn          // join order
+	byName  map[string]*conn // name -> member
+}
+
+var writeBufferPool sync.Pool
+
+// Listen starts a bare server on addr ("127.0.0.1:0" for a free port).
+func Listen(addr string) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	a := ln.Addr().(*net.TCPAddr)
+	s := &Server{ln: ln, host: a.IP.String(), port: a.Port, dict: pomelo.NewDict(routes), rooms: map[string]*room{}}
+	s.upgrader = websocket.Upgrader{
+		ReadBufferSize: 1024, WriteBufferSize: 16 << 10, WriteBufferPool: &writeBufferPool,
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	sys := &pomelo.ServerSys{Heartbeat: 3}
+	s.dict.FillSys(sys)
+	s.hs = handshake(sys)
+	s.hsNoDict = handshake(&pomelo.ServerSys{Heartbeat: 3, UseDict: true, DictVersion: s.dict.Version()})
+	s.http = &http.Server{Handler: http.HandlerFunc(s.serveWS), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.http.Serve(ln) }()
+	return s, nil
+}
+
+func handshake(sys *pomelo.ServerSys) []byte {
+	body, _ := json.Marshal(pomelo.HandshakeResponse{Code: pomelo.CodeOK, Sys: sys})
+	return pomelo.AppendPackage(nil, pomelo.Handshake, body)
+}
+
+// Addr is the host:port of the server (gate and connector).
+func (s *Server) Addr() string { return net.JoinHostPort(s.host, strconv.Itoa(s.port)) }
+
+// Close stops the listener and closes every connection.
+func (s *Server) Close() error {
+	err := s.http.Close()
+	s.mu.RLock()
+	var all []*conn
+	for _, r := range s.rooms {
+		r.mu.Lock()
+		all = append(all, r.members...)
+		r.mu.Unlock()
+	}
+	s.mu.RUnlock()
+	for _, c := range all {
+		c.ws.Close()
+	}
+	s.wg.Wait()
+	return err
+}
+
+// Serve runs a bare server on addr until ctx ends; ready gets its address.
+func Serve(ctx context.Context, addr string, ready func(addr string)) error {
+	s, err := Listen(addr)
+	if err != nil {
+		return err
+	}
+	if ready != nil {
+		ready(s.Addr())
+	}
+	<-ctx.Done()
+	return s.Close()
+}
+
+// conn is one client connection.
+type conn struct {
+	s  *Server
+	ws *websocket.Conn
+
+	// reader goroutine only (name and qname: set before the first join,
+	// read by other members under the room's lock)
+	name  string
+	qname []byte
+	room  *room
+	rid   string
+
+	mu     sync.Mutex
+	queue  [][]byte
+	closed bool
+	wake   chan struct{}
+}
+
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	s.wg.Add(1)
+	defer s.wg.Done()
+	c := &conn{s: s, ws: ws, wake: make(chan struct{}, 1)}
+	done := make(chan struct{})
+	go func() { c.writeLoop(); close(done) }()
+	c.readLoop()
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.signal()
+	<-done
+	ws.Close()
+	if c.room != nil {
+		s.leave(c)
+	}
+}
+
+// enqueue queues a complete package (shared, read-only) for the writer.
+func (c *conn) enqueue(pkt []byte) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if len(c.queue) >= maxQueue {
+		c.closed = true
+		c.mu.Unlock()
+		c.signal()
+		return
+	}
+	c.queue = append(c.queue, pkt)
+	first := len(c.queue) == 1
+	c.mu.Unlock()
+	if first { // the writer swaps the whole queue: only an empty one needs a wake-up
+		c.signal()
+	}
+}
+
+func (c *conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop writes everything queued as one websocket message and flushes
+// when the queue is empty.
+func (c *conn) writeLoop() {
+	var spare [][]byte
+	for range c.wake {
+		c.mu.Lock()
+		batch, closed := c.queue, c.closed
+		c.queue = spare[:0]
+		c.mu.Unlock()
+		if len(batch) > 0 {
+			if err := c.write(batch); err != nil {
+				c.mu.Lock()
+				c.closed = true
+				c.mu.Unlock()
+				c.ws.Close() // the reader returns
+				closed = true
+			}
+		}
+		clear(batch)
+		spare = batch
+		if closed {
+			return
+		}
+	}
+}
+
+func (c *conn) write(batch [][]byte) error {
+	_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+	w, err := c.ws.NextWriter(websocket.BinaryMessage)
+	if err != nil {
+		return err
+	}
+	for _, p := range batch {
+		if _, err := w.Write(p); err != nil {
+			return err
+		}
+	}
+	return w.Close()
+}
+
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+func (c *conn) readLoop() {
+	handshook := false
+	for {
+		_, r, err := c.ws.NextReader()
+		if err != nil {
+			return
+		}
+		bp := framePool.Get().(*[]byte)
+		b, err := readAll(r, (*bp)[:0])
+		if err == nil {
+			err = pomelo.ForEachPackage(b, 0, func(p pomelo.Package) error {
+				switch p.Type {
+				case pomelo.Handshake:
+					handshook = true
+					req, err := pomelo.ParseHandshakeRequest(p.Body)
+					if err == nil && req.Sys.DictVersion == c.s.dict.Version() {
+						c.enqueue(c.s.hsNoDict)
+					} else {
+						c.enqueue(c.s.hs)
+					}
+				case pomelo.HandshakeAck, pomelo.Heartbeat:
+					if handshook {
+						c.enqueue(pomelo.HeartbeatPackage)
+					}
+				case pomelo.Data:
+					return c.data(p.Body)
+				}
+				return nil
+			})
+		}
+		*bp = b
+		if cap(b) <= 64<<10 {
+			framePool.Put(bp)
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func readAll(r io.Reader, b []byte) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+var errMessage = errors.New("calibrate: not a request")
+
+func (c *conn) data(body []byte) error {
+	m, rb, err := pomelo.ParseMessageRoute(body)
+	if err != nil {
+		return err
+	}
+	if m.Type != pomelo.Request && m.Type != pomelo.Notify {
+		return errMessage
+	}
+	route := string(rb) // no allocation for the comparisons below
+	if m.Compressed {
+		route, _ = c.s.dict.Route(m.RouteCode)
+	}
+	var resp []byte
+	switch route {
+	case routeSend:
+		resp = c.send(m.Body)
+	case routeEnter:
+		resp = c.enter(m.Body)
+	case routeSwitch:
+		resp = c.switchRoom(m.Body)
+	case routeQueryEntry:
+		resp = fmt.Appendf(nil, `{"code":200,"host":%q,"port":%d}`, c.s.host, c.s.port)
+	default:
+		resp = []byte(`{"code":404,"error":true}`)
+	}
+	if m.Type == pomelo.Request {
+		out := pomelo.Message{Type: pomelo.Response, ID: m.ID, Body: resp}
+		pkt, _ := pomelo.AppendData(make([]byte, 0, pomelo.HeaderLen+pomelo.MessageLen(&out)), &out)
+		c.enqueue(pkt)
+	}
+	return nil
+}
+
+var (
+	okBody   = []byte(`{}`)
+	failBody = []byte(`{"code":500,"error":true}`)
+)
+
+// send: onChat {msg, from, target} encoded once, to the room or the target.
+func (c *conn) send(body []byte) []byte {
+	r := c.room
+	if r == nil {
+		return []byte(`{"code":403,"error":true}`)
+	}
+	var content, target []byte
+	topFields(body, func(k, v []byte) {
+		switch string(k) {
+		case "content":
+			content = v
+		case "target":
+			target = v
+		}
+	})
+	if len(content) == 0 || content[0] != '"' {
+		return []byte(`{"code":400,"error":true}`)
+	}
+	all := len(target) == 0 || string(target) == `"*"` || string(target) == `""`
+	if all {
+		target = []byte(`"*"`)
+	}
+	n := len(`{"msg":,"from":,"target":}`) + len(content) + len(c.qname) + len(target)
+	size := 2 + len("onChat") + n // flag, route length, route, body
+	pkt := make([]byte, 0, pomelo.HeaderLen+size)
+	pkt = pomelo.AppendPackageHeader(pkt, pomelo.Data, size)
+	pkt = append(pkt, byte(pomelo.Push)<<1, byte(len("onChat")))
+	pkt = append(pkt, "onChat"...)
+	pkt = append(pkt, `{"msg":`...)
+	pkt = append(pkt, content...)
+	pkt = append(pkt, `,"from":`...)
+	pkt = append(pkt, c.qname...)
+	pkt = append(pkt, `,"target":`...)
+	pkt = append(pkt, target...)
+	pkt = append(pkt, '}')
+	if all {
+		r.mu.Lock()
+		for _, x := range r.members {
+			x.enqueue(pkt)
+		}
+		r.mu.Unlock()
+		return okBody
+	}
+	name, _ := unquote(target)
+	r.mu.Lock()
+	x := r.byName[name]
+	if x != nil {
+		x.enqueue(pkt)
+	}
+	r.mu.Unlock()
+	if x == nil {
+		return failBody
+	}
+	return okBody
+}
+
+func (c *conn) enter(body []byte) []byte {
+	var req struct {
+		Username string `json:"username"`
+		RID      string `json:"rid"`
+	}
+	if json.Unmarshal(body, &req) != nil || req.Username == "" || req.RID == "" || c.room != nil {
+		return []byte(`{"code":400,"error":true}`)
+	}
+	users, ok := c.s.join(c, req.RID, req.Username)
+	if !ok {
+		c.name, c.qname = "", nil // never visible: the join failed
+		return failBody
+	}
+	return users
+}
+
+func (c *conn) switchRoom(body []byte) []byte {
+	var req struct {
+		RID string `json:"rid"`
+	}
+	if json.Unmarshal(body, &req) != nil || req.RID == "" || c.room == nil || req.RID == c.rid {
+		return []byte(`{"code":400,"error":true}`)
+	}
+	old, oldRID := c.room, c.rid
+	users, ok := c.s.join(c, req.RID, c.name)
+	if !ok {
+		return failBody
+	}
+	newRoom, newRID := c.room, c.rid
+	c.room, c.rid = old, oldRID
+	c.s.leave(c)
+	c.room, c.rid = newRoom, newRID
+	return users
+}
+
+// join adds c as name to room rid, pushes onAdd to every member (c too) and
+// returns the {"users":[...]} body. It sets c.room and c.rid.
+func (s *Server) join(c *conn, rid, name string) ([]byte, bool) {
+	if c.name == "" {
+		c.name = name // before c is visible in any room; never changes after
+		c.qname = appendQuoted(nil, name)
+	}
+	for {
+		r := s.roomOf(rid)
+		if r == nil {
+			s.mu.Lock()
+			if r = s.rooms[rid]; r == nil {
+				r = &room{byName: map[string]*conn{}}
+				s.rooms[rid] = r
+			}
+			s.mu.Unlock()
+		}
+		r.mu.Lock()
+		if s.roomOf(rid) != r { // emptied and removed meanwhile
+			r.mu.Unlock()
+			continue
+		}
+		if r.byName[name] != nil {
+			r.mu.Unlock()
+			return nil, false
+		}
+		r.byName[name] = c
+		r.members = append(r.members, c)
+		c.room, c.rid = r, rid
+		pkt := userPush("onAdd", name)
+		users := []byte(`{"users":[`)
+		for i, x := range r.members {
+			x.enqueue(pkt)
+			if i > 0 {
+				users = append(users, ',')
+			}
+			users = appendQuoted(users, x.name)
+		}
+		r.mu.Unlock()
+		return append(users, "]}"...), true
+	}
+}
+
+func (s *Server) roomOf(rid string) *room {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.rooms[rid]
+}
+
+// leave removes c from its room and pushes onLeave to the rest.
+func (s *Server) leave(c *conn) {
+	r, rid := c.room, c.rid
+	c.room, c.rid = nil, ""
+	r.mu.Lock()
+	delete(r.byName, c.name)
+	for i, x := range r.members {
+		if x == c {
+			r.members = append(r.members[:i], r.members[i+1:]...)
+			break
+		}
+	}
+	if len(r.members) > 0 {
+		pkt := userPush("onLeave", c.name)
+		for _, x := range r.members {
+			x.enqueue(pkt)
+		}
+	} else {
+		s.mu.Lock()
+		if s.rooms[rid] == r {
+			delete(s.rooms, rid)
+		}
+		s.mu.Unlock()
+	}
+	r.mu.Unlock()
+}
+
+func userPush(route, name string) []byte {
+	body := []byte(`{"route":"` + route + `","user":`)
+	body = appendQuoted(body, name)
+	body = append(body, '}')
+	pkt, _ := pomelo.AppendData(nil, &pomelo.Message{Type: pomelo.Push, Route: route, Body: body})
+	return pkt
+}
