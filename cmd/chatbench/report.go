@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,7 +24,10 @@ type reportOptions struct {
 	merge   bool
 }
 
-func runReport(ctx context.Context, args []string) error {
+func runReport(ctx context.Context, args []string) error { return report(ctx, args, os.Stdout) }
+
+// report parses args and renders to stdout (a parameter for tests).
+func report(ctx context.Context, args []string, stdout io.Writer) error {
 	var o reportOptions
 	fs := newFlags("report")
 	fs.Usage = func() {
@@ -48,10 +52,10 @@ func runReport(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	return reportRun(ctx, o, fs.Args())
+	return reportRun(ctx, o, fs.Args(), stdout)
 }
 
-func reportRun(_ context.Context, o reportOptions, dirs []string) error {
+func reportRun(_ context.Context, o reportOptions, dirs []string, stdout io.Writer) error {
 	runs, err := reports.Load(dirs...)
 	if err != nil {
 		return err
@@ -74,7 +78,7 @@ func reportRun(_ context.Context, o reportOptions, dirs []string) error {
 		runs = []reports.Run{{Label: filepath.Base(filepath.Clean(o.out)), Dir: o.out, Summary: m}}
 	}
 	if o.noPlots {
-		return reports.WriteReport(os.Stdout, runs)
+		return reports.WriteReport(stdout, runs)
 	}
 	out := o.out
 	if out == "" {
@@ -84,10 +88,10 @@ func reportRun(_ context.Context, o reportOptions, dirs []string) error {
 			out = filepath.Join(filepath.Dir(filepath.Clean(runs[0].Dir)), strings.NewReplacer("/", "_", `\`, "_").Replace(name))
 		}
 	}
-	files, err := reports.Render(os.Stdout, out, runs)
+	files, err := reports.Render(stdout, out, runs)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stdout, "\nwrote %s\n", strings.Join(files, ", "))
+	fmt.Fprintf(stdout, "\nwrote %s\n", strings.Join(files, ", "))
 	return nil
 }
