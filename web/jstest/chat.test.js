@@ -3,7 +3,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  errorText, isErrorResponse, validateLogin, wsURL, backoffMs, clockTime, join, ChatError, Routes,
+  errorText, kickText, isErrorResponse, validateLogin, wsURL, backoffMs, clockTime, join, ChatError, Routes,
 } from '../static/chat.js';
 import {
   PackageType, MessageType, encodePackage, encodeMessage, decodePackages, decodeMessage, strdecode,
@@ -37,6 +37,14 @@ describe('plain-words errors', () => {
     assert.equal(isErrorResponse({ code: 500, error: true, message: 'x' }), true);
     assert.equal(isErrorResponse(null), true);
   });
+});
+
+test('kickText', () => {
+  assert.equal(kickText('server shutting down'), 'The server is restarting or shutting down');
+  assert.match(kickText('slow consumer'), /fell too far behind/);
+  assert.equal(kickText('kick'), 'The server closed this connection');
+  assert.equal(kickText(undefined), 'The server closed this connection');
+  assert.equal(kickText('maintenance'), 'The server closed this connection (maintenance)');
 });
 
 test('validateLogin', () => {

@@ -2,7 +2,7 @@
 // Every piece of text from the network goes into the DOM with textContent or
 // setAttribute, never as HTML.
 import {
-  join, ChatError, Routes, EVERYONE, isErrorResponse, errorText, validateLogin, backoffMs, clockTime,
+  join, ChatError, Routes, EVERYONE, isErrorResponse, errorText, kickText, validateLogin, backoffMs, clockTime,
 } from './chat.js';
 
 const $ = (id) => document.getElementById(id);
@@ -42,6 +42,7 @@ const state = {
   dupes: 0,
   timer: null,
   joins: 0, // join attempts, for tests
+  entered: 0, // successful joins, for tests
 };
 
 // Phases: login, joining, online, reconnecting. CSS and tests read body[data-phase].
@@ -245,7 +246,7 @@ function attach(client, gen) {
     if (live()) chatLine({ from: String(m.from ?? '?'), target: String(m.target ?? EVERYONE), msg: m.msg });
   });
   client.on('kick', ({ reason }) => {
-    if (live()) systemLine(`The server disconnected you (${reason})`, 'error');
+    if (live()) systemLine(kickText(reason), 'error');
   });
   client.on('close', () => {
     // Only the entered session's loss means reconnect; a client that closes
@@ -257,6 +258,7 @@ function attach(client, gen) {
 }
 
 function enterRoom(client, users, gen) {
+  state.entered++;
   state.client = client;
   state.members = new Set(users);
   state.members.add(state.me);
@@ -430,6 +432,7 @@ window.chatbenchState = () => ({
   reconnectPending: state.timer !== null,
   attempt: state.attempt,
   joins: state.joins,
+  entered: state.entered,
 });
 
 (function init() {

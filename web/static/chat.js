@@ -49,6 +49,16 @@ export function errorText(route, res) {
   }
 }
 
+/** A plain-words line for a KICK from the server. */
+export function kickText(reason) {
+  switch (reason) {
+    case 'server shutting down': return 'The server is restarting or shutting down';
+    case 'slow consumer': return 'The server dropped this connection because it fell too far behind';
+    case 'kick': case '': case undefined: case null: return 'The server closed this connection';
+    default: return `The server closed this connection (${reason})`;
+  }
+}
+
 /** Checks a login form's name and room; returns an error text or ''. */
 export function validateLogin(name, room) {
   if (!name) return 'Enter a name';
