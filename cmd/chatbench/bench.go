@@ -48,6 +48,7 @@ type benchFlags struct {
 	late        time.Duration
 	quiet       bool
 	logLevel    string
+	ceiling     string
 }
 
 func runBench(ctx context.Context, args []string) error {
@@ -69,6 +70,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.DurationVar(&f.late, "late", 10*time.Millisecond, "a send later than this after its scheduled time counts as late")
 	fs.BoolVar(&f.quiet, "quiet", false, "no live progress line")
 	fs.StringVar(&f.logLevel, "log-level", "warn", "driver log level: debug, info, warn or error")
+	fs.StringVar(&f.ceiling, "ceiling", "auto", "compare with this machine's bare fan-out ceiling (chatbench calibrate): auto (cached, else measured after the run; loopback targets only), recalibrate, or off")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -81,6 +83,11 @@ func runBench(ctx context.Context, args []string) error {
 		return usageErr("--log-level %q: use debug, info, warn or error", f.logLevel)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	switch f.ceiling {
+	case "auto", "off", "recalibrate":
+	default:
+		return usageErr("--ceiling %q: use auto, recalibrate or off", f.ceiling)
+	}
 	if f.drain <= 0 {
 		return usageErr("--drain %v: must be > 0", f.drain)
 	}
@@ -128,6 +135,9 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "chatbench bench: scenario %s: %d clients, %d rooms, target %s\n", s.Name, s.Clients, s.Rooms.Count, f.target)
 	res, err := driver.Run(ctx, opts)
+	if f.ceiling == "recalibrate" || (f.ceiling == "auto" && err == nil && isLoopback(f.target)) {
+		withCeiling(ctx, f.ceiling, f, s, res) // calibrate.go
+	}
 	if res != nil && res.Dir != "" {
 		if runs, lerr := reports.Load(res.Dir); lerr == nil {
 			if _, rerr := reports.Render(os.Stdout, res.Dir, runs); rerr != nil {

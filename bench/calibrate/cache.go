@@ -1,0 +1,179 @@
+package calibrate
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/chatbench/chatbench/bench/driver"
+	"github.com/chatbench/chatbench/bench/metrics"
+	"github.com/chatbench/chatbench/bench/scenario"
+)
+
+// SchemaV1 is the schema of a cached calibration record.
+const SchemaV1 = "chatbench.calibration/v1"
+
+// Record is one calibration: the bare fan-out ceiling of a machine for one
+// scenario shape, and the delivery-latency spectrum at that ceiling.
+type Record struct {
+	Schema      string          `json:"schema"`
+	Fingerprint string          `json:"fingerprint"` // metrics.Machine.Fingerprint
+	Machine     metrics.Machine `json:"machine"`
+	Shape       string          `json:"shape"`     // readable scenario shape (ShapeOf)
+	ShapeHash   string          `json:"shape_sha"` // hash of the whole effective scenario
+	Scenario    string          `json:"scenario"`
+	MeasuredAt  time.Time       `json:"measured_at"`
+	LoadAvg     string          `json:"loadavg,omitempty"` // /proc/loadavg when the measurement started
+
+	DeliveriesPerSec     float64             `json:"deliveries_per_s"`
+	PeakDeliveriesPerSec float64             `json:"peak_deliveries_per_s"`
+	Delivery             metrics.OpStats     `json:"delivery"` // latency spectrum (us); histogram dropped
+	Sent                 int64               `json:"sent"`
+	Delivered            int64               `json:"delivered"`
+	Lost                 int64               `json:"lost"`
+	Errors               int64               `json:"errors"`
+	Driver               metrics.DriverCheck `json:"driver"`
+	ResultsDir           string              `json:"results_dir,omitempty"` // the calibration run's own results
+}
+
+// ShapeOf is the readable key of a scenario's shape: what the ceiling
+// depends on (clients, rooms and their size, payload, message rates).
+func ShapeOf(s *scenario.Scenario) string {
+	var rates []string
+	for _, p := range s.Phases {
+		switch p.Kind {
+		case scenario.KindChat, scenario.KindHop:
+			rates = append(rates, fmt.Sprintf("%s:%g/s", p.Kind, p.Rate))
+		case scenario.KindStorm:
+			rates = append(rates, fmt.Sprintf("storm:%dx/%v", p.Burst, p.BurstEvery))
+		}
+	}
+	size := 0
+	if s.Rooms.Count > 0 {
+		size = (s.Clients + s.Rooms.Count - 1) / s.Rooms.Count
+	}
+	return fmt.Sprintf("%s clients=%d rooms=%d size=%d payload=%d %s", s.Name, s.Clients, s.Rooms.Count, size, s.Payload, strings.Join(rates, ","))
+}
+
+// shapeHash hashes everything of the effective scenario that changes the
+// work (not its name, description or thresholds).
+func shapeHash(s *scenario.Scenario) string {
+	c := *s
+	c.Description, c.Source, c.Thresholds = "", "", scenario.Thresholds{}
+	b, _ := json.Marshal(c)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:6])
+}
+
+// Cache is a directory of calibration records, one file per machine
+// fingerprint and scenario shape.
+type Cache struct{ Dir string }
+
+// DefaultDir is where calibrations are cached under a results root.
+func DefaultDir(resultsRoot string) string { return filepath.Join(resultsRoot, ".calibration") }
+
+func (c Cache) path(fp string, s *scenario.Scenario) string {
+	return filepath.Join(c.Dir, fmt.Sprintf("%s-%s-%s.json", fp, sanitize(s.Name), shapeHash(s)))
+}
+
+func sanitize(name string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, name)
+}
+
+// Load returns the cached record for this machine and scenario; an error
+// wrapping os.ErrNotExist when there is none.
+func (c Cache) Load(m metrics.Machine, s *scenario.Scenario) (*Record, error) {
+	b, err := os.ReadFile(c.path(m.Fingerprint, s))
+	if err != nil {
+		return nil, err
+	}
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("calibration cache %s: %w", c.path(m.Fingerprint, s), err)
+	}
+	if r.Schema != SchemaV1 || r.DeliveriesPerSec <= 0 {
+		return nil, fmt.Errorf("calibration cache %s: schema %q: %w", c.path(m.Fingerprint, s), r.Schema, os.ErrNotExist)
+	}
+	return &r, nil
+}
+
+// Save writes r for scenario s and returns the file's path.
+func (c Cache) Save(r *Record, s *scenario.Scenario) (string, error) {
+	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+		return "", err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	p := c.path(r.Fingerprint, s)
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return "", err
+	}
+	return p, os.Rename(tmp, p)
+}
+
+// FromResult turns a driver run against the bare server into a Record.
+func FromResult(s *scenario.Scenario, res *driver.Result, loadavg string) (*Record, error) {
+	if res == nil || res.Summary == nil {
+		return nil, errors.New("calibrate: no result")
+	}
+	sum := res.Summary
+	d := sum.Ops["delivery"]
+	d.Histogram = ""
+	r := &Record{
+		Schema: SchemaV1, Fingerprint: sum.Machine.Fingerprint, Machine: sum.Machine,
+		Shape: ShapeOf(s), ShapeHash: shapeHash(s), Scenario: s.Name, MeasuredAt: sum.Start.UTC(), LoadAvg: loadavg,
+		DeliveriesPerSec: sum.DeliveriesPerSec, PeakDeliveriesPerSec: sum.PeakDeliveriesPerSec, Delivery: d,
+		Sent: sum.Counters.Sent, Delivered: sum.Counters.Delivered, Lost: sum.Counters.Lost, Errors: sum.Counters.Errors,
+		Driver: sum.Driver, ResultsDir: res.Dir,
+	}
+	if r.DeliveriesPerSec <= 0 {
+		return r, fmt.Errorf("calibrate: scenario %s delivered nothing against the bare server (sent %d, errors %d)", s.Name, r.Sent, r.Errors)
+	}
+	return r, nil
+}
+
+// Ceiling is the summary's "ceiling" block for a run compared with r.
+func (r *Record) Ceiling(sum *metrics.Summary) *metrics.Ceiling {
+	c := &metrics.Ceiling{DeliveriesPerSec: r.DeliveriesPerSec, Fingerprint: r.Fingerprint, Shape: r.Shape, MeasuredAt: r.MeasuredAt}
+	if r.DeliveriesPerSec > 0 {
+		c.Ratio = sum.DeliveriesPerSec / r.DeliveriesPerSec
+	}
+	return c
+}
+
+// Options configure Measure.
+type Options struct {
+	Scenario *scenario.Scenario
+	Target   string // host:port of a running bare server
+	Out      string // results root for the calibration run's own results ("" = none)
+	Driver   driver.Options
+}
+
+// Measure runs the scenario against a bare server at Target and returns the
+// ceiling record (not yet saved).
+func Measure(ctx context.Context, o Options) (*Record, *driver.Result, error) {
+	load, _ := os.ReadFile("/proc/loadavg")
+	do := o.Driver
+	do.Scenario, do.Target, do.Topology, do.Out = o.Scenario, o.Target, "calibrate", o.Out
+	res, err := driver.Run(ctx, do)
+	if err != nil {
+		return nil, res, fmt.Errorf("calibrate: %w", err)
+	}
+	rec, err := FromResult(o.Scenario, res, strings.TrimSpace(string(load)))
+	return rec, res, err
+}

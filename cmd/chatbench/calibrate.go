@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/chatbench/chatbench/bench/calibrate"
+	"github.com/chatbench/chatbench/bench/driver"
+	"github.com/chatbench/chatbench/bench/metrics"
+	"github.com/chatbench/chatbench/bench/scenario"
+)
+
+func init() {
+	register("calibrate", "measure this machine's bare websocket fan-out ceiling for a scenario shape (cached)", runCalibrate)
+}
+
+func runCalibrate(ctx context.Context, args []string) error {
+	fs := newFlags("calibrate")
+	var f benchFlags
+	var serve, cacheDir string
+	var recalibrate bool
+	fs.StringVar(&f.scenario, "scenario", "broadcast-storm", "shipped scenario name ("+strings.Join(scenario.Names(), ", ")+") or path of a YAML file")
+	fs.DurationVar(&f.duration, "duration", 0, "total length of the timed phases (default: the scenario's)")
+	fs.IntVar(&f.clients, "clients", 0, "simulated clients (default: the scenario's)")
+	fs.IntVar(&f.rooms, "rooms", 0, "rooms (default: the scenario's)")
+	fs.Float64Var(&f.rate, "rate", 0, "messages per second per client in chat and hop phases (default: the scenario's)")
+	fs.Int64Var(&f.seed, "seed", 0, "random seed (default: the scenario's)")
+	fs.StringVar(&f.out, "out", "results", "results root: the cache is <out>/.calibration unless --cache-dir")
+	fs.StringVar(&cacheDir, "cache-dir", "", "where calibrations are cached (default <out>/.calibration)")
+	fs.BoolVar(&recalibrate, "recalibrate", false, "measure again even when this machine and shape are cached")
+	fs.IntVar(&f.sourceAddrs, "source-addrs", 0, "spread client sockets over 127.0.0.1..N (default: one per 25,000 clients)")
+	fs.BoolVar(&f.quiet, "quiet", false, "no live progress line")
+	fs.StringVar(&serve, "serve", "", "run only the bare fan-out server on this host:port (what calibrate starts as its child)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if serve != "" {
+		return calibrate.Serve(ctx, serve, func(addr string) {
+			fmt.Printf("listening %s\n", addr)
+		})
+	}
+	s, err := f.load(fs.Changed("seed"))
+	if err != nil {
+		return err
+	}
+	if cacheDir == "" {
+		cacheDir = calibrate.DefaultDir(f.out)
+	}
+	var progress io.Writer
+	if !f.quiet {
+		progress = os.Stderr
+	}
+	rec, path, cached, err := ceiling(ctx, s, cacheDir, recalibrate, f.sourceAddrs, progress)
+	if err != nil {
+		return err
+	}
+	printRecord(os.Stdout, rec, path, cached)
+	return nil
+}
+
+// ceiling returns this machine's calibrated ceiling for s: from the cache, or
+// measured now (bare server as a child process, our driver against it) and
+// cached. path is the cache file.
+func ceiling(ctx context.Context, s *scenario.Scenario, cacheDir string, recalibrate bool, sourceAddrs int, progress io.Writer) (rec *calibrate.Record, path string, cached bool, err error) {
+	cache := calibrate.Cache{Dir: cacheDir}
+	m := metrics.DetectMachine()
+	if !recalibrate {
+		rec, err := cache.Load(m, s)
+		if err == nil {
+			return rec, "", true, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintf(os.Stderr, "chatbench calibrate: %v (measuring again)\n", err)
+		}
+	}
+	f := benchFlags{sourceAddrs: sourceAddrs}
+	if err := f.checkSourceAddrs(s.Clients); err != nil {
+		return nil, "", false, err
+	}
+	if err := raiseFileLimit(s.Clients); err != nil {
+		return nil, "", false, err
+	}
+	bare, err := startBare(ctx)
+	if err != nil {
+		return nil, "", false, err
+	}
+	defer bare.stop()
+	fmt.Fprintf(os.Stderr, "chatbench calibrate: measuring the bare fan-out ceiling for %s (bare server %s, pid %d)\n",
+		calibrate.ShapeOf(s), bare.addr, bare.cmd.Process.Pid)
+	rec, _, err = calibrate.Measure(ctx, calibrate.Options{
+		Scenario: s, Target: bare.addr, Out: cacheDir,
+		Driver: driver.Options{SourceAddrs: f.sourceAddrs, Progress: progress,
+			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))},
+	})
+	if err != nil {
+		return nil, "", false, err
+	}
+	if rec.Lost > 0 || rec.Errors > 0 {
+		fmt.Fprintf(os.Stderr, "chatbench calibrate: warning: the bare run lost %d deliveries and saw %d errors\n", rec.Lost, rec.Errors)
+	}
+	path, err = cache.Save(rec, s)
+	return rec, path, false, err
+}
+
+func printRecord(w io.Writer, r *calibrate.Record, path string, cached bool) {
+	src := "measured now"
+	if cached {
+		src = "cached (--recalibrate measures again)"
+	}
+	d := r.Delivery
+	ms := func(us int64) string { return fmt.Sprintf("%.1f ms", float64(us)/1000) }
+	fmt.Fprintf(w, "ceiling    %s deliveries/s (peak second %s) for %s\n", count(r.DeliveriesPerSec), count(r.PeakDeliveriesPerSec), r.Shape)
+	fmt.Fprintf(w, "machine    %s, %d cores, %.0f GiB, kernel %s (fingerprint %s)\n", r.Machine.CPUModel, r.Machine.Cores,
+		float64(r.Machine.MemoryBytes)/(1<<30), r.Machine.Kernel, r.Fingerprint)
+	fmt.Fprintf(w, "delivery   p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (%d delivered, %d lost, %d errors)\n",
+		ms(d.P50Us), ms(d.P90Us), ms(d.P99Us), ms(d.P999Us), ms(d.MaxUs), r.Delivered, r.Lost, r.Errors)
+	bound := "no"
+	if r.Driver.DriverBound {
+		bound = "YES: " + r.Driver.DriverBoundWhy
+	}
+	fmt.Fprintf(w, "driver     cpu %.0f%%, driver-bound %s\n", r.Driver.CPUPercent, bound)
+	fmt.Fprintf(w, "when       %s, load average %s, %s\n", r.MeasuredAt.Format(time.RFC3339), r.LoadAvg, src)
+	if path != "" {
+		fmt.Fprintf(w, "cached in  %s\n", path)
+	}
+}
+
+func count(v float64) string {
+	n := int64(v + 0.5)
+	s := fmt.Sprint(n)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// bareChild is `chatbench calibrate --serve` started from this same binary.
+type bareChild struct {
+	cmd  *exec.Cmd
+	addr string
+	done chan error
+}
+
+func startBare(ctx context.Context) (*bareChild, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("start the bare server: %w", err)
+	}
+	cmd := exec.Command(exe, "calibrate", "--serve", "127.0.0.1:0")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s calibrate --serve: %w", exe, err)
+	}
+	b := &bareChild{cmd: cmd, done: make(chan error, 1)}
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+	}()
+	go func() { b.done <- cmd.Wait() }()
+	select {
+	case l := <-lines:
+		addr, ok := strings.CutPrefix(l, "listening ")
+		if !ok {
+			b.stop()
+			return nil, fmt.Errorf("bare server said %q", l)
+		}
+		b.addr = addr
+		return b, nil
+	case err := <-b.done:
+		return nil, fmt.Errorf("the bare server exited before it was ready: %v", err)
+	case <-time.After(30 * time.Second):
+		b.stop()
+		return nil, errors.New("the bare server did not start within 30s")
+	case <-ctx.Done():
+		b.stop()
+		return nil, ctx.Err()
+	}
+}
+
+func (b *bareChild) stop() {
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-b.done:
+	case <-time.After(10 * time.Second):
+		_ = b.cmd.Process.Kill()
+		<-b.done
+	}
+}
+
+// withCeiling fills the "ceiling" block of a bench run's summary for mode
+// auto (cached, else measured now), recalibrate (measured now) or off, and
+// writes the summary again. A failed calibration is reported, not fatal.
+func withCeiling(ctx context.Context, mode string, f benchFlags, s *scenario.Scenario, res *driver.Result) {
+	if mode == "off" || res == nil || res.Summary == nil || res.Dir == "" {
+		return
+	}
+	var progress io.Writer
+	if !f.quiet {
+		progress = os.Stderr
+	}
+	rec, path, cached, err := ceiling(ctx, s, calibrate.DefaultDir(f.out), mode == "recalibrate", f.sourceAddrs, progress)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "chatbench bench: no ceiling: %v\n", err)
+		return
+	}
+	if !cached {
+		printRecord(os.Stderr, rec, path, cached)
+	}
+	res.Summary.Ceiling = rec.Ceiling(res.Summary)
+	if err := res.Summary.Write(res.Dir); err != nil {
+		fmt.Fprintf(os.Stderr, "chatbench bench: ceiling: %v\n", err)
+	}
+}
+
+// isLoopback reports whether host:port is on this machine (the ceiling is
+// this machine's: it says nothing about a server elsewhere).
+func isLoopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
+}
