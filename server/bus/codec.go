@@ -14,6 +14,7 @@
 //	<prefix>.conn.<connID>     from shards to one connector: join, leave and push messages,
 //	                           in room order (one publisher connection per shard)
 //	<prefix>.hb                connector liveness: heartbeats and goodbyes
+//	<prefix>.ping.<connID>     a shard's probe of a silent connector, request/reply
 //
 // Encoding: a message is one op byte followed by fields; a string or byte
 // field is a uvarint length and the bytes, an integer a uvarint. A push
@@ -311,6 +312,9 @@ func (s Subjects) Shard(id string) string { return s.prefix() + ".shard." + id }
 
 // Conn is the delivery subject of connector id.
 func (s Subjects) Conn(id string) string { return s.prefix() + ".conn." + id }
+
+// Ping is the subject on which connector id answers liveness probes.
+func (s Subjects) Ping(id string) string { return s.prefix() + ".ping." + id }
 
 // Liveness is the heartbeat subject.
 func (s Subjects) Liveness() string { return s.prefix() + ".hb" }

@@ -1,0 +1,253 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/chatbench/chatbench/server/connector"
+	"github.com/chatbench/chatbench/server/room"
+)
+
+// RemoteOptions configure a Remote. Zero values mean the documented defaults.
+type RemoteOptions struct {
+	ConnID   string   // this connector's id; its delivery subject is Subjects.Conn(ConnID)
+	Shards   []string // chat shard ids; rooms dispatch over them sorted by id
+	Subjects Subjects
+	// Timeout bounds a request to a shard; a dead shard usually fails at once
+	// (NATS "no responders"). Default 2s.
+	Timeout time.Duration
+	// Heartbeat is the liveness interval (shards probe a connector silent
+	// for half their ConnTimeout). Default 500ms.
+	Heartbeat time.Duration
+	Logger    *slog.Logger // nil: discard
+}
+
+func (o *RemoteOptions) setDefaults() {
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Second
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = 500 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Remote is a connector's chat.Backend over NATS. Requests go to the shard
+// that owns the room; the shard's join/leave/push messages for this
+// connector arrive on one subscription, handled one at a time in order, and
+// keep a local registry of which session is in which room, so a push is
+// enqueued (the same bytes) to each local member.
+type Remote struct {
+	opts     RemoteOptions
+	nc       *nats.Conn
+	log      *slog.Logger
+	epoch    uint64
+	shards   []string // sorted
+	subjects []string // request subject per shard
+	local    *room.Registry[*connector.Session]
+	sub      *nats.Subscription
+	ping     *nats.Subscription
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	bufs     sync.Pool
+
+	mu       sync.Mutex // guards sessions, and orders joins against Forget
+	sessions map[uint64]*connector.Session
+
+	// Counters for metrics and tests.
+	Deliveries  atomic.Uint64 // delivery messages handled
+	Unavailable atomic.Uint64 // requests failed with 504
+}
+
+// StartRemote subscribes to this connector's deliveries on nc and starts the
+// heartbeat. The caller owns nc; Close the Remote before closing it.
+func StartRemote(nc *nats.Conn, opts RemoteOptions) (*Remote, error) {
+	opts.setDefaults()
+	if opts.ConnID == "" || len(opts.Shards) == 0 {
+		return nil, errors.New("bus: a remote backend needs a connector id and at least one shard")
+	}
+	r := &Remote{
+		opts: opts, nc: nc, log: opts.Logger, epoch: uint64(time.Now().UnixNano()),
+		shards: append([]string(nil), opts.Shards...), local: room.NewRegistry[*connector.Session](room.Limits{}),
+		stop: make(chan struct{}), sessions: map[uint64]*connector.Session{},
+	}
+	r.bufs.New = func() any { b := make([]byte, 0, 256); return &b }
+	sort.Strings(r.shards)
+	for _, id := range r.shards {
+		r.subjects = append(r.subjects, opts.Subjects.Shard(id))
+	}
+	sub, err := nc.Subscribe(opts.Subjects.Conn(opts.ConnID), r.deliver)
+	if err != nil {
+		return nil, fmt.Errorf("bus: subscribe %s: %w", opts.Subjects.Conn(opts.ConnID), err)
+	}
+	// Losing a delivery would lose a push or a membership change: never
+	// drop on the client side (the server still protects itself).
+	_ = sub.SetPendingLimits(-1, -1)
+	r.sub = sub
+	ping, err := nc.Subscribe(opts.Subjects.Ping(opts.ConnID), func(m *nats.Msg) {
+		_ = m.Respond(AppendLiveness(nil, &Liveness{Op: OpHeartbeat, Conn: r.opts.ConnID, Epoch: r.epoch}))
+	})
+	if err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("bus: subscribe %s: %w", opts.Subjects.Ping(opts.ConnID), err)
+	}
+	r.ping = ping
+	r.heartbeat(OpHeartbeat)
+	if err := nc.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("bus: flush: %w", err)
+	}
+	r.wg.Add(1)
+	go r.beat()
+	return r, nil
+}
+
+// Local returns the connector's view of its members (for tests and metrics).
+func (r *Remote) Local() *room.Registry[*connector.Session] { return r.local }
+
+// Epoch is this connector's incarnation.
+func (r *Remote) Epoch() uint64 { return r.epoch }
+
+// ShardFor returns the id of the shard that owns room rid.
+func (r *Remote) ShardFor(rid string) string { return r.shards[room.Dispatch(rid, len(r.shards))] }
+
+// Close stops the heartbeat, tells the shards this connector is gone (they
+// remove any member left) and unsubscribes.
+func (r *Remote) Close() {
+	select {
+	case <-r.stop:
+		return
+	default:
+		close(r.stop)
+	}
+	r.wg.Wait()
+	_ = r.ping.Unsubscribe()
+	r.heartbeat(OpBye)
+	_ = r.nc.Flush()
+	_ = r.sub.Unsubscribe()
+}
+
+func (r *Remote) beat() {
+	defer r.wg.Done()
+	t := time.NewTicker(r.opts.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+			r.heartbeat(OpHeartbeat)
+		}
+	}
+}
+
+func (r *Remote) heartbeat(op Op) {
+	b := AppendLiveness(nil, &Liveness{Op: op, Conn: r.opts.ConnID, Epoch: r.epoch})
+	if err := r.nc.Publish(r.opts.Subjects.Liveness(), b); err != nil {
+		r.log.Warn("heartbeat", "err", err)
+	}
+}
+
+// Enter implements chat.Backend.
+func (r *Remote) Enter(s *connector.Session, rid, name string) ([]string, error) {
+	r.mu.Lock()
+	r.sessions[s.ID] = s // before the request: the shard's join message names it
+	r.mu.Unlock()
+	rep, err := r.request(&Request{Op: OpEnter, SID: s.ID, RID: rid, Name: name})
+	if err != nil {
+		return nil, err
+	}
+	return rep.Users, nil
+}
+
+// Leave implements chat.Backend. It returns once the shard has removed the
+// member (so its leave message precedes any later push of the room).
+func (r *Remote) Leave(s *connector.Session, rid, name string) {
+	if _, err := r.request(&Request{Op: OpLeave, SID: s.ID, RID: rid, Name: name}); err != nil {
+		r.log.Warn("leave", "rid", rid, "name", name, "err", err)
+	}
+}
+
+// Send implements chat.Backend.
+func (r *Remote) Send(s *connector.Session, rid, from, content, target string) error {
+	_, err := r.request(&Request{Op: OpSend, SID: s.ID, RID: rid, Name: from, Content: content, Target: target})
+	return err
+}
+
+// Forget drops a closed session: call it after the chat handler's Closed
+// (which leaves the session's room).
+func (r *Remote) Forget(s *connector.Session) {
+	r.mu.Lock()
+	delete(r.sessions, s.ID)
+	r.local.LeaveEndpoint(s, nil)
+	r.mu.Unlock()
+}
+
+func (r *Remote) request(req *Request) (*Reply, error) {
+	req.Conn, req.Epoch = r.opts.ConnID, r.epoch
+	i := room.Dispatch(req.RID, len(r.shards))
+	bp := r.bufs.Get().(*[]byte)
+	*bp = AppendRequest((*bp)[:0], req)
+	m, err := r.nc.Request(r.subjects[i], *bp, r.opts.Timeout)
+	r.bufs.Put(bp)
+	if err != nil {
+		r.Unavailable.Add(1)
+		switch {
+		case errors.Is(err, nats.ErrNoResponders):
+			return nil, connector.Errorf(connector.CodeUnavailable, "chat shard %s for room %q unavailable", r.shards[i], req.RID)
+		case errors.Is(err, nats.ErrTimeout):
+			return nil, connector.Errorf(connector.CodeUnavailable, "chat shard %s for room %q did not answer within %v", r.shards[i], req.RID, r.opts.Timeout)
+		}
+		return nil, connector.Errorf(connector.CodeUnavailable, "chat shard %s for room %q: %v", r.shards[i], req.RID, err)
+	}
+	rep, err := DecodeReply(m.Data)
+	if err != nil {
+		return nil, connector.Errorf(connector.CodeUnavailable, "chat shard %s: %v", r.shards[i], err)
+	}
+	if rep.Code != 0 {
+		return nil, &connector.Error{Code: rep.Code, Message: rep.Message}
+	}
+	return &rep, nil
+}
+
+// deliver handles one message from a shard, on the subscription's goroutine,
+// in the order the shard published (per shard, hence per room).
+func (r *Remote) deliver(m *nats.Msg) {
+	r.Deliveries.Add(1)
+	d, err := DecodeDelivery(m.Data)
+	if err != nil {
+		r.log.Warn("delivery", "err", err)
+		return
+	}
+	switch d.Op {
+	case OpPush:
+		if len(d.Name) == 0 {
+			r.local.Broadcast(string(d.RID), func(s *connector.Session) { s.Enqueue(d.Packet) })
+		} else {
+			_ = r.local.SendTo(string(d.RID), string(d.Name), func(s *connector.Session) { s.Enqueue(d.Packet) })
+		}
+	case OpJoined:
+		r.mu.Lock()
+		if s := r.sessions[d.SID]; s != nil { // else the session closed meanwhile: its leave follows
+			if _, err := r.local.Join(string(d.RID), string(d.Name), s, nil); err != nil {
+				r.log.Warn("local join", "rid", string(d.RID), "name", string(d.Name), "err", err)
+			}
+		}
+		r.mu.Unlock()
+	case OpLeft:
+		rid, name := string(d.RID), string(d.Name)
+		var s *connector.Session
+		if r.local.SendTo(rid, name, func(x *connector.Session) { s = x }) == nil {
+			r.local.Leave(rid, name, s, nil)
+		}
+	}
+}

@@ -1,0 +1,353 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/chatbench/chatbench/server/chat"
+	"github.com/chatbench/chatbench/server/connector"
+	"github.com/chatbench/chatbench/server/metrics"
+	"github.com/chatbench/chatbench/server/room"
+)
+
+// ShardOptions configure a Shard. Zero values mean the documented defaults.
+type ShardOptions struct {
+	ID       string      // shard id; its request subject is Subjects.Shard(ID)
+	Subjects Subjects    // subject prefix shared by the cluster
+	Rooms    room.Limits // per shard
+	// Workers handle requests; a room always goes to the same worker, so its
+	// requests run in arrival order. Default 4.
+	Workers int
+	// ConnTimeout bounds how long the members of a dead connector stay: a
+	// connector silent (no heartbeat, no request) for ConnTimeout/2 is probed
+	// and evicted if NATS has no responder for it; one silent for
+	// 4 x ConnTimeout is evicted anyway. Default 2s.
+	ConnTimeout time.Duration
+	Metrics     *metrics.Set // nil: none
+	Logger      *slog.Logger // nil: discard
+}
+
+func (o *ShardOptions) setDefaults() {
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+	if o.ConnTimeout <= 0 {
+		o.ConnTimeout = 2 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Shard serves the rooms of one chat shard to remote connectors: requests
+// by NATS request/reply, pushes published once per connector per message.
+// Its room endpoints are connector ids.
+type Shard struct {
+	opts    ShardOptions
+	nc      *nats.Conn
+	rooms   *chat.Rooms[string]
+	log     *slog.Logger
+	subs    []*nats.Subscription
+	workers []chan *nats.Msg
+	stop    chan struct{}
+	wg      sync.WaitGroup
+
+	mu    sync.RWMutex
+	conns map[string]*connState
+
+	subjects sync.Map // connector id -> delivery subject
+	bufs     sync.Pool
+
+	// Counters for metrics and tests.
+	Published   atomic.Uint64 // delivery messages published
+	PublishErrs atomic.Uint64
+	Evicted     atomic.Uint64 // connectors declared dead or restarted
+}
+
+// connState is what a shard knows of a connector's liveness.
+type connState struct {
+	mu    sync.Mutex    // serialises incarnation changes
+	epoch atomic.Uint64 // incarnation
+	last  atomic.Int64  // unix nanos of the last heartbeat or request
+}
+
+// StartShard subscribes the shard on nc and starts its workers. The caller
+// owns nc; Close the shard before closing it.
+func StartShard(nc *nats.Conn, opts ShardOptions) (*Shard, error) {
+	opts.setDefaults()
+	if opts.ID == "" {
+		return nil, errors.New("bus: shard needs an id")
+	}
+	s := &Shard{opts: opts, nc: nc, log: opts.Logger, stop: make(chan struct{}), conns: map[string]*connState{}}
+	s.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
+	s.rooms = chat.NewRooms[string](opts.Rooms, s.deliver)
+	s.rooms.Left = func(conn, rid, name string) {
+		s.publish(conn, func(b []byte) []byte { return AppendMember(b, OpLeft, rid, name, 0) })
+	}
+	for range opts.Workers {
+		ch := make(chan *nats.Msg, 1024)
+		s.workers = append(s.workers, ch)
+		s.wg.Add(1)
+		go s.work(ch)
+	}
+	sub, err := nc.Subscribe(opts.Subjects.Shard(opts.ID), s.dispatch)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("bus: subscribe shard %s: %w", opts.ID, err)
+	}
+	s.subs = append(s.subs, sub)
+	hb, err := nc.Subscribe(opts.Subjects.Liveness(), s.liveness)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("bus: subscribe liveness: %w", err)
+	}
+	s.subs = append(s.subs, hb)
+	for _, sub := range s.subs {
+		_ = sub.SetPendingLimits(-1, 256<<20)
+	}
+	if err := nc.Flush(); err != nil { // the subscriptions are registered when this returns
+		s.Close()
+		return nil, fmt.Errorf("bus: flush: %w", err)
+	}
+	s.wg.Add(1)
+	go s.watch()
+	return s, nil
+}
+
+// Rooms returns the shard's rooms (for metrics and tests).
+func (s *Shard) Rooms() *chat.Rooms[string] { return s.rooms }
+
+// Close unsubscribes and stops the workers. Pending requests are dropped
+// (their connectors time out); members stay until the process ends.
+func (s *Shard) Close() {
+	for _, sub := range s.subs {
+		_ = sub.Unsubscribe()
+	}
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	s.wg.Wait()
+}
+
+// dispatch runs on the subscription's goroutine, in arrival order: it hands
+// each request to its room's worker, so per room (and per connector and
+// room) the order is the order sent.
+func (s *Shard) dispatch(m *nats.Msg) {
+	rid, err := RequestRID(m.Data)
+	if err != nil {
+		s.respond(m, &Reply{Code: connector.CodeBadRequest, Message: err.Error()})
+		return
+	}
+	w := s.workers[crc32.ChecksumIEEE(rid)%uint32(len(s.workers))]
+	select {
+	case w <- m:
+	case <-s.stop:
+	}
+}
+
+func (s *Shard) work(ch chan *nats.Msg) {
+	defer s.wg.Done()
+	for {
+		select {
+		case m := <-ch:
+			s.handle(m)
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+var routeOf = map[Op]string{OpEnter: "bus.enter", OpLeave: "bus.leave", OpSend: "bus.send"}
+
+func (s *Shard) handle(m *nats.Msg) {
+	start := time.Now()
+	req, err := DecodeRequest(m.Data)
+	if err != nil {
+		s.respond(m, &Reply{Code: connector.CodeBadRequest, Message: err.Error()})
+		return
+	}
+	s.seen(req.Conn, req.Epoch, start)
+	var rep Reply
+	switch req.Op {
+	case OpEnter:
+		rep.Users, err = s.rooms.EnterWith(req.RID, req.Name, req.Conn, func() {
+			s.publish(req.Conn, func(b []byte) []byte { return AppendMember(b, OpJoined, req.RID, req.Name, req.SID) })
+		})
+	case OpLeave:
+		s.rooms.Leave(req.RID, req.Name, req.Conn)
+	case OpSend:
+		err = s.rooms.Send(req.RID, req.Name, req.Content, req.Target)
+	}
+	if err != nil {
+		var ce *connector.Error
+		if errors.As(err, &ce) {
+			rep.Code, rep.Message = ce.Code, ce.Message
+		} else {
+			rep.Code, rep.Message = connector.CodeFailed, err.Error()
+		}
+	}
+	s.respond(m, &rep)
+	s.opts.Metrics.ObserveRequest(routeOf[req.Op], time.Since(start), rep.Code)
+}
+
+func (s *Shard) respond(m *nats.Msg, r *Reply) {
+	if m.Reply == "" {
+		return
+	}
+	bp := s.bufs.Get().(*[]byte)
+	*bp = AppendReply((*bp)[:0], r)
+	if err := m.Respond(*bp); err != nil {
+		s.log.Warn("reply", "err", err)
+	}
+	s.bufs.Put(bp)
+}
+
+// deliver is the rooms' Deliver: one message per connector per push.
+func (s *Shard) deliver(conn, rid, target string, pkt []byte) {
+	s.publish(conn, func(b []byte) []byte { return AppendPush(b, rid, target, pkt) })
+}
+
+// publish encodes into a pooled buffer (nats copies it) and publishes to the
+// connector's subject. It runs under a room's lock: it must not block, and
+// nats.Conn.Publish only appends to the connection's buffer.
+func (s *Shard) publish(conn string, enc func([]byte) []byte) {
+	subj, ok := s.subjects.Load(conn)
+	if !ok {
+		subj, _ = s.subjects.LoadOrStore(conn, s.opts.Subjects.Conn(conn))
+	}
+	bp := s.bufs.Get().(*[]byte)
+	*bp = enc((*bp)[:0])
+	if err := s.nc.Publish(subj.(string), *bp); err != nil {
+		s.PublishErrs.Add(1)
+		s.log.Warn("publish", "conn", conn, "err", err)
+	} else {
+		s.Published.Add(1)
+	}
+	if cap(*bp) <= 64<<10 {
+		s.bufs.Put(bp)
+	}
+}
+
+// seen records that connector conn (incarnation epoch) is alive. A new
+// incarnation first removes the old one's members.
+func (s *Shard) seen(conn string, epoch uint64, now time.Time) {
+	s.mu.RLock()
+	cs := s.conns[conn]
+	s.mu.RUnlock()
+	if cs == nil {
+		s.mu.Lock()
+		if cs = s.conns[conn]; cs == nil {
+			cs = &connState{}
+			cs.epoch.Store(epoch)
+			s.conns[conn] = cs
+		}
+		s.mu.Unlock()
+	}
+	if cs.epoch.Load() != epoch {
+		cs.mu.Lock()
+		if old := cs.epoch.Load(); old != epoch {
+			n := s.rooms.LeaveEndpoint(conn)
+			s.Evicted.Add(1)
+			s.log.Info("connector restarted: its old members left", "conn", conn, "members", n)
+			cs.epoch.Store(epoch)
+		}
+		cs.mu.Unlock()
+	}
+	cs.last.Store(now.UnixNano())
+}
+
+func (s *Shard) liveness(m *nats.Msg) {
+	l, err := DecodeLiveness(m.Data)
+	if err != nil {
+		s.log.Warn("liveness", "err", err)
+		return
+	}
+	if l.Op == OpBye {
+		s.evict(l.Conn, "connector stopped")
+		return
+	}
+	s.seen(l.Conn, l.Epoch, time.Now())
+}
+
+// evict forgets connector conn and makes its members leave their rooms.
+func (s *Shard) evict(conn, why string) {
+	s.mu.Lock()
+	delete(s.conns, conn)
+	s.mu.Unlock()
+	n := s.rooms.LeaveEndpoint(conn)
+	s.Evicted.Add(1)
+	s.log.Info(why+": its members left", "conn", conn, "members", n)
+}
+
+// watch probes connectors silent for over ConnTimeout/2 and evicts them
+// when NATS says nobody serves their probe subject (the process is gone: its
+// subscriptions died with its connection), or when they stay silent for
+// 4 x ConnTimeout (hung). A live connector that is merely starved answers
+// the probe late or not at all and keeps its members.
+func (s *Shard) watch() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.ConnTimeout / 8)
+	defer t.Stop()
+	probing := map[string]bool{}
+	results := make(chan probeResult)
+	for {
+		select {
+		case <-s.stop:
+			return
+		case r := <-results:
+			delete(probing, r.conn)
+			if r.gone {
+				s.evict(r.conn, "connector gone (no responder to its probe)")
+			}
+		case now := <-t.C:
+			var suspect, dead []string
+			s.mu.RLock()
+			for id, cs := range s.conns {
+				switch silent := now.Sub(time.Unix(0, cs.last.Load())); {
+				case silent > 4*s.opts.ConnTimeout:
+					dead = append(dead, id)
+				case silent > s.opts.ConnTimeout/2 && !probing[id]:
+					suspect = append(suspect, id)
+				}
+			}
+			s.mu.RUnlock()
+			for _, id := range dead {
+				s.evict(id, fmt.Sprintf("connector silent for over %v", 4*s.opts.ConnTimeout))
+			}
+			for _, id := range suspect {
+				probing[id] = true
+				s.wg.Add(1)
+				go s.probe(id, results)
+			}
+		}
+	}
+}
+
+type probeResult struct {
+	conn string
+	gone bool
+}
+
+func (s *Shard) probe(conn string, results chan<- probeResult) {
+	defer s.wg.Done()
+	m, err := s.nc.Request(s.opts.Subjects.Ping(conn), nil, s.opts.ConnTimeout/2)
+	gone := errors.Is(err, nats.ErrNoResponders)
+	if err == nil {
+		if l, err := DecodeLiveness(m.Data); err == nil {
+			s.seen(l.Conn, l.Epoch, time.Now())
+		}
+	}
+	select {
+	case results <- probeResult{conn, gone}:
+	case <-s.stop:
+	}
+}
