@@ -1,12 +1,17 @@
 // Package pomelo is the wire codec of the Pomelo 2.x hybridconnector protocol:
 // the package layer (handshake, ack, heartbeat, data, kick), the message layer
 // (request, notify, response, push with varint ids and compressed or string
-// routes), the handshake bodies and the route dictionary.
+// routes), the handshake bodies, the route dictionary, and pomelo-protobuf
+// bodies (Protos, built from a handshake's sys.protos; see protobuf.go).
 //
 // It does no I/O, starts no goroutines and imports nothing of this project, so
 // the reference server, the bench driver and the tests all share one codec.
-// Decoders never panic and never allocate more than their input on any input;
-// the Append* encoders append to a caller's buffer so hot paths can reuse it.
+// Decoders never panic and never allocate more than their input on any input
+// (a protobuf body's JSON output is a bounded factor of it); the Append*
+// encoders append to a caller's buffer so hot paths can reuse it. The hot
+// paths allocate nothing: AppendData, ParsePackage, ForEachPackage,
+// ParseMessageRoute (ParseMessage copies a string route: one allocation),
+// Dict.Resolve, and Protos.AppendDecodeServer into a buffer with room.
 package pomelo
 
 import (
