@@ -46,7 +46,7 @@ func (e *HandshakeError) Error() string {
 
 // Options configure a Fleet. Zero values mean the documented defaults.
 type Options struct {
-	ReadBufferSize   int           // websocket read buffer per client; default 1024
+	ReadBufferSize   int           // websocket read buffer per client; default 512 (larger frames are read straight into pooled buffers)
 	WriteBufferSize  int           // pooled write buffer size; default 4096
 	HandshakeTimeout time.Duration // websocket + pomelo handshake; default 10s
 	WriteTimeout     time.Duration // per write; default 10s
@@ -63,7 +63,7 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.ReadBufferSize <= 0 {
-		o.ReadBufferSize = 1024
+		o.ReadBufferSize = 512
 	}
 	if o.WriteBufferSize <= 0 {
 		o.WriteBufferSize = 4096

@@ -95,6 +95,30 @@ func ChatFields(p *Push) (msg, from, target []byte, ok bool) {
 	return msg, from, target, msg != nil
 }
 
+// ChatMsg reads only msg of an onChat push (JSON or protobuf), without
+// allocating: the receive path of the driver.
+func ChatMsg(p *Push) ([]byte, bool) {
+	if p.Proto {
+		msg, _, _, ok := p.Client.protos.chatFields(p.Body)
+		return msg, ok
+	}
+	b := p.Body
+	const prefix = `{"msg":"` // how both pomelo and the reference server order it
+	if len(b) > len(prefix) && string(b[:len(prefix)]) == prefix {
+		for k := len(prefix); k < len(b); k++ {
+			switch b[k] {
+			case '\\':
+				k++
+			case '"':
+				return b[len(prefix):k], true
+			}
+		}
+		return nil, false
+	}
+	msg := jsonValue(b, "msg")
+	return msg, msg != nil
+}
+
 // UserField reads "user" of an onAdd/onLeave push without allocating.
 func UserField(p *Push) []byte { return jsonValue(p.Body, "user") }
 

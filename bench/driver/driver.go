@@ -59,7 +59,11 @@ type Result struct {
 	Dir     string      // results directory ("" when Out was empty)
 	Rooms   []RoomStats // per-room counts, also written to rooms.json
 	// MemoryPerClient is the driver's memory per connected client measured
-	// after the first enter phase (Go heap + stacks + runtime, after a GC).
+	// after the first enter phase: Go heap in use + goroutine stacks + span
+	// metadata after a full GC, against the same measure before the driver
+	// built any state, divided by the connected clients. It includes the
+	// per-client bookkeeping and the run's fixed costs (histograms, tables)
+	// amortized over the clients; kernel socket buffers are not included.
 	MemoryPerClient int64
 	Connected       int // clients connected at the measurement
 }
@@ -148,44 +152,12 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		opts.MaxMessages = 64 << 20
 	}
 	s := opts.Scenario
-	d := &driver{opts: opts, s: s, log: opts.Logger, asg: s.Assign()}
-	co := opts.Client
-	co.SourceAddrs = opts.SourceAddrs
-	co.Logger = opts.Logger
-	d.fleet = client.NewFleet(co)
+	baseline := memInUse() // before any per-client state exists
+	d := newDriver(opts, time.Now())
 	defer d.fleet.Close()
-
-	start := time.Now()
-	d.start = start
-	d.run = metrics.NewRun(metrics.Options{ExtraOps: ExtraOps, Start: start})
-	d.opJoin, _ = d.run.Op("join")
-	d.opAdd, _ = d.run.Op("on_add")
-	d.opLag, _ = d.run.Op("send_lag")
-	n := 4 * runtime.GOMAXPROCS(0)
-	for range n {
-		d.recs = append(d.recs, d.run.NewRecorder())
-	}
-	d.ctl = d.recs[0]
-	d.tab = newTable(opts.MaxMessages)
-	d.rooms = make([]*room, d.asg.Rooms())
-	for r := range d.rooms {
-		id := scenario.RoomID(r)
-		d.rooms[r] = &room{id: id, qid: quote(id), members: map[int32]uint64{}}
-	}
-	d.clients = make([]*vclient, s.Clients)
-	d.byName = make(map[string]int32, s.Clients)
-	for i := range d.clients {
-		name := scenario.UserName(i)
-		v := &vclient{idx: int32(i), name: name, qname: quote(name), home: int32(d.asg.RoomOf(i)), rec: d.recs[i%n]}
-		v.cur.Store(-1)
-		v.leftRoom.Store(-1)
-		d.clients[i] = v
-		d.byName[v.name] = int32(i)
-	}
-	d.handl = client.Handlers{Push: d.onPush, Kick: d.onKick, Closed: d.onClosed}
+	start := d.start
 
 	d.self = startSelfCheck()
-	baseline := memInUse()
 	res := &Result{}
 
 	stopProgress := d.startProgress()
@@ -254,6 +226,45 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		runErr = ctx.Err()
 	}
 	return res, runErr
+}
+
+// newDriver builds the driver's state: fleet, recorders, rooms, clients.
+func newDriver(opts Options, start time.Time) *driver {
+	s := opts.Scenario
+	d := &driver{opts: opts, s: s, log: opts.Logger, asg: s.Assign()}
+	co := opts.Client
+	co.SourceAddrs = opts.SourceAddrs
+	co.Logger = opts.Logger
+	d.fleet = client.NewFleet(co)
+	d.start = start
+	d.run = metrics.NewRun(metrics.Options{ExtraOps: ExtraOps, Start: start})
+	d.opJoin, _ = d.run.Op("join")
+	d.opAdd, _ = d.run.Op("on_add")
+	d.opLag, _ = d.run.Op("send_lag")
+	n := 2 * runtime.GOMAXPROCS(0) // receivers on GOMAXPROCS cores rarely contend on 2x as many recorders
+	for range n {
+		d.recs = append(d.recs, d.run.NewRecorder())
+	}
+	d.ctl = d.recs[0]
+	d.tab = newTable(opts.MaxMessages)
+	d.rooms = make([]*room, d.asg.Rooms())
+	for r := range d.rooms {
+		id := scenario.RoomID(r)
+		d.rooms[r] = &room{id: id, qid: quote(id), members: map[int32]uint64{}}
+	}
+	d.clients = make([]*vclient, s.Clients)
+	d.byName = make(map[string]int32, s.Clients)
+	for i := range d.clients {
+		name := scenario.UserName(i)
+		v := &vclient{idx: int32(i), name: name, qname: quote(name), home: int32(d.asg.RoomOf(i)), rec: d.recs[i%n]}
+		v.cur.Store(-1)
+		v.leftRoom.Store(-1)
+		d.clients[i] = v
+		d.byName[v.name] = int32(i)
+	}
+	d.handl = client.Handlers{Push: d.onPush, Kick: d.onKick, Closed: d.onClosed}
+
+	return d
 }
 
 func quote(s string) string {

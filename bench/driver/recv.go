@@ -44,7 +44,7 @@ func (d *driver) onPush(p *client.Push) {
 }
 
 func (d *driver) onChat(v *vclient, p *client.Push) {
-	msg, _, _, ok := client.ChatFields(p)
+	msg, ok := client.ChatMsg(p)
 	if !ok {
 		d.protoErrs.Add(1)
 		v.rec.Error(metrics.OpDelivery, 0, metrics.KindProtocol)

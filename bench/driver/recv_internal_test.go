@@ -1,0 +1,136 @@
+package driver
+
+import (
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/chatbench/chatbench/bench/client"
+	"github.com/chatbench/chatbench/bench/scenario"
+)
+
+func testDriver(tb testing.TB, clients, rooms int) *driver {
+	tb.Helper()
+	s, err := scenario.Parse("t.yaml", []byte(fmt.Sprintf(
+		"clients: %d\nrooms: {count: %d}\nphases:\n  - {kind: enter, arrival_rate: 100}\n", clients, rooms)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	d := newDriver(Options{Scenario: s, Logger: slog.New(slog.DiscardHandler), MaxMessages: 1 << 20}, time.Now())
+	tb.Cleanup(d.fleet.Close)
+	for _, v := range d.clients {
+		v.cur.Store(v.home)
+		d.rooms[v.home].arrived(v.idx, false)
+	}
+	return d
+}
+
+func TestStampRoundTrip(t *testing.T) {
+	tests := []struct {
+		gid      uint64
+		sender   int32
+		seq      uint32
+		intended int64
+		payload  int
+	}{
+		{0, 0, 0, 0, 0},
+		{1, 2, 3, 4, 64},
+		{1<<40 + 7, 1<<31 - 1, 1<<32 - 1, int64(100 * time.Hour), 16},
+	}
+	for _, tc := range tests {
+		b := appendStamp(nil, tc.gid, tc.sender, tc.seq, tc.intended, tc.payload)
+		if len(b) < tc.payload {
+			t.Errorf("stamp %q shorter than payload %d", b, tc.payload)
+		}
+		st, ok := parseStamp(b)
+		if !ok || st != (stamp{tc.gid, tc.sender, tc.seq, tc.intended}) {
+			t.Errorf("parseStamp(%q) = %+v, %v", b, st, ok)
+		}
+	}
+	for _, bad := range []string{"", "~", "hello", "~1.2.3~", "~1.2.3.4", "~1.2.3.4.5~", "~1..3.4~", "~zzzzzzzzzzzzzzz.1.1.1~"} {
+		if _, ok := parseStamp([]byte(bad)); ok {
+			t.Errorf("parseStamp(%q) accepted", bad)
+		}
+	}
+}
+
+// chatPush builds an onChat push the way the server sends it (JSON).
+func chatPush(d *driver, to int32, sender int32) (*client.Push, *entry) {
+	gid, e := d.tab.alloc()
+	e.sender, e.target, e.room, e.intended = sender, -1, d.clients[sender].home, client.Now()
+	d.rooms[e.room].beginSend(e)
+	msg := appendStamp(nil, gid, sender, 1, e.intended, 64)
+	body := fmt.Sprintf(`{"msg":"%s","from":"%s","target":"*"}`, msg, d.clients[sender].name)
+	c := &client.Client{ID: to}
+	return &client.Push{Client: c, Route: []byte("onChat"), Body: []byte(body), At: client.Now()}, e
+}
+
+func TestReceiveAccounting(t *testing.T) {
+	d := testDriver(t, 4, 1)
+	p, e := chatPush(d, 1, 0)
+	d.onPush(p)
+	d.onPush(p) // duplicate: same sender, same seq
+	p2, e2 := chatPush(d, 2, 0)
+	d.onPush(p2)
+	if got := e.delivered.Load(); got != 1 {
+		t.Errorf("delivered %d, want 1 (the duplicate must not count)", got)
+	}
+	if got := d.rooms[0].dup.Load(); got != 1 {
+		t.Errorf("room duplicates %d, want 1", got)
+	}
+	if e2.delivered.Load() != 1 || e.last.Load() == 0 {
+		t.Errorf("second message not delivered or last not set")
+	}
+	r := d.rooms[0]
+	r.endSend(e, false)
+	r.endSend(e2, false)
+	e.acked.Store(true)
+	e2.acked.Store(true)
+	d.finalize(0, d.tab.next.Load())
+	st := d.roomStats()[0]
+	if st.Expected != 8 || st.Delivered != 2 || st.Lost != 6 {
+		t.Errorf("room stats %+v: want expected 8 (2 x 4 members), delivered 2, lost 6", st)
+	}
+}
+
+func TestHopTransitAccounting(t *testing.T) {
+	d := testDriver(t, 4, 2) // uniform: room 0 = {0, 2}, room 1 = {1, 3}
+	r0, r1 := d.rooms[0], d.rooms[1]
+	_, e := chatPush(d, 2, 0) // in flight in room 0, counts members 0 and 2
+	if e.expected != 2 || e.maybe != 0 {
+		t.Fatalf("expected %d maybe %d, want 2, 0", e.expected, e.maybe)
+	}
+	r0.leaveMember(2) // 2 switches away while the message is in flight
+	r1.arriving(2)
+	if e.expected != 1 || e.maybe != 1 {
+		t.Errorf("after leave: expected %d maybe %d, want 1, 1", e.expected, e.maybe)
+	}
+	_, e3 := chatPush(d, 1, 1) // room 1 while 2 is arriving
+	if e3.expected != 2 || e3.maybe != 1 {
+		t.Errorf("arriving: expected %d maybe %d, want 2, 1", e3.expected, e3.maybe)
+	}
+	r1.arrived(2, true)
+	if r1.transitIn != 0 || len(r1.members) != 3 {
+		t.Errorf("after arrival: transit %d members %d", r1.transitIn, len(r1.members))
+	}
+}
+
+// BenchmarkReceive is the driver's receive path for one onChat push: parse
+// the push, read the stamp, dedupe, account, record the latency.
+func BenchmarkReceive(b *testing.B) {
+	d := testDriver(b, 100, 1)
+	var pushes []*client.Push
+	for s := range int32(100) {
+		p, _ := chatPush(d, 0, s)
+		pushes = append(pushes, p)
+	}
+	v := d.clients[0]
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		s := i % len(pushes)
+		delete(v.lastSeq, int32(s)) // as if each push were the sender's next message
+		d.onPush(pushes[s])
+	}
+}
