@@ -33,7 +33,10 @@ import (
 //
 // Wire format, as pomelo-protobuf writes it (which is not quite Google's):
 //   - uInt32, uInt64: varint. int32, sInt32, int64, sInt64: zigzag varint
-//     (pomelo-protobuf encodes int32 exactly like sInt32). bool: varint 0/1.
+//     (pomelo-protobuf encodes int32 exactly like sInt32). The 32-bit types
+//     are not held to 32 bits: pomelo-protobuf writes any JS integer in them
+//     (apps put millisecond timestamps in uInt32), so they carry 64-bit
+//     values both ways. bool: varint 0/1.
 //     float: 32-bit little-endian (wire type 5), double: 64-bit (wire type 1).
 //     string: length-delimited UTF-8. object: length-delimited JSON text.
 //     A message: length-delimited.
@@ -379,6 +382,46 @@ func parseProtoMsg(raw json.RawMessage, name string, parent *protoMsg) (*protoMs
 		seen[f.name] = true
 	}
 	return m, nil
+}
+
+// MarshalJSON writes p in the parsed form that stock pomelo servers send as
+// sys.protos and stock clients read ({option,type,tag} per field, __messages,
+// __tags), so a server can announce protos with json.Marshal(p).
+func (p *Protos) MarshalJSON() ([]byte, error) {
+	out := map[string]any{"server": p.server.parsedForm(), "client": p.client.parsedForm()}
+	if len(p.Version) > 0 {
+		out["version"] = p.Version
+	}
+	return json.Marshal(out)
+}
+
+func (s protoSet) parsedForm() map[string]any {
+	o := make(map[string]any, len(s.routes)+len(s.globals))
+	for r, m := range s.routes {
+		o[r] = m.parsedForm()
+	}
+	for n, m := range s.globals {
+		o["message "+n] = m.parsedForm()
+	}
+	return o
+}
+
+var labelNames = map[protoLabel]string{labelRequired: "required", labelOptional: "optional", labelRepeated: "repeated"}
+
+func (m *protoMsg) parsedForm() map[string]any {
+	o := make(map[string]any, len(m.fields)+2)
+	tags := make(map[string]string, len(m.fields))
+	for _, f := range m.fields {
+		o[f.name] = map[string]any{"option": labelNames[f.label], "type": f.typeName, "tag": f.tag}
+		tags[strconv.FormatUint(uint64(f.tag), 10)] = f.name
+	}
+	nested := make(map[string]any, len(m.nested))
+	for n, nm := range m.nested {
+		nested[n] = nm.parsedForm()
+	}
+	o["__messages"] = nested
+	o["__tags"] = tags
+	return o
 }
 
 // HasServer reports whether route's server-to-client bodies are protobuf.
@@ -845,19 +888,9 @@ func decodeValue(dst []byte, f *protoField, b []byte, off, depth int) ([]byte, i
 		return dst, 0, fail("bad varint") // not reached: checked by nextEntry
 	}
 	switch f.kind {
-	case kindUInt32:
-		if v > math.MaxUint32 {
-			return dst, 0, fail("%d overflows uInt32", v)
-		}
+	case kindUInt32, kindUInt64:
 		dst = strconv.AppendUint(dst, v, 10)
-	case kindInt32, kindSInt32:
-		if v > math.MaxUint32 {
-			return dst, 0, fail("zigzag %d overflows %s", v, f.typeName)
-		}
-		dst = strconv.AppendInt(dst, unzigzag(v), 10)
-	case kindUInt64:
-		dst = strconv.AppendUint(dst, v, 10)
-	case kindInt64, kindSInt64:
+	case kindInt32, kindSInt32, kindInt64, kindSInt64:
 		dst = strconv.AppendInt(dst, unzigzag(v), 10)
 	case kindBool:
 		dst = strconv.AppendBool(dst, v != 0)
@@ -1048,23 +1081,15 @@ func encodeValue(dst []byte, f *protoField, raw json.RawMessage, depth int) ([]b
 	}
 	switch f.kind {
 	case kindUInt32, kindUInt64:
-		max := uint64(math.MaxUint32)
-		if f.kind == kindUInt64 {
-			max = math.MaxUint64
-		}
 		v, ok := jsonUint(raw)
-		if !ok || v > max {
-			return dst, fail("%s is not a %s", raw, f.typeName)
+		if !ok {
+			return dst, fail("%s is not a %s (an integer in 0..2^64-1)", raw, f.typeName)
 		}
 		return binary.AppendUvarint(dst, v), nil
 	default: // int32, sInt32, int64, sInt64: zigzag
-		min, max := int64(math.MinInt32), int64(math.MaxInt32)
-		if f.kind == kindInt64 || f.kind == kindSInt64 {
-			min, max = math.MinInt64, math.MaxInt64
-		}
 		v, ok := jsonInt(raw)
-		if !ok || v < min || v > max {
-			return dst, fail("%s is not a %s", raw, f.typeName)
+		if !ok {
+			return dst, fail("%s is not a %s (an integer in -2^63..2^63-1)", raw, f.typeName)
 		}
 		return binary.AppendUvarint(dst, zigzag(v)), nil
 	}
@@ -1086,6 +1111,8 @@ func prefixLength(dst []byte, start int) []byte {
 func jsonUint(raw []byte) (uint64, bool) {
 	if v, err := strconv.ParseUint(string(raw), 10, 64); err == nil {
 		return v, true
+	} else if !bytes.ContainsAny(raw, ".eE") {
+		return 0, false // an integer literal out of range: no float rounding
 	}
 	f, err := strconv.ParseFloat(string(raw), 64)
 	if err != nil || f < 0 || f != math.Trunc(f) || f >= 1<<64 {
@@ -1097,6 +1124,8 @@ func jsonUint(raw []byte) (uint64, bool) {
 func jsonInt(raw []byte) (int64, bool) {
 	if v, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
 		return v, true
+	} else if !bytes.ContainsAny(raw, ".eE") {
+		return 0, false
 	}
 	f, err := strconv.ParseFloat(string(raw), 64)
 	if err != nil || f != math.Trunc(f) || f < -(1<<63) || f >= 1<<63 {

@@ -195,6 +195,8 @@ func TestProtobufDecodeForms(t *testing.T) {
 		{"parsed-form nested", "parsed", "0a 02 08 03", `{"x":{"y":-2}}`},
 		{"non-canonical varint", "all", "08 81 00", `{"u32":1}`},
 		{"bool 2 is true", "all", "38 02", `{"b":true}`},
+		{"uInt32 carries a ms timestamp as in pomelo", "all", "08 80 d0 95 ff bc 31", `{"u32":1700000000000}`},
+		{"int32 carries 64 bits", "all", "10 ff ff ff ff ff ff ff ff ff 01", `{"i32":-9223372036854775808}`},
 		{"float -0", "all", "45 00 00 00 80", `{"f":-0}`},
 		{"double 1e300", "all", "49 " + hexLE(math.Float64bits(1e300)), `{"d":1e+300}`},
 		{"string escapes", "all", "52 0a 22 5c 0a 01 ff e2 80 a8 3c 41", `{"s":"\"\\\n\u0001\ufffd\u2028<A"}`},
@@ -248,8 +250,6 @@ func TestProtobufDecodeErrors(t *testing.T) {
 		{"required missing", chat, "onChat", hx(t, "h:0a 01 61 12 01 62"), "target", 3, -1, "required field missing"},
 		{"required missing in nested", p, "all", hx(t, "h:62 02 12 00"), "item.id", 1, -1, "required field missing"},
 		{"empty repeated message missing required", p, "all", hx(t, "h:92 01 00"), "items[0].id", 1, -1, "required field missing"},
-		{"uInt32 overflow", p, "all", hx(t, "h:08 80 80 80 80 10"), "u32", 1, -1, "overflows uInt32"},
-		{"sInt32 overflow", p, "all", hx(t, "h:18 80 80 80 80 10"), "s32", 3, -1, "overflows"},
 		{"NaN float", p, "all", hx(t, "h:45 00 00 c0 7f"), "f", 8, -1, "no JSON form"},
 		{"Inf double", p, "all", hx(t, "h:49 00 00 00 00 00 00 f0 7f"), "d", 9, -1, "no JSON form"},
 		{"invalid object", p, "all", hx(t, "h:5a 01 7b"), "o", 11, -1, "not valid JSON"},
@@ -334,9 +334,10 @@ func TestProtobufEncodeErrors(t *testing.T) {
 		{"not an object", chat, "onChat", `[1]`, "", "want a JSON object"},
 		{"bad JSON", chat, "onChat", `{"msg":`, "", "want a JSON object"},
 		{"uInt32 negative", p, "all", `{"u32":-1}`, "u32", "is not a uInt32"},
-		{"uInt32 too big", p, "all", `{"u32":4294967296}`, "u32", "is not a uInt32"},
+		{"uInt32 over 64 bits", p, "all", `{"u32":18446744073709551616}`, "u32", "is not a uInt32"},
 		{"uInt32 fraction", p, "all", `{"u32":1.5}`, "u32", "is not a uInt32"},
-		{"int32 too small", p, "all", `{"i32":-2147483649}`, "i32", "is not a int32"},
+		{"int32 under 64 bits", p, "all", `{"i32":-9223372036854775809}`, "i32", "is not a int32"},
+		{"float spelling out of range", p, "all", `{"u64":1.8446744073709552e19}`, "u64", "is not a uInt64"},
 		{"int64 too big", p, "all", `{"i64":9223372036854775808}`, "i64", "is not a int64"},
 		{"number as string", p, "all", `{"u64":"12"}`, "u64", "want a JSON number"},
 		{"bool wants a bool", p, "all", `{"b":1}`, "b", "want true or false"},
@@ -457,6 +458,40 @@ func TestParseProtos(t *testing.T) {
 				t.Fatalf("got %v, %v; want error ~%q", p, err, tc.msg)
 			}
 		})
+	}
+}
+
+func TestProtosMarshalParsedForm(t *testing.T) {
+	p := mustProtos(t, stockChatProtos)
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Replace(stockChatProtosParsed, `"9yXZpVZIphWj+KMcz2W0tg=="`, "1503329311000", 1)
+	if !jsonEqual(t, b, []byte(want)) {
+		t.Fatalf("parsed form\n%s\nwant\n%s", b, want)
+	}
+	// Every form parses to protos that encode and decode the same.
+	rich := mustProtos(t, richProtos)
+	b, err = json.Marshal(rich)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := mustProtos(t, string(b))
+	if string(back.Version) != "7" || !reflect.DeepEqual(back.ServerRoutes(), rich.ServerRoutes()) ||
+		!reflect.DeepEqual(back.ClientRoutes(), rich.ClientRoutes()) {
+		t.Fatalf("round trip lost routes or version: %s", b)
+	}
+	for _, body := range protoSeeds(t, rich) {
+		j1, err1 := rich.DecodeServer("all", body)
+		j2, err2 := back.DecodeServer("all", body)
+		if string(j1) != string(j2) || (err1 == nil) != (err2 == nil) {
+			t.Fatalf("% x: %s/%v vs %s/%v", body, j1, err1, j2, err2)
+		}
+	}
+	again, err := json.Marshal(back)
+	if err != nil || !jsonEqual(t, again, b) {
+		t.Fatalf("marshal not stable: %s", again)
 	}
 }
 
