@@ -484,6 +484,30 @@ func (p *Protos) AppendDecodeServer(dst []byte, route string, body []byte) ([]by
 	return p.appendDecode(dst, true, route, body)
 }
 
+// HasServerBytes is HasServer for a route held as bytes (as
+// ParseMessageRoute returns it); it does not allocate.
+func (p *Protos) HasServerBytes(route []byte) bool {
+	return p != nil && p.server.routes[string(route)] != nil
+}
+
+// AppendDecodeServerBytes is AppendDecodeServer for a route held as bytes:
+// unlike string(route) passed to AppendDecodeServer, it does not allocate.
+func (p *Protos) AppendDecodeServerBytes(dst []byte, route, body []byte) ([]byte, error) {
+	var m *protoMsg
+	if p != nil {
+		m = p.server.routes[string(route)]
+	}
+	if m == nil {
+		return p.appendDecode(dst, true, string(route), body) // the error
+	}
+	out, perr := decodeProtoMsg(dst, m, body, 0, 0)
+	if perr != nil {
+		perr.Route = string(route)
+		return dst, perr
+	}
+	return out, nil
+}
+
 // DecodeClient decodes a protobuf body a client sent on route into JSON.
 func (p *Protos) DecodeClient(route string, body []byte) ([]byte, error) {
 	return p.AppendDecodeClient(nil, route, body)

@@ -529,6 +529,31 @@ func TestProtobufDecodeDoesNotAllocate(t *testing.T) {
 	if n != 0 {
 		t.Fatalf("AppendDecodeServer: %v allocs/op", n)
 	}
+	// With the route as bytes, straight from ParseMessageRoute.
+	push := loadVectors(t)["push-onchat-protobuf"].data
+	n = testing.AllocsPerRun(100, func() {
+		m, route, err := ParseMessageRoute(push)
+		if err != nil || !p.HasServerBytes(route) {
+			t.Fatal("not a protobuf push", err)
+		}
+		if buf, err = p.AppendDecodeServerBytes(buf[:0], route, m.Body); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n != 0 || string(buf) != `{"msg":"hello all","from":"alice","target":"*"}` {
+		t.Fatalf("AppendDecodeServerBytes: %v allocs/op, %s", n, buf)
+	}
+	if _, err := p.AppendDecodeServerBytes(nil, []byte("onAdd"), nil); !errors.Is(err, ErrProtobuf) {
+		t.Fatal(err)
+	}
+	if _, err := p.AppendDecodeServerBytes(nil, []byte("onChat"), []byte{0x08}); !errors.Is(err, ErrProtobuf) ||
+		!strings.Contains(err.Error(), `route "onChat"`) {
+		t.Fatal(err)
+	}
+	var nilP *Protos
+	if nilP.HasServerBytes([]byte("onChat")) {
+		t.Fatal("nil protos")
+	}
 }
 
 func BenchmarkDecodeServerOnChat(b *testing.B) {
