@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/chatbench/chatbench/server"
 )
@@ -19,6 +20,7 @@ type serveFlags struct {
 	opts     server.Options
 	logLevel string
 	topology string
+	split    splitFlags // split topology (split.go)
 }
 
 func runServe(ctx context.Context, args []string) error {
@@ -41,6 +43,7 @@ func runServe(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Rooms.MaxRooms, "max-rooms", 0, "rooms that may exist at once (0: unlimited)")
 	fs.IntVar(&o.Rooms.MaxMembers, "max-members", 0, "members per room (0: unlimited)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	addSplitFlags(fs, &f.split)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -50,10 +53,30 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	o.Web = webHandler()
+	if f.split.role != "" {
+		return runRole(ctx, &f)
+	}
 	switch strings.ToLower(f.topology) {
 	case "single":
-		return server.Run(ctx, f.opts)
+		return runSingle(ctx, f.opts)
+	case "split":
+		return runSplit(ctx, fs, &f)
 	default:
 		return fmt.Errorf("%w: --topology %q: use single or split", errUsage, f.topology)
 	}
+}
+
+// runSingle runs the one-process server and prints one machine-readable line
+// to stdout once it serves (the split launcher prints the same keys first):
+// READY gate=HOST:PORT http=HOST:PORT topology=single connectors=H:P,...
+func runSingle(ctx context.Context, o server.Options) error {
+	s, err := server.Start(o)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("READY gate=%s http=%s topology=single connectors=%s\n", s.GateAddr, s.HTTPAddr, strings.Join(s.ConnectorAddrs, ","))
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.Shutdown(sctx)
 }

@@ -55,7 +55,12 @@ type GenerateOptions struct {
 	Shards        int // default 1
 	GatePort      int // default 3014
 	ConnectorPort int // first connector's port, the others follow; default 3050
-	HTTPPort      int // the gate's HTTP port; connectors use HTTPPort+100+i, shards HTTPPort+200+i; default 3001
+	HTTPPort      int // the gate's HTTP port (chat page, /healthz, /metrics); default 3001
+	// ConnectorHTTPPort and ShardHTTPPort are the first connector's and
+	// shard's /healthz + /metrics port, the others follow; 0 or -1: random
+	// (reported in each server's READY line and log).
+	ConnectorHTTPPort int
+	ShardHTTPPort     int
 }
 
 func defPort(p, def int) int {
@@ -79,7 +84,7 @@ func Generate(o GenerateOptions) Topology {
 	}
 	http := defPort(o.HTTPPort, 3001)
 	offset := func(base, i int) int {
-		if base < 0 {
+		if base <= 0 {
 			return -1
 		}
 		return base + i
@@ -92,11 +97,11 @@ func Generate(o GenerateOptions) Topology {
 	for i := range o.Connectors {
 		t.Connector = append(t.Connector, ServerSpec{
 			ID: fmt.Sprintf("connector-%d", i+1), Host: o.Host, AdvertiseHost: o.AdvertiseHost,
-			ClientPort: offset(cport, i), HTTPPort: offset(http, 100+i), Frontend: true,
+			ClientPort: offset(cport, i), HTTPPort: offset(o.ConnectorHTTPPort, i), Frontend: true,
 		})
 	}
 	for i := range o.Shards {
-		t.Chat = append(t.Chat, ServerSpec{ID: fmt.Sprintf("chat-%d", i+1), Host: o.Host, HTTPPort: offset(http, 200+i)})
+		t.Chat = append(t.Chat, ServerSpec{ID: fmt.Sprintf("chat-%d", i+1), Host: o.Host, HTTPPort: offset(o.ShardHTTPPort, i)})
 	}
 	return t
 }

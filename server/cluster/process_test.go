@@ -1,0 +1,538 @@
+package cluster
+
+// Tests with real processes: the chatbench binary (built once, lazily) runs
+// each role, over a NATS server in this test process or an external
+// nats-server process.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chatbench/chatbench/server/room"
+	"github.com/chatbench/chatbench/server/servertest"
+)
+
+var (
+	buildDir  string
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// goBuild builds pkg into the shared temporary directory as name.
+func goBuild(pkg, name string) (string, error) {
+	if buildDir == "" {
+		d, err := os.MkdirTemp("", "chatbench-cluster-test-")
+		if err != nil {
+			return "", err
+		}
+		buildDir = d
+	}
+	out := filepath.Join(buildDir, name)
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out, nil
+}
+
+// chatbenchBinary builds cmd/chatbench once (without -race: the processes
+// are the system under test, the race detector covers the in-process tests).
+func chatbenchBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("process tests build the binary; skipped with -short")
+	}
+	buildOnce.Do(func() { binPath, buildErr = goBuild("github.com/chatbench/chatbench/cmd/chatbench", "chatbench") })
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// logWriter collects child logs; they are printed only when a test fails
+// (or always with CHATBENCH_TEST_LOG set).
+type logWriter struct {
+	t  *testing.T
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func newLogWriter(t *testing.T) *logWriter {
+	w := &logWriter{t: t}
+	t.Cleanup(func() {
+		if t.Failed() || os.Getenv("CHATBENCH_TEST_LOG") != "" {
+			w.mu.Lock()
+			t.Logf("server logs:\n%s", w.b.String())
+			w.mu.Unlock()
+		}
+	})
+	return w
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// procCluster is a split cluster of child processes driven by the
+// launcher's own code, so a test can kill one server.
+type procCluster struct {
+	l     *launcher
+	topo  Topology
+	gate  string
+	conns []string // connector client addresses, in topology order
+}
+
+func (p *procCluster) child(id string) *child {
+	for _, c := range p.l.children {
+		if c.id == id {
+			return c
+		}
+	}
+	return nil
+}
+
+// kill9 kills server id with SIGKILL and waits until it is gone.
+func (p *procCluster) kill9(t *testing.T, id string) {
+	t.Helper()
+	c := p.child(id)
+	if c == nil {
+		t.Fatalf("no server %s", id)
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 %s: %v", id, err)
+	}
+	select {
+	case <-c.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s did not die", id)
+	}
+}
+
+// startProcs starts connectors x shards + a gate as processes of the
+// chatbench binary over NATS at url (default: a NATS server in this process).
+func startProcs(t *testing.T, connectors, shards int, url string, extra ...string) *procCluster {
+	t.Helper()
+	bin := chatbenchBinary(t)
+	if url == "" {
+		ns, err := StartNATS("127.0.0.1", -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+		url = ns.ClientURL()
+	}
+	topo := Generate(GenerateOptions{Connectors: connectors, Shards: shards, GatePort: -1, ConnectorPort: -1, HTTPPort: -1})
+	topo.NATS = []string{url}
+	file := filepath.Join(t.TempDir(), "topology.json")
+	if err := topo.Save(file); err != nil {
+		t.Fatal(err)
+	}
+	lo := LaunchOptions{Binary: bin, Stderr: newLogWriter(t), ChildArgs: append([]string{"--log-level=info"}, extra...)}
+	if err := lo.setDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	l := &launcher{o: lo, file: file, nats: url, log: lo.Logger, out: &lockedWriter{w: lo.Stderr}}
+	t.Cleanup(func() {
+		if err := l.stopAll(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	p := &procCluster{l: l, topo: topo}
+	ctx := context.Background()
+	if _, err := l.startGroup(ctx, RoleChat, topo.Chat); err != nil {
+		t.Fatal(err)
+	}
+	readies, err := l.startGroup(ctx, RoleConnector, topo.Connector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range readies {
+		p.topo.Connector[i].ClientPort = portOf(r.client)
+		p.conns = append(p.conns, r.client)
+	}
+	if err := p.topo.Save(file); err != nil {
+		t.Fatal(err)
+	}
+	g, err := l.startGroup(ctx, RoleGate, topo.Gate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.gate = g[0].client
+	return p
+}
+
+// roomsOn returns n room names owned by shard index i of shards.
+func roomsOn(i, shards, n int) []string {
+	var out []string
+	for k := 0; len(out) < n; k++ {
+		if r := fmt.Sprintf("room%d", k); room.Dispatch(r, shards) == i {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// usersOn returns n user names that the gate sends to connector index i.
+func usersOn(prefix string, i, connectors, n int) []string {
+	var out []string
+	for k := 0; len(out) < n; k++ {
+		if u := fmt.Sprintf("%s%d", prefix, k); room.Dispatch(u, connectors) == i {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// enterAll enters each of names into rid and waits until everyone saw every onAdd.
+func enterAll(t *testing.T, gate, rid string, names ...string) []*servertest.Client {
+	t.Helper()
+	var cs []*servertest.Client
+	for _, n := range names {
+		c, _ := servertest.Enter(t, gate, n, rid)
+		cs = append(cs, c)
+	}
+	for i, c := range cs {
+		for range len(names) - i {
+			c.WaitPush("onAdd")
+		}
+	}
+	return cs
+}
+
+func TestSuiteSplitProcesses(t *testing.T) {
+	servertest.RunSuite(t, func(t *testing.T) servertest.Target {
+		return servertest.Target{GateAddr: startProcs(t, 2, 2, "").gate}
+	})
+}
+
+// TestShardCrash: kill -9 of a shard makes requests for its rooms fail with
+// 504 within 2 s; rooms of the other shard keep working across connectors.
+func TestShardCrash(t *testing.T) {
+	p := startProcs(t, 2, 2, "")
+	ids := p.topo.ShardIDs()
+	deadRoom, liveRoom := roomsOn(0, 2, 1)[0], roomsOn(1, 2, 1)[0]
+	a, b := usersOn("a", 0, 2, 1)[0], usersOn("b", 1, 2, 1)[0]
+	dead := enterAll(t, p.gate, deadRoom, a, b)
+	live := enterAll(t, p.gate, liveRoom, a, b)
+
+	p.kill9(t, ids[0])
+	for _, tc := range []struct {
+		what  string
+		c     *servertest.Client
+		route string
+		body  map[string]any
+	}{
+		{"send in a room of the dead shard", dead[0], "chat.chatHandler.send", map[string]any{"content": "x", "target": "*"}},
+		{"send from the other connector", dead[1], "chat.chatHandler.send", map[string]any{"content": "x", "target": "*"}},
+		{"switch into a room of the dead shard", live[0], "connector.entryHandler.switchRoom", map[string]any{"rid": roomsOn(0, 2, 2)[1]}},
+	} {
+		start := time.Now()
+		r := tc.c.Request(tc.route, tc.body)
+		if took := time.Since(start); r["code"] != float64(504) || took > 2*time.Second {
+			t.Errorf("%s: %v after %v, want code 504 within 2s", tc.what, r, took)
+		} else if msg, _ := r["message"].(string); !strings.Contains(msg, ids[0]) {
+			t.Errorf("%s: message %q does not name the shard", tc.what, msg)
+		}
+	}
+	c, _ := servertest.DialErr(t, p.conns[0])
+	if r := c.Request("connector.entryHandler.enter", map[string]any{"username": "late", "rid": deadRoom}); r["code"] != float64(504) {
+		t.Errorf("enter into a room of the dead shard = %v, want 504", r)
+	}
+	// The other shard's room still works, across both connectors.
+	live[0].Request("chat.chatHandler.send", map[string]any{"content": "still here", "target": "*"})
+	for _, c := range live {
+		if p := c.WaitPush("onChat"); p.Body["msg"] != "still here" {
+			t.Fatalf("onChat in the live room = %v", p.Body)
+		}
+	}
+}
+
+// TestConnectorCrash: kill -9 of a connector makes its members leave: the
+// members on the other connector get onLeave within a bounded time, in rooms
+// of both shards, and the rooms keep working.
+func TestConnectorCrash(t *testing.T) {
+	p := startProcs(t, 2, 2, "")
+	doomed := usersOn("d", 0, 2, 2)
+	keep := usersOn("k", 1, 2, 1)[0]
+	var rooms []string
+	for i := range 2 {
+		rooms = append(rooms, roomsOn(i, 2, 1)[0])
+	}
+	var keepers []*servertest.Client
+	for i, rid := range rooms {
+		cs := enterAll(t, p.gate, rid, keep, doomed[i])
+		keepers = append(keepers, cs[0])
+	}
+	start := time.Now()
+	p.kill9(t, p.topo.Connector[0].ID)
+	for i, c := range keepers {
+		if got := c.WaitPush("onLeave"); got.Body["user"] != doomed[i] {
+			t.Fatalf("onLeave in %s = %v, want %s", rooms[i], got.Body, doomed[i])
+		}
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("onLeave took %v after kill -9, want at most 3s", took)
+	} else {
+		t.Logf("onLeave %v after kill -9", took)
+	}
+	for i, c := range keepers {
+		users := c.Request("connector.entryHandler.switchRoom", map[string]any{"rid": rooms[1-i] + "x"})
+		if _, ok := users["users"]; !ok {
+			t.Fatalf("switch after the crash = %v", users)
+		}
+	}
+}
+
+// TestLauncher runs `chatbench serve --topology split` as a process: the
+// READY line, the gate's HTTP port, a message across connectors, a child's
+// crash (the launcher exits non-zero naming it).
+func TestLauncher(t *testing.T) {
+	l := startLauncher(t, "--connectors", "2", "--shards", "2")
+	rid := roomsOn(1, 2, 1)[0]
+	cs := enterAll(t, l.ready["gate"], rid, usersOn("u", 0, 2, 1)[0], usersOn("u", 1, 2, 1)[0])
+	cs[0].Request("chat.chatHandler.send", map[string]any{"content": "across", "target": "*"})
+	for _, c := range cs {
+		if p := c.WaitPush("onChat"); p.Body["msg"] != "across" {
+			t.Fatalf("onChat = %v", p.Body)
+		}
+	}
+	for _, path := range []string{"/healthz", "/metrics", "/config.json", "/"} {
+		if code := httpGet(t, "http://"+l.ready["http"]+path); code != 200 {
+			t.Errorf("gate HTTP %s = %d", path, code)
+		}
+	}
+	// A shard dies: the launcher stops the rest and fails with its error.
+	kids := childPIDs(t, l.cmd.Process.Pid)
+	var shard int
+	for pid, args := range kids {
+		if strings.Contains(args, "--role\x00chat") {
+			shard = pid
+		}
+	}
+	if len(kids) != 5 || shard == 0 {
+		t.Fatalf("launcher children = %v, want 5 with a chat shard", kids)
+	}
+	if err := syscall.Kill(shard, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	err := l.wait(t, 15*time.Second)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !regexp.MustCompile(`chat chat-\d exited .*killed`).MatchString(l.stderr()) {
+		t.Fatalf("launcher after a child's crash: %v; stderr:\n%s", err, l.stderr())
+	}
+	for pid := range kids {
+		if syscall.Kill(pid, 0) == nil {
+			t.Errorf("child %d survived the launcher", pid)
+		}
+	}
+}
+
+// TestLauncherStartFailure: a connector that cannot listen makes the
+// launcher exit non-zero with the child's error.
+func TestLauncherStartFailure(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	port := strconv.Itoa(busy.Addr().(*net.TCPAddr).Port)
+	cmd := exec.Command(chatbenchBinary(t), "serve", "--topology", "split", "--gate-port", "-1", "--http-port", "-1",
+		"--connector-port", port, "--log-level", "warn")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 ||
+		!strings.Contains(string(out), "connector connector-1 failed to start") || !strings.Contains(string(out), "address already in use") {
+		t.Fatalf("launcher with a busy connector port: %v\n%s", err, out)
+	}
+}
+
+// TestExternalNATS runs the launcher against a real nats-server process
+// (from PATH, else built from the nats-server module in go.mod).
+func TestExternalNATS(t *testing.T) {
+	url := startNATSServer(t)
+	l := startLauncher(t, "--connectors", "2", "--shards", "2", "--nats", url)
+	if l.ready["nats"] != url {
+		t.Fatalf("READY nats=%s, want the external %s", l.ready["nats"], url)
+	}
+	for i := range 2 {
+		rid := roomsOn(i, 2, 1)[0]
+		cs := enterAll(t, l.ready["gate"], rid, usersOn("x", 0, 2, 1)[0], usersOn("x", 1, 2, 1)[0])
+		cs[1].Request("chat.chatHandler.send", map[string]any{"content": rid, "target": "*"})
+		for _, c := range cs {
+			if p := c.WaitPush("onChat"); p.Body["msg"] != rid {
+				t.Fatalf("onChat = %v", p.Body)
+			}
+		}
+	}
+}
+
+type launched struct {
+	cmd   *exec.Cmd
+	ready map[string]string
+	logs  *logWriter
+	done  chan error
+}
+
+func (l *launched) stderr() string {
+	l.logs.mu.Lock()
+	defer l.logs.mu.Unlock()
+	return l.logs.b.String()
+}
+
+func (l *launched) wait(t *testing.T, d time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-l.done:
+		l.done <- err
+		return err
+	case <-time.After(d):
+		t.Fatalf("launcher still running after %v", d)
+		return nil
+	}
+}
+
+// startLauncher runs `chatbench serve --topology split` with random ports
+// and waits for its READY line; t.Cleanup stops it with SIGTERM.
+func startLauncher(t *testing.T, args ...string) *launched {
+	t.Helper()
+	args = append([]string{"serve", "--topology", "split", "--gate-port", "-1", "--http-port", "-1", "--connector-port", "-1", "--log-level", "info"}, args...)
+	cmd := exec.Command(chatbenchBinary(t), args...)
+	l := &launched{cmd: cmd, logs: newLogWriter(t), done: make(chan error, 1), ready: map[string]string{}}
+	cmd.Stderr = l.logs
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "READY ") {
+				lines <- sc.Text()
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+		l.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-l.done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("launcher did not stop within 20s of SIGTERM")
+		}
+	})
+	select {
+	case line := <-lines:
+		for _, f := range strings.Fields(line)[1:] {
+			k, v, _ := strings.Cut(f, "=")
+			l.ready[k] = v
+		}
+	case err := <-l.done:
+		t.Fatalf("launcher exited before READY: %v\n%s", err, l.stderr())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no READY line within 60s:\n%s", l.stderr())
+	}
+	return l
+}
+
+func httpGet(t *testing.T, url string) int {
+	t.Helper()
+	cl := &http.Client{Timeout: 5 * time.Second}
+	resp, err := cl.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// childPIDs returns the children of pid with their NUL-separated command lines.
+func childPIDs(t *testing.T, pid int) map[int]string {
+	t.Helper()
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	if err != nil || len(tasks) == 0 {
+		t.Skipf("no /proc children lists here: %v", err)
+	}
+	out := map[int]string{}
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		for _, s := range strings.Fields(string(b)) {
+			k, _ := strconv.Atoi(s)
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", k))
+			out[k] = string(cmdline)
+		}
+	}
+	return out
+}
+
+// startNATSServer runs an external nats-server process on a random port.
+func startNATSServer(t *testing.T) string {
+	t.Helper()
+	chatbenchBinary(t) // skips with -short
+	bin, err := exec.LookPath("nats-server")
+	if err != nil {
+		if bin, err = goBuild("github.com/nats-io/nats-server/v2", "nats-server"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", "-1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	re := regexp.MustCompile(`Listening for client connections on (\S+:\d+)`)
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+	}()
+	select {
+	case addr := <-found:
+		t.Logf("external %s on %s", bin, addr)
+		return "nats://" + addr
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not report its port within 30s", bin)
+		return ""
+	}
+}
