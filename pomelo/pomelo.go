@@ -6,12 +6,14 @@
 //
 // It does no I/O, starts no goroutines and imports nothing of this project, so
 // the reference server, the bench driver and the tests all share one codec.
-// Decoders never panic and never allocate more than their input on any input
-// (a protobuf body's JSON output is a bounded factor of it); the Append*
+// Decoders never panic on any input, and never size an allocation by a length
+// or count read from it: the package and message decoders allocate nothing
+// but a copied route and error values, the JSON and protobuf decoders a
+// bounded factor of their input (checked by the fuzz targets). The Append*
 // encoders append to a caller's buffer so hot paths can reuse it. The hot
 // paths allocate nothing: AppendData, ParsePackage, ForEachPackage,
 // ParseMessageRoute (ParseMessage copies a string route: one allocation),
-// Dict.Resolve, and Protos.AppendDecodeServer into a buffer with room.
+// Dict.Resolve, and Protos.AppendDecodeServerBytes into a buffer with room.
 package pomelo
 
 import (
