@@ -199,9 +199,10 @@ type Client struct {
 }
 
 type pending struct {
-	id   uint32
-	sent int64
-	cb   Callback
+	id    uint32
+	sent  int64
+	cb    Callback
+	route string // to decode a protobuf response
 }
 
 // Addr is the host:port the client is connected to.
@@ -293,7 +294,7 @@ func (c *Client) handshake(ctx context.Context) error {
 				DictVersion: ver[0],
 			}, User: json.RawMessage(`{}`)}
 			if ver[1] != "" {
-				req.Sys.ProtoVersion, _ = json.Marshal(ver[1])
+				req.Sys.ProtoVersion = json.RawMessage(ver[1]) // as the server sent it
 			}
 			body, _ = json.Marshal(req)
 		}
@@ -362,7 +363,7 @@ func (c *Client) adopt(sys *pomelo.ServerSys) error {
 		ver[0] = sys.DictVersion
 	}
 	if sys.UseProto {
-		ps, pv, err := f.adoptProtos(sys.Protos)
+		ps, pv, err := f.adoptProtos(sys.Protos, ver[1])
 		if err != nil {
 			return err
 		}
@@ -464,7 +465,7 @@ func (c *Client) Request(route string, body []byte, cb Callback) error {
 		c.nextID = 1
 	}
 	id := c.nextID
-	c.pending = append(c.pending, pending{id: id, sent: now, cb: cb})
+	c.pending = append(c.pending, pending{id: id, sent: now, cb: cb, route: route})
 	c.pmu.Unlock()
 	if err := c.send(pomelo.Request, id, route, body); err != nil {
 		c.takePending(id)
@@ -508,6 +509,13 @@ func (c *Client) Notify(route string, body []byte) error {
 }
 
 func (c *Client) send(t pomelo.MessageType, id uint32, route string, body []byte) error {
+	if c.protos.hasClient(route) {
+		pb, err := c.protos.p.EncodeClient(route, body)
+		if err != nil {
+			return err
+		}
+		body = pb
+	}
 	m := pomelo.Message{Type: t, ID: id, Route: route, Body: body}
 	if code, ok := c.dict.Code(route); ok {
 		m.Compressed, m.RouteCode, m.Route = true, code, ""
@@ -713,7 +721,16 @@ func (c *Client) handleData(b []byte, push *Push) error {
 			}
 		}
 		if p, ok := c.takePending(id); ok {
-			p.cb(b[off:], push.At, nil)
+			body := b[off:]
+			if c.protos != nil && c.protos.server[p.route] {
+				js, err := c.protos.p.DecodeServer(p.route, body)
+				if err != nil {
+					p.cb(nil, push.At, err)
+					return nil
+				}
+				body = js
+			}
+			p.cb(body, push.At, nil)
 		}
 		return nil
 	case pomelo.Push:

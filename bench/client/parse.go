@@ -120,7 +120,16 @@ func ChatMsg(p *Push) ([]byte, bool) {
 }
 
 // UserField reads "user" of an onAdd/onLeave push without allocating.
-func UserField(p *Push) []byte { return jsonValue(p.Body, "user") }
+func UserField(p *Push) []byte {
+	if p.Proto {
+		js, err := p.DecodeBody(nil)
+		if err != nil {
+			return nil
+		}
+		return jsonValue(js, "user")
+	}
+	return jsonValue(p.Body, "user")
+}
 
 // protoFields scans a protobuf message for three length-delimited fields by tag.
 func protoFields(b []byte, tags [3]uint64) (out [3][]byte, ok bool) {

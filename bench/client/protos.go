@@ -3,75 +3,107 @@ package client
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
-	"strings"
+
+	"github.com/chatbench/chatbench/pomelo"
 )
 
-// protoSet is what a client needs of a server's pomelo-protobuf declarations:
-// which push routes carry protobuf bodies, and the tags of onChat's fields for
-// the allocation-free fast path. One protoSet is shared per protoVersion.
+// protoSet is what a client needs of a server's pomelo-protobuf declarations
+// (pomelo.Protos, parsed once per protoVersion for the whole fleet): which
+// routes carry protobuf bodies, and the tags of onChat's string fields for an
+// allocation-free fast path on the hottest push.
 type protoSet struct {
-	server   map[string]bool
-	chatTags [3]uint64 // msg, from, target
+	p        *pomelo.Protos
+	server   map[string]bool // routes with protobuf server bodies (lookups do not allocate)
+	client   map[string]bool
+	chatTags [3]uint64 // msg, from, target; 0 when onChat is not a plain three-string message
 }
 
 func (ps *protoSet) hasServer(route []byte) bool {
 	return ps != nil && ps.server[string(route)]
 }
 
+func (ps *protoSet) hasClient(route string) bool {
+	return ps != nil && ps.client[route]
+}
+
 func (ps *protoSet) chatFields(body []byte) (msg, from, target []byte, ok bool) {
-	if ps == nil {
+	if ps == nil || ps.chatTags[0] == 0 {
 		return nil, nil, nil, false
 	}
 	f, ok := protoFields(body, ps.chatTags)
 	return f[0], f[1], f[2], ok && f[0] != nil
 }
 
-// adoptProtos parses sys.protos ({"server":{route:{"required string msg":1,...}},
-// "client":{...},"version":V}) once per version for the whole fleet.
-// The caller holds f.mu.
-func (f *Fleet) adoptProtos(raw json.RawMessage) (*protoSet, string, error) {
-	var p struct {
-		Server  map[string]map[string]json.RawMessage `json:"server"`
-		Version json.RawMessage                       `json:"version"`
-	}
+// adoptProtos parses sys.protos once per version for the whole fleet (the
+// caller holds f.mu); a server that omits protos because the client already
+// holds its version gets the cached set.
+func (f *Fleet) adoptProtos(raw json.RawMessage, ver string) (*protoSet, string, error) {
 	if len(raw) == 0 {
-		return nil, "", nil
+		if ps := f.protos[ver]; ps != nil {
+			return ps, ver, nil
+		}
+		return nil, ver, nil
 	}
-	if err := json.Unmarshal(raw, &p); err != nil {
+	p, err := pomelo.ParseProtos(raw)
+	if err != nil {
 		return nil, "", fmt.Errorf("handshake protos: %w", err)
 	}
-	ver := strings.Trim(string(p.Version), `"`)
+	ver = string(p.Version)
 	if ps := f.protos[ver]; ps != nil && ver != "" {
 		return ps, ver, nil
 	}
-	ps := &protoSet{server: map[string]bool{}, chatTags: [3]uint64{1, 2, 3}}
-	for route, fields := range p.Server {
-		ps.server[route] = true
-		if route != "onChat" {
-			continue
-		}
-		for decl, tagRaw := range fields {
-			parts := strings.Fields(decl) // "required string msg"
-			if len(parts) != 3 {
-				continue
-			}
-			tag, err := strconv.ParseUint(string(tagRaw), 10, 32)
-			if err != nil {
-				continue
-			}
-			switch parts[2] {
-			case "msg":
-				ps.chatTags[0] = tag
-			case "from":
-				ps.chatTags[1] = tag
-			case "target":
-				ps.chatTags[2] = tag
-			}
-		}
+	ps := &protoSet{p: p, server: map[string]bool{}, client: map[string]bool{}}
+	for _, r := range p.ServerRoutes() {
+		ps.server[r] = true
+	}
+	for _, r := range p.ClientRoutes() {
+		ps.client[r] = true
+	}
+	if ps.server["onChat"] {
+		ps.chatTags = chatTags(p)
 	}
 	if ver != "" {
 		f.protos[ver] = ps
 	}
 	return ps, ver, nil
+}
+
+// chatTags finds the tags of onChat's msg, from and target by encoding a
+// probe body and reading it back: zero tags when onChat is not three strings.
+func chatTags(p *pomelo.Protos) [3]uint64 {
+	var none [3]uint64
+	b, err := p.EncodeServer("onChat", []byte(`{"msg":"\u0001","from":"\u0002","target":"\u0003"}`))
+	if err != nil {
+		return none
+	}
+	var tags [3]uint64
+	for len(b) > 0 {
+		key, n := uvarint(b)
+		if n <= 0 || key&7 != 2 {
+			return none
+		}
+		b = b[n:]
+		l, n := uvarint(b)
+		if n <= 0 || l != 1 || len(b) < n+1 {
+			return none
+		}
+		v := b[n]
+		b = b[n+1:]
+		if v >= 1 && v <= 3 {
+			tags[v-1] = key >> 3
+		}
+	}
+	if tags[0] == 0 {
+		return none
+	}
+	return tags
+}
+
+// DecodeBody returns the JSON body of a push, decoding a protobuf body with
+// the server's protos (appending to dst); a JSON body is returned as is.
+func (p *Push) DecodeBody(dst []byte) ([]byte, error) {
+	if !p.Proto {
+		return p.Body, nil
+	}
+	return p.Client.protos.p.AppendDecodeServer(dst, string(p.Route), p.Body)
 }

@@ -1,0 +1,7 @@
+package client_test
+
+import "github.com/chatbench/chatbench/server/connector"
+
+func connectorUnlimited() connector.Options {
+	return connector.Options{RequestRate: -1}
+}
