@@ -52,8 +52,8 @@ func TestChatMsgJSON(t *testing.T) {
 // stock chat protos, in the source form and the parsed form a stock pomelo
 // server puts in its handshake
 var chatProtos = map[string]string{
-	"source": `{"server":{"onChat":{"required string msg":1,"required string from":2,"required string target":3}},"client":{},"version":1589362245712}`,
-	"parsed": `{"server":{"onChat":{"msg":{"option":"required","type":"string","tag":1},"from":{"option":"required","type":"string","tag":2},"target":{"option":"required","type":"string","tag":3},"__messages":{},"__tags":{"1":"msg","2":"from","3":"target"}}},"client":{},"version":7}`,
+	"source":     `{"server":{"onChat":{"required string msg":1,"required string from":2,"required string target":3}},"client":{},"version":1589362245712}`,
+	"parsed":     `{"server":{"onChat":{"msg":{"option":"required","type":"string","tag":1},"from":{"option":"required","type":"string","tag":2},"target":{"option":"required","type":"string","tag":3},"__messages":{},"__tags":{"1":"msg","2":"from","3":"target"}}},"client":{},"version":7}`,
 	"renumbered": `{"server":{"onChat":{"required string target":1,"required string msg":5,"required string from":9}},"client":{}}`,
 }
 
