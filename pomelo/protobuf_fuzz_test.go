@@ -52,6 +52,10 @@ func FuzzProtobufDecode(f *testing.F) {
 		}
 		for i, tc := range routes {
 			out, err := outs[i], errs[i]
+			viaBytes, errB := tc.p.AppendDecodeServerBytes(nil, []byte(tc.route), body)
+			if !bytes.Equal(out, viaBytes) || (err == nil) != (errB == nil) {
+				t.Fatalf("%s: DecodeServer %s, %v; AppendDecodeServerBytes %s, %v", tc.route, out, err, viaBytes, errB)
+			}
 			if err != nil {
 				continue
 			}

@@ -581,3 +581,21 @@ func BenchmarkEncodeServerOnChat(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkDecodeServerBytesPush(b *testing.B) {
+	// The driver's receive path for a stock protobuf push: message, then body.
+	p := mustProtos(b, stockChatProtos)
+	push := loadVectors(b)["push-onchat-protobuf"].data
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(push)))
+	for b.Loop() {
+		m, route, err := ParseMessageRoute(push)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if buf, err = p.AppendDecodeServerBytes(buf[:0], route, m.Body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
