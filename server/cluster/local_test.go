@@ -1,4 +1,4 @@
-package cluster_test
+package cluster
 
 import (
 	"context"
@@ -7,21 +7,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chatbench/chatbench/server/cluster"
 	"github.com/chatbench/chatbench/server/room"
 	"github.com/chatbench/chatbench/server/servertest"
 )
 
 // startLocal runs a connectors x shards split cluster in this process on
 // random ports, stopped in t.Cleanup.
-func startLocal(t testing.TB, connectors, shards int, natsURLs ...string) *cluster.Local {
+func startLocal(t testing.TB, connectors, shards int, natsURLs ...string) *Local {
 	t.Helper()
-	topo := cluster.Generate(cluster.GenerateOptions{Connectors: connectors, Shards: shards, GatePort: -1, ConnectorPort: -1, HTTPPort: -1})
+	topo := Generate(GenerateOptions{Connectors: connectors, Shards: shards, GatePort: -1, ConnectorPort: -1, HTTPPort: -1})
 	// The suite checks semantics on a shared, loaded 2-core machine under -race:
 	// give shard requests the test client's patience (fail-fast on a dead
 	// shard is NATS "no responders", not this timeout; see the crash tests).
-	bo := cluster.BusOptions{RequestTimeout: servertest.Timeout}
-	l, err := cluster.StartLocal(cluster.NodeOptions{Topology: &topo, NATS: natsURLs, Bus: bo, Logger: testLogger()})
+	bo := BusOptions{RequestTimeout: servertest.Timeout}
+	l, err := StartLocal(NodeOptions{Topology: &topo, NATS: natsURLs, Bus: bo, Logger: testLogger()})
 	if err != nil {
 		t.Fatalf("start split cluster: %v", err)
 	}
