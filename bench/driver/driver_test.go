@@ -2,6 +2,7 @@ package driver_test
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/chatbench/chatbench/bench/metrics"
 	"github.com/chatbench/chatbench/bench/scenario"
 	"github.com/chatbench/chatbench/server"
+	"github.com/chatbench/chatbench/server/cluster"
 	"github.com/chatbench/chatbench/server/servertest"
 )
 
@@ -43,44 +45,67 @@ func run(t *testing.T, s *scenario.Scenario, gate string) *driver.Result {
 func TestShippedScenarios(t *testing.T) {
 	srv := servertest.Start(t, server.Options{})
 	for _, name := range scenario.Names() {
-		t.Run(name, func(t *testing.T) {
-			s := small(t, name, 60, 3, 2*time.Second)
-			res := run(t, s, srv.GateAddr)
-			sum := res.Summary
-			c := sum.Counters
-			t.Logf("%s: sent %d expected %d delivered %d lost %d dup %d ooo %d late %d errors %d %v; driver %+v",
-				name, c.Sent, c.Expected, c.Delivered, c.Lost, c.Duplicated, c.OutOfOrder, c.LateSends, c.Errors, c.ErrorsByKind, sum.Driver)
-			if c.Lost != 0 || c.Duplicated != 0 || c.OutOfOrder != 0 {
-				t.Errorf("lost %d, duplicated %d, out of order %d: want 0", c.Lost, c.Duplicated, c.OutOfOrder)
-			}
-			if c.Errors != 0 {
-				t.Errorf("errors %d (%v by kind, %v by code): want 0", c.Errors, c.ErrorsByKind, c.ErrorsByCode)
-			}
-			sends := false
-			for _, p := range s.Phases {
-				sends = sends || p.Kind.Sends()
-			}
-			if sends && c.Sent == 0 {
-				t.Errorf("no message sent")
-			}
-			var extra int64
-			for _, r := range res.Rooms {
-				extra += r.Extra
-				if r.Lost != 0 || r.Duplicated != 0 || r.OutOfOrder != 0 || r.Ghosts != 0 || r.LeaveMiss != 0 {
-					t.Errorf("room %s: %+v", r.Room, r)
-				}
-			}
-			if c.Delivered != c.Expected+extra {
-				t.Errorf("delivered %d, want expected %d + in-transit extra %d", c.Delivered, c.Expected, extra)
-			}
-			if sends && sum.Ops["delivery"].Count != c.Delivered {
-				t.Errorf("delivery histogram has %d samples, delivered %d", sum.Ops["delivery"].Count, c.Delivered)
-			}
-			if res.Dir == "" {
-				t.Errorf("no results directory")
-			} else if _, err := metrics.ReadSummary(res.Dir); err != nil {
-				t.Errorf("read back summary: %v", err)
-			}
-		})
+		t.Run(name, func(t *testing.T) { checkScenario(t, name, srv.GateAddr) })
+	}
+}
+
+// TestSplitTopology runs the combined and the hop scenarios against a split
+// cluster (2 connectors x 2 chat shards over embedded NATS, in process).
+func TestSplitTopology(t *testing.T) {
+	topo := cluster.Generate(cluster.GenerateOptions{Connectors: 2, Shards: 2, GatePort: -1, ConnectorPort: -1, HTTPPort: -1})
+	l, err := cluster.StartLocal(cluster.NodeOptions{Topology: &topo, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("start split cluster: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := l.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	for _, name := range []string{"all", "hop"} {
+		t.Run(name, func(t *testing.T) { checkScenario(t, name, l.Gate.ClientAddr) })
+	}
+}
+
+func checkScenario(t *testing.T, name, gate string) {
+	t.Helper()
+	s := small(t, name, 60, 3, 2*time.Second)
+	res := run(t, s, gate)
+	sum := res.Summary
+	c := sum.Counters
+	t.Logf("%s: sent %d expected %d delivered %d lost %d dup %d ooo %d late %d errors %d %v; driver %+v",
+		name, c.Sent, c.Expected, c.Delivered, c.Lost, c.Duplicated, c.OutOfOrder, c.LateSends, c.Errors, c.ErrorsByKind, sum.Driver)
+	if c.Lost != 0 || c.Duplicated != 0 || c.OutOfOrder != 0 {
+		t.Errorf("lost %d, duplicated %d, out of order %d: want 0", c.Lost, c.Duplicated, c.OutOfOrder)
+	}
+	if c.Errors != 0 {
+		t.Errorf("errors %d (%v by kind, %v by code): want 0", c.Errors, c.ErrorsByKind, c.ErrorsByCode)
+	}
+	sends := false
+	for _, p := range s.Phases {
+		sends = sends || p.Kind.Sends()
+	}
+	if sends && c.Sent == 0 {
+		t.Errorf("no message sent")
+	}
+	var extra int64
+	for _, r := range res.Rooms {
+		extra += r.Extra
+		if r.Lost != 0 || r.Duplicated != 0 || r.OutOfOrder != 0 || r.Ghosts != 0 || r.LeaveMiss != 0 {
+			t.Errorf("room %s: %+v", r.Room, r)
+		}
+	}
+	if c.Delivered != c.Expected+extra {
+		t.Errorf("delivered %d, want expected %d + in-transit extra %d", c.Delivered, c.Expected, extra)
+	}
+	if sends && sum.Ops["delivery"].Count != c.Delivered {
+		t.Errorf("delivery histogram has %d samples, delivered %d", sum.Ops["delivery"].Count, c.Delivered)
+	}
+	if res.Dir == "" {
+		t.Errorf("no results directory")
+	} else if _, err := metrics.ReadSummary(res.Dir); err != nil {
+		t.Errorf("read back summary: %v", err)
 	}
 }
