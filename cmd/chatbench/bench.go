@@ -51,7 +51,10 @@ type benchFlags struct {
 	ceiling     string
 }
 
-func runBench(ctx context.Context, args []string) error {
+func runBench(ctx context.Context, args []string) error { return bench(ctx, args, os.Stdout) }
+
+// bench runs the command, writing the text summary to out.
+func bench(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlags("bench")
 	var f benchFlags
 	fs.StringVar(&f.scenario, "scenario", "", "shipped scenario name ("+strings.Join(scenario.Names(), ", ")+") or path of a YAML file")
@@ -140,15 +143,15 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	if res != nil && res.Dir != "" {
 		if runs, lerr := reports.Load(res.Dir); lerr == nil {
-			if _, rerr := reports.Render(os.Stdout, res.Dir, runs); rerr != nil {
+			if _, rerr := reports.Render(out, res.Dir, runs); rerr != nil {
 				fmt.Fprintf(os.Stderr, "chatbench bench: report: %v\n", rerr)
 			}
 		} else {
 			fmt.Fprintf(os.Stderr, "chatbench bench: report: %v\n", lerr)
 		}
-		fmt.Fprintf(os.Stdout, "results: %s\n", res.Dir)
+		fmt.Fprintf(out, "results: %s\n", res.Dir)
 		if res.Connected > 0 {
-			fmt.Fprintf(os.Stdout, "driver memory: %d bytes per connected client (%d clients)\n", res.MemoryPerClient, res.Connected)
+			fmt.Fprintf(out, "driver memory: %d bytes per connected client (%d clients)\n", res.MemoryPerClient, res.Connected)
 		}
 	}
 	return err
@@ -205,6 +208,9 @@ func (f *benchFlags) checkSourceAddrs(clients int) error {
 		return usageErr("--source-addrs %d: only for a loopback --target (127.x.x.x); drop it for %s", f.sourceAddrs, f.target)
 	case f.sourceAddrs == 0 && loopback && clients > clientsPerSourceAddr:
 		f.sourceAddrs = (clients + clientsPerSourceAddr - 1) / clientsPerSourceAddr
+		if f.sourceAddrs > 254 {
+			return usageErr("--clients %d: more than 254 source addresses x %d clients", clients, clientsPerSourceAddr)
+		}
 	}
 	return nil
 }
