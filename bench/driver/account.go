@@ -87,13 +87,14 @@ func (t *table) each(from, to uint64, fn func(gid uint64, e *entry)) {
 
 // room is the driver's knowledge of one room's membership.
 type room struct {
-	mu        sync.Mutex
-	id        string
-	qid       string           // id as a JSON string
-	members   map[int32]uint64 // stable members -> room message counter when they became stable
-	transitIn int32            // members switching into this room, not yet confirmed
-	msgSeq    uint64
-	inflight  []*entry // sent, not yet acknowledged
+	mu         sync.Mutex
+	id         string
+	qid        string           // id as a JSON string
+	members    map[int32]uint64 // stable members -> room message counter when they became stable
+	transitIn  int32            // members switching into this room, not yet confirmed
+	transitOut int32            // members switching out: the server may still count them in
+	msgSeq     uint64
+	inflight   []*entry // sent, not yet acknowledged
 
 	// counters read at the end (atomics: receivers add to them)
 	dup atomic.Int64
@@ -126,7 +127,7 @@ func (r *room) beginSend(e *entry) bool {
 	e.roomSeq = r.msgSeq
 	if e.target < 0 {
 		e.expected = int32(len(r.members))
-		e.maybe = r.transitIn
+		e.maybe = r.transitIn + r.transitOut
 	} else {
 		if _, ok := r.members[e.target]; ok {
 			e.expected = 1
@@ -163,11 +164,35 @@ func (r *room) endSend(e *entry, failed bool) {
 
 // leaveMember removes m (switching away or leaving): messages still in flight
 // that counted m become uncertain for it.
-func (r *room) leaveMember(m int32) int {
+func (r *room) leaveMember(m int32) int { return r.removeMember(m, false) }
+
+// switchAway removes m as it starts switching to another room: until the
+// switch completes (switchedAway), messages sent here may still reach it.
+func (r *room) switchAway(m int32) { r.removeMember(m, true) }
+
+func (r *room) switchedAway() {
+	r.mu.Lock()
+	if r.transitOut > 0 {
+		r.transitOut--
+	}
+	r.mu.Unlock()
+}
+
+func (r *room) isMember(m int32) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.members[m]
+	return ok
+}
+
+func (r *room) removeMember(m int32, switching bool) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.members[m]; !ok {
 		return len(r.members)
+	}
+	if switching {
+		r.transitOut++
 	}
 	for _, e := range r.inflight {
 		if r.counted(e, m) {

@@ -119,14 +119,15 @@ type driver struct {
 	tab     *table
 	handl   client.Handlers
 
-	phase     atomic.Int32 // index of the running phase
-	unacked   atomic.Int64
-	connected atomic.Int64
-	skipped   atomic.Int64
-	openSent  atomic.Int64 // sends of chat and hop phases (spread schedules)
-	openLate  atomic.Int64
-	start     time.Time
-	protoErrs atomic.Int64
+	phase       atomic.Int32 // index of the running phase
+	unacked     atomic.Int64
+	connected   atomic.Int64
+	skipped     atomic.Int64
+	targetMoved atomic.Int64 // private sends refused because the target had just switched rooms
+	openSent    atomic.Int64 // sends of chat and hop phases (spread schedules)
+	openLate    atomic.Int64
+	start       time.Time
+	protoErrs   atomic.Int64
 
 	self *selfCheck
 }

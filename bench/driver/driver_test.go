@@ -71,7 +71,7 @@ func TestSplitTopology(t *testing.T) {
 
 func checkScenario(t *testing.T, name, gate string) {
 	t.Helper()
-	s := small(t, name, 60, 3, 2*time.Second)
+	s := small(t, name, 60, 3, 1500*time.Millisecond)
 	res := run(t, s, gate)
 	sum := res.Summary
 	c := sum.Counters

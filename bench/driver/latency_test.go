@@ -18,7 +18,7 @@ rooms: {count: 4}
 payload: 32
 phases:
   - {kind: enter, arrival_rate: 2000}
-  - {kind: chat, duration: 3s, rate: 2}
+  - {kind: chat, duration: 2500ms, rate: 2}
   - {kind: leave, arrival_rate: 4000}
 `
 

@@ -38,10 +38,14 @@ type selfCheck struct {
 	ru     syscall.Rusage
 	numGC  uint32
 	pauses uint64
+	// peakCPU is the busiest second's CPU (percent of one core), owned by
+	// the sampler goroutine until done
+	peakCPU float64
 }
 
 type checkResult struct {
 	cpuPercent     float64
+	peakCPU        float64 // the busiest second, percent of one core
 	lagP99, lagMax time.Duration
 	gcTotal, gcMax time.Duration
 	cores          int
@@ -56,6 +60,7 @@ func startSelfCheck() *selfCheck {
 	c.numGC, c.pauses = ms.NumGC, ms.PauseTotalNs
 	go func() {
 		defer close(c.done)
+		secStart, secCPU := time.Now(), cpuTime(&c.ru)
 		for {
 			t0 := time.Now()
 			select {
@@ -63,8 +68,16 @@ func startSelfCheck() *selfCheck {
 				return
 			case <-time.After(lagTick):
 			}
-			late := time.Since(t0) - lagTick
+			now := time.Now()
+			late := now.Sub(t0) - lagTick
 			_ = c.lag.RecordValue(max(int64(late/time.Microsecond), 1))
+			if el := now.Sub(secStart); el >= time.Second {
+				var ru syscall.Rusage
+				_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+				cpu := cpuTime(&ru)
+				c.peakCPU = max(c.peakCPU, 100*float64(cpu-secCPU)/float64(el))
+				secStart, secCPU = now, cpu
+			}
 		}
 	}()
 	return c
@@ -92,8 +105,11 @@ func (c *selfCheck) stop() checkResult {
 		r.gcMax = max(r.gcMax, p)
 	}
 	r.cores = runtime.GOMAXPROCS(0)
+	r.peakCPU = c.peakCPU
 	return r
 }
+
+func cpuTime(ru *syscall.Rusage) time.Duration { return tv(ru.Utime) + tv(ru.Stime) }
 
 func tv(t syscall.Timeval) time.Duration {
 	return time.Duration(t.Sec)*time.Second + time.Duration(t.Usec)*time.Microsecond
@@ -110,18 +126,22 @@ func (d *driver) judge(r checkResult, sum *metrics.Summary) metrics.DriverCheck 
 		SchedLagMaxUs:  int64(r.lagMax / time.Microsecond),
 	}
 	var why []string
-	busy := r.cpuPercent >= lagCPUShare*100*float64(r.cores)
+	// busy: in its busiest second the driver used a large share of its cores
+	busy := r.peakCPU >= lagCPUShare*100*float64(r.cores)
 	if r.lagP99 > maxLagP99 && busy {
-		why = append(why, fmt.Sprintf("scheduler lag p99 %v > %v with the driver at %.0f%% CPU: its goroutines ran late",
-			r.lagP99, maxLagP99, r.cpuPercent))
+		why = append(why, fmt.Sprintf("scheduler lag p99 %v > %v with the driver at up to %.0f%% CPU: its goroutines ran late",
+			r.lagP99, maxLagP99, r.peakCPU))
 	}
-	if r.gcMax > maxGCPause {
-		why = append(why, fmt.Sprintf("GC pause %v > %v", r.gcMax, maxGCPause))
+	if r.gcMax > maxGCPause && busy { // a Go STW pause this long on an idle-ish driver means a starved machine
+		why = append(why, fmt.Sprintf("GC pause %v > %v with the driver at up to %.0f%% CPU", r.gcMax, maxGCPause, r.peakCPU))
 	}
 	if limit := maxCPUShare * 100 * float64(r.cores); r.cpuPercent > limit {
 		why = append(why, fmt.Sprintf("driver CPU %.0f%% > %.0f%% of its %d cores", r.cpuPercent, limit, r.cores))
 	}
-	if sent, late := d.openSent.Load(), d.openLate.Load(); sent >= minLateSamples && float64(late) > maxLateShare*float64(sent) {
+	// late sends count against the driver when it was busy, or when the
+	// machine was not lagging (then the driver itself held them back)
+	if sent, late := d.openSent.Load(), d.openLate.Load(); sent >= minLateSamples && float64(late) > maxLateShare*float64(sent) &&
+		(busy || r.lagP99 <= maxLagP99) {
 		why = append(why, fmt.Sprintf("%d of %d scheduled sends (%.1f%%) went out more than %v late",
 			late, sent, 100*float64(late)/float64(sent), d.opts.LateThreshold))
 	}
