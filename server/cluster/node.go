@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chatbench/chatbench/server/bus"
 	"github.com/chatbench/chatbench/server/chat"
@@ -239,6 +240,11 @@ func (n *Node) startConnector(o NodeOptions) error {
 	n.Metrics = metrics.New(o.ID,
 		func() float64 { return float64(local.Len()) },
 		func() float64 { return float64(local.Stats().Members) })
+	r := n.Remote
+	n.Metrics.Registry.MustRegister(
+		busCounter(o.ID, "chatbench_bus_deliveries_total", "Bus messages (pushes, joins, leaves) received from chat shards.", r.Deliveries.Load),
+		busCounter(o.ID, "chatbench_bus_unavailable_total", "Requests to chat shards that failed with 504 (no responder, timeout).", r.Unavailable.Load),
+	)
 	cl, hl, err := n.listenBoth(true)
 	if err != nil {
 		return err
@@ -271,6 +277,12 @@ func (n *Node) startShard(o NodeOptions) error {
 		return err
 	}
 	rooms = n.Shard.Rooms().Registry
+	sh := n.Shard
+	n.Metrics.Registry.MustRegister(
+		busCounter(o.ID, "chatbench_bus_published_total", "Bus messages (pushes, joins, leaves) published to connectors: one per connector per push.", sh.Published.Load),
+		busCounter(o.ID, "chatbench_bus_publish_errors_total", "Bus publishes that failed.", sh.PublishErrs.Load),
+		busCounter(o.ID, "chatbench_bus_evictions_total", "Connectors evicted (dead, restarted or stopped): their members left.", sh.Evicted.Load),
+	)
 	_, hl, err := n.listenBoth(false)
 	if err != nil {
 		return err
@@ -368,4 +380,9 @@ func RunNode(ctx context.Context, o NodeOptions, ready io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return n.Shutdown(sctx)
+}
+
+func busCounter(id, name, help string, v func() uint64) prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: prometheus.Labels{"server": id}},
+		func() float64 { return float64(v()) })
 }

@@ -108,6 +108,7 @@ type procCluster struct {
 	topo  Topology
 	gate  string
 	conns []string // connector client addresses, in topology order
+	https []string // connector HTTP addresses, in topology order
 }
 
 func (p *procCluster) child(id string) *child {
@@ -177,6 +178,7 @@ func startProcs(t *testing.T, connectors, shards int, url string, extra ...strin
 	for i, r := range readies {
 		p.topo.Connector[i].ClientPort = portOf(r.client)
 		p.conns = append(p.conns, r.client)
+		p.https = append(p.https, r.http)
 	}
 	if err := p.topo.Save(file); err != nil {
 		t.Fatal(err)
@@ -265,6 +267,15 @@ func TestShardCrash(t *testing.T) {
 	c, _ := servertest.DialErr(t, p.conns[0])
 	if r := c.Request("connector.entryHandler.enter", map[string]any{"username": "late", "rid": deadRoom}); r["code"] != float64(504) {
 		t.Errorf("enter into a room of the dead shard = %v, want 504", r)
+	}
+	// The connectors count the failures; their /healthz stays ok (the bus is up).
+	for i, h := range p.https {
+		if code, body := httpBody(t, "http://"+h+"/healthz"); code != 200 || !strings.Contains(body, `"role":"connector"`) {
+			t.Errorf("connector %d /healthz = %d %s", i+1, code, body)
+		}
+	}
+	if _, body := httpBody(t, "http://"+p.https[0]+"/metrics"); !regexp.MustCompile(`chatbench_bus_unavailable_total\{server="connector-1"\} [1-9]`).MatchString(body) {
+		t.Errorf("connector-1 /metrics has no 504 count:\n%s", grepLines(body, "chatbench_bus"))
 	}
 	// The other shard's room still works, across both connectors.
 	live[0].Request("chat.chatHandler.send", map[string]any{"content": "still here", "target": "*"})
@@ -470,13 +481,30 @@ func startLauncher(t *testing.T, args ...string) *launched {
 
 func httpGet(t *testing.T, url string) int {
 	t.Helper()
+	code, _ := httpBody(t, url)
+	return code
+}
+
+func httpBody(t *testing.T, url string) (int, string) {
+	t.Helper()
 	cl := &http.Client{Timeout: 5 * time.Second}
 	resp, err := cl.Get(url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // childPIDs returns the children of pid with their NUL-separated command lines.
