@@ -208,6 +208,9 @@ type pending struct {
 // Addr is the host:port the client is connected to.
 func (c *Client) Addr() string { return c.addr }
 
+// LocalAddr is the client's end of the socket (see Options.SourceAddrs).
+func (c *Client) LocalAddr() net.Addr { return c.conn.LocalAddr() }
+
 // Heartbeat is the heartbeat interval the server asked for (0: none).
 func (c *Client) Heartbeat() time.Duration { return c.hb }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -196,5 +197,24 @@ func TestQueryEntryErrors(t *testing.T) {
 	var se *client.StepError
 	if !errors.As(err, &se) || se.Step != "connect" {
 		t.Errorf("queryEntry at a closed port: %v, want a connect StepError", err)
+	}
+}
+
+// TestSourceAddrs: with SourceAddrs 3 the sockets come from 127.0.0.1..3.
+func TestSourceAddrs(t *testing.T) {
+	srv := servertest.Start(t, server.Options{})
+	f := client.NewFleet(client.Options{SourceAddrs: 3})
+	defer f.Close()
+	seen := map[string]bool{}
+	for i := range 6 {
+		c := enter(t, f, srv.GateAddr, fmt.Sprintf("src%d", i), "r4", nil)
+		host, _, _ := net.SplitHostPort(c.LocalAddr().String())
+		seen[host] = true
+		defer c.Close()
+	}
+	for _, want := range []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"} {
+		if !seen[want] {
+			t.Errorf("no socket from %s (saw %v)", want, seen)
+		}
 	}
 }
