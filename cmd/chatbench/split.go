@@ -33,7 +33,7 @@ func addSplitFlags(fs *pflag.FlagSet, f *splitFlags) {
 	fs.StringVar(&f.topologyFile, "topology-file", "", "servers.json-style topology (split): ids, roles, hosts, ports (default: generated from the flags)")
 	fs.StringVar(&f.role, "role", "", "run one server of a split topology: gate, connector or chat (with --id)")
 	fs.StringVar(&f.id, "id", "", "server id for --role, e.g. connector-2")
-	fs.DurationVar(&f.bus.RequestTimeout, "request-timeout", 0, "connector -> chat shard request timeout (default 2s; a dead shard fails at once)")
+	fs.DurationVar(&f.bus.RequestTimeout, "request-timeout", 0, "connector -> chat shard request timeout (default 1.5s; a dead shard fails at once)")
 	fs.DurationVar(&f.bus.ConnTimeout, "conn-timeout", 0, "a chat shard evicts a dead connector's members within about this (default 2s)")
 }
 

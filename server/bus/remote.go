@@ -21,7 +21,8 @@ type RemoteOptions struct {
 	Shards   []string // chat shard ids; rooms dispatch over them sorted by id
 	Subjects Subjects
 	// Timeout bounds a request to a shard; a dead shard usually fails at once
-	// (NATS "no responders"). Default 2s.
+	// (NATS "no responders"); this bounds a request in flight when its shard
+	// dies, so it stays under the 2 s promised for a dead shard. Default 1.5s.
 	Timeout time.Duration
 	// Heartbeat is the liveness interval (shards probe a connector silent
 	// for half their ConnTimeout). Default 500ms.
@@ -31,7 +32,7 @@ type RemoteOptions struct {
 
 func (o *RemoteOptions) setDefaults() {
 	if o.Timeout <= 0 {
-		o.Timeout = 2 * time.Second
+		o.Timeout = 1500 * time.Millisecond
 	}
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = 500 * time.Millisecond

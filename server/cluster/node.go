@@ -28,7 +28,7 @@ import (
 // BusOptions tune the bus between connectors and shards. Zero values mean
 // the defaults of package bus.
 type BusOptions struct {
-	RequestTimeout time.Duration // connector -> shard request; default 2s
+	RequestTimeout time.Duration // connector -> shard request; default 1.5s
 	Heartbeat      time.Duration // connector liveness interval; default 500ms
 	ConnTimeout    time.Duration // shard evicts a silent connector after this; default 2s
 	Workers        int           // request workers per shard; default 4

@@ -284,6 +284,19 @@ func TestShardCrash(t *testing.T) {
 			t.Fatalf("onChat in the live room = %v", p.Body)
 		}
 	}
+	// A hung shard (SIGSTOP) has a live subscription but never answers: the
+	// request timeout still answers 504 within 2 s.
+	hung := p.child(ids[1]).cmd.Process
+	if err := hung.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer hung.Signal(syscall.SIGCONT)
+	waitStopped(t, hung.Pid)
+	start := time.Now()
+	r := live[1].Request("chat.chatHandler.send", map[string]any{"content": "x", "target": "*"})
+	if took := time.Since(start); r["code"] != float64(504) || took > 2*time.Second {
+		t.Errorf("send to a hung shard: %v after %v, want 504 within 2s", r, took)
+	}
 }
 
 // TestConnectorCrash: kill -9 of a connector makes its members leave: the
@@ -562,5 +575,26 @@ func startNATSServer(t *testing.T) string {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%s did not report its port within 30s", bin)
 		return ""
+	}
+}
+
+// waitStopped polls /proc until pid is in the stopped state (kill returns
+// before the kernel has stopped every thread).
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Skipf("no /proc here: %v", err)
+		}
+		// pid (comm) S ...: the state follows the last ')'.
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && b[i+2] == 'T' {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d not stopped within 5s", pid)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
