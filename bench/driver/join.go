@@ -120,6 +120,8 @@ func errCode(err error) (int, string) {
 		return re.Code, metrics.KindResponse
 	case errors.Is(err, client.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return 0, metrics.KindTimeout
+	case errors.Is(err, context.Canceled):
+		return 0, "canceled"
 	case errors.Is(err, client.ErrKicked):
 		return 0, metrics.KindKicked
 	case errors.Is(err, client.ErrClosed):

@@ -66,6 +66,11 @@ func (d *driver) sendPhase(ctx context.Context, pi int, p scenario.Phase) error 
 		}()
 	}
 	wg.Wait()
+	// a timed phase lasts its Duration even when its sends end early (a
+	// single storm burst): the rest is the drain the scenario asked for
+	if wait := end - client.Now(); wait > 0 {
+		_ = sleepCtx(ctx, time.Duration(wait)) // cancelled: still account below
+	}
 	lastGid := d.tab.next.Load()
 	d.drain(ctx, firstGid, lastGid)
 	d.finalize(firstGid, lastGid)
