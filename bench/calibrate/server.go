@@ -21,6 +21,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -203,33 +204,50 @@ func (c *conn) signal() {
 }
 
 // writeLoop writes everything queued as one websocket message and flushes
-// when the queue is empty.
+// when the queue is empty. Under load (a batch of 4 packages or more: the
+// writer is behind) it yields once before the next swap, and after a batch
+// of 16 or more also waits n x 50us (at most 2 ms) so that one write carries
+// many packages: the same policy as the reference server's connector.
 func (c *conn) writeLoop() {
 	var spare [][]byte
+	var deadline time.Time
 	for range c.wake {
-		c.mu.Lock()
-		batch, closed := c.queue, c.closed
-		c.queue = spare[:0]
-		c.mu.Unlock()
-		if len(batch) > 0 {
-			if err := c.write(batch); err != nil {
-				c.mu.Lock()
-				c.closed = true
-				c.mu.Unlock()
-				c.ws.Close() // the reader returns
-				closed = true
+		for {
+			c.mu.Lock()
+			batch, closed := c.queue, c.closed
+			c.queue = spare[:0]
+			c.mu.Unlock()
+			n := len(batch)
+			if n > 0 {
+				if now := time.Now(); deadline.Sub(now) < writeTimeout*3/4 {
+					deadline = now.Add(writeTimeout)
+					_ = c.ws.SetWriteDeadline(deadline)
+				}
+				if err := c.write(batch); err != nil {
+					c.mu.Lock()
+					c.closed = true
+					c.mu.Unlock()
+					c.ws.Close() // the reader returns
+					closed = true
+				}
 			}
-		}
-		clear(batch)
-		spare = batch
-		if closed {
-			return
+			clear(batch)
+			spare = batch
+			if closed {
+				return
+			}
+			if n < 4 {
+				break
+			}
+			runtime.Gosched()
+			if n >= 16 {
+				time.Sleep(min(time.Duration(n)*50*time.Microsecond, 2*time.Millisecond))
+			}
 		}
 	}
 }
 
 func (c *conn) write(batch [][]byte) error {
-	_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
 	w, err := c.ws.NextWriter(websocket.BinaryMessage)
 	if err != nil {
 		return err

@@ -68,6 +68,7 @@ type Options struct {
 	MaxPackageBytes  int           // largest client frame/package; default 64 KiB
 	MaxQueueBytes    int           // outbound queue cap before a slow-consumer kick; default 4 MiB
 	MaxFrameBytes    int           // coalesce packages into frames up to this size; default 64 KiB
+	CoalesceMax      time.Duration // longest wait before the next flush when the writer is behind; default 2ms; negative: flush at once always
 	RequestRate      float64       // requests+notifies per second per connection; default 200; negative: unlimited
 	RequestBurst     int           // bucket size; default 2 x RequestRate (at least 20)
 	Routes           []string      // server routes for the dictionary (the handler's routes)
@@ -96,6 +97,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxFrameBytes == 0 {
 		o.MaxFrameBytes = 64 << 10
+	}
+	if o.CoalesceMax == 0 {
+		o.CoalesceMax = 2 * time.Millisecond
 	}
 	if o.RequestRate == 0 {
 		o.RequestRate = 200

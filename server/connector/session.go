@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"runtime"
 	"sync"
 	"time"
 
@@ -71,10 +72,10 @@ func (s *Session) Enqueue(pkt []byte) bool {
 	}
 	s.queue = append(s.queue, pkt)
 	s.queued += len(pkt)
+	first := len(s.queue) == 1
 	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	if first { // the writer takes the whole queue: only an empty one needs a wake-up
+		s.signal()
 	}
 	return true
 }
@@ -134,36 +135,86 @@ func (s *Session) Reason() string {
 // lock and writes the whole batch as one websocket message (several pomelo
 // packages per frame, which stock clients decode in a loop), split only when a
 // frame would pass MaxFrameBytes.
+//
+// Under light load it flushes as soon as anything is queued (one push, one
+// write: the lowest latency). Under load it coalesces: after a batch of at
+// least coalesceMinBatch packages (the writer is falling behind its queue) it
+// first yields the processor, so every runnable reader and broadcaster runs
+// once and more packages gather, and after larger batches it also waits a
+// window that grows with the batch (up to Options.CoalesceMax), so that one
+// write syscall carries tens of packages instead of one. The window is
+// skipped when the queue holds more than a quarter of its byte cap.
 func (s *Session) writeLoop() {
 	defer close(s.done)
 	var spare [][]byte
 	opts := &s.Frontend.opts
+	var w writerState
 	for range s.wake {
-		s.mu.Lock()
-		batch := s.queue
-		s.queue = spare[:0]
-		s.queued = 0
-		closed, kick := s.closed, s.kick
-		s.kick = nil
-		s.mu.Unlock()
+		for {
+			s.mu.Lock()
+			batch := s.queue
+			s.queue = spare[:0]
+			s.queued = 0
+			closed, kick := s.closed, s.kick
+			s.kick = nil
+			s.mu.Unlock()
 
-		if len(batch) > 0 {
-			if err := s.writeBatch(batch, opts); err != nil {
-				s.Close(websocket.CloseAbnormalClosure, "write failed: "+err.Error())
-				closed = true
+			n := len(batch)
+			if n > 0 {
+				if err := s.writeBatch(batch, opts, &w); err != nil {
+					s.Close(websocket.CloseAbnormalClosure, "write failed: "+err.Error())
+					closed = true
+				}
 			}
-		}
-		clear(batch)
-		spare = batch
-		if closed {
-			s.finish(kick)
-			return
+			clear(batch)
+			spare = batch
+			if closed {
+				s.finish(kick)
+				return
+			}
+			if n < coalesceMinBatch || opts.CoalesceMax < 0 {
+				break // light load: wait for the next enqueue
+			}
+			s.coalesce(n, opts)
 		}
 	}
 }
 
-func (s *Session) writeBatch(batch [][]byte, opts *Options) error {
-	_ = s.conn.SetWriteDeadline(time.Now().Add(opts.WriteTimeout))
+// Coalescing under load (see writeLoop).
+const (
+	coalesceMinBatch  = 4                     // a batch this large means the writer is behind
+	coalesceWindowMin = 16                    // batches this large also wait a window
+	coalescePerPkg    = 50 * time.Microsecond // window per package of the last batch
+)
+
+// coalesce lets more packages gather before the next flush.
+func (s *Session) coalesce(n int, opts *Options) {
+	runtime.Gosched()
+	if n < coalesceWindowMin {
+		return
+	}
+	s.mu.Lock()
+	full := s.queued > opts.MaxQueueBytes/4 || s.closed
+	s.mu.Unlock()
+	if full {
+		return
+	}
+	time.Sleep(min(time.Duration(n)*coalescePerPkg, opts.CoalesceMax))
+}
+
+// writerState is what the writer remembers between batches.
+type writerState struct {
+	deadline time.Time // write deadline in force
+}
+
+func (s *Session) writeBatch(batch [][]byte, opts *Options, st *writerState) error {
+	// Setting a deadline re-arms a runtime timer; do it only when the one in
+	// force has used up a quarter of WriteTimeout (a batch then gets between
+	// 3/4 and all of WriteTimeout).
+	if now := time.Now(); st.deadline.Sub(now) < opts.WriteTimeout*3/4 {
+		st.deadline = now.Add(opts.WriteTimeout)
+		_ = s.conn.SetWriteDeadline(st.deadline)
+	}
 	frames, pushes, packages := 0, 0, 0
 	for len(batch) > 0 {
 		w, err := s.conn.NextWriter(websocket.BinaryMessage)

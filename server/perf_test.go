@@ -1,0 +1,102 @@
+package server_test
+
+import (
+	"bytes"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/chatbench/chatbench/pomelo"
+	"github.com/chatbench/chatbench/server"
+	"github.com/chatbench/chatbench/server/connector"
+	"github.com/chatbench/chatbench/server/servertest"
+)
+
+// BenchmarkStorm is BenchmarkRoomBroadcast with several senders at once (a
+// broadcast storm in one room), with the writer's load-only coalescing on
+// (the default) and off (flush as soon as anything is queued), to show what
+// the coalescing buys under overload (docs/perf.md).
+func BenchmarkStorm(b *testing.B) {
+	for _, tc := range []struct {
+		members, senders int
+		coalesce         time.Duration
+	}{
+		{100, 10, 0}, {100, 10, -1}, {1000, 10, 0}, {1000, 10, -1},
+	} {
+		mode := "on"
+		if tc.coalesce < 0 {
+			mode = "off"
+		}
+		b.Run(fmt.Sprintf("members=%d/senders=%d/coalesce=%s", tc.members, tc.senders, mode), func(b *testing.B) {
+			s := servertest.Start(b, server.Options{Connector: connector.Options{RequestRate: -1, Heartbeat: -1, CoalesceMax: tc.coalesce}})
+			var delivered atomic.Int64
+			var wg sync.WaitGroup
+			conns := make([]*websocket.Conn, tc.members)
+			for i := range tc.members {
+				conns[i] = rawMember(b, s.ConnectorAddrs[0], fmt.Sprintf("m%d", i), &delivered, &wg)
+			}
+			deadline := time.Now().Add(60 * time.Second)
+			for s.Rooms().Stats().Members < tc.members {
+				if time.Now().After(deadline) {
+					b.Fatalf("%d of %d members entered", s.Rooms().Stats().Members, tc.members)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			content := bytes.Repeat([]byte("x"), 64)
+			body := fmt.Appendf(nil, `{"content":%q,"target":"*"}`, content)
+			const window = 64 // messages in flight per sender, so queues stay bounded
+			var sent atomic.Int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			start := delivered.Load()
+			var swg sync.WaitGroup
+			for k := range tc.senders {
+				swg.Add(1)
+				go func() {
+					defer swg.Done()
+					for i := k; i < b.N; i += tc.senders {
+						for (sent.Load()-int64(tc.senders*window))*int64(tc.members) > delivered.Load()-start {
+							time.Sleep(50 * time.Microsecond)
+						}
+						sent.Add(1)
+						pkt, _ := pomelo.AppendData(nil, &pomelo.Message{Type: pomelo.Request, ID: uint32(i + 2), Route: "chat.chatHandler.send", Body: body})
+						if err := conns[k].WriteMessage(websocket.BinaryMessage, pkt); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			swg.Wait()
+			want := start + int64(b.N)*int64(tc.members)
+			for delivered.Load() < want {
+				if time.Now().After(deadline.Add(time.Minute)) {
+					b.Fatalf("delivered %d of %d", delivered.Load()-start, want-start)
+				}
+				time.Sleep(100 * time.Microsecond)
+			}
+			b.StopTimer()
+			n := float64(int64(b.N) * int64(tc.members))
+			b.ReportMetric(n/b.Elapsed().Seconds(), "deliveries/s")
+			b.ReportMetric(float64(cpuTime()-cpu0)/n, "cpu-ns/delivery")
+			for _, c := range conns {
+				c.Close()
+			}
+			wg.Wait()
+		})
+	}
+}
+
+// cpuTime is this process's user+system CPU time: per delivery it is a
+// figure other processes on a shared machine disturb much less than wall time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
