@@ -15,6 +15,7 @@
 //	                           in room order (one publisher connection per shard)
 //	<prefix>.hb                connector liveness: heartbeats and goodbyes
 //	<prefix>.ping.<connID>     a shard's probe of a silent connector, request/reply
+//	<prefix>.shardhb           shard heartbeats: a new epoch means a restart
 //
 // Encoding: a message is one op byte followed by fields; a string or byte
 // field is a uvarint length and the bytes, an integer a uvarint. A push
@@ -37,7 +38,7 @@ const (
 	OpLeave     Op = 'L' // request: conn, epoch, sid, rid, name
 	OpSend      Op = 'S' // request: conn, epoch, sid, rid, from, content, target
 	OpReply     Op = 'R' // reply: code (0 = ok), message, users...
-	OpJoined    Op = 'j' // to a connector: rid, name, sid
+	OpJoined    Op = 'j' // to a connector: rid, name, sid, shard epoch
 	OpLeft      Op = 'l' // to a connector: rid, name, sid
 	OpPush      Op = 'p' // to a connector: rid, target, pkt (rest of the message)
 	OpHeartbeat Op = 'h' // liveness: conn, epoch
@@ -159,6 +160,7 @@ type Delivery struct {
 	RID    []byte // aliases the message
 	Name   []byte // OpJoined, OpLeft: the member; OpPush: the target member, empty for the whole room
 	SID    uint64 // OpJoined, OpLeft
+	Epoch  uint64 // OpJoined: the shard's incarnation
 	Packet []byte // OpPush: the encoded pomelo package; aliases the message
 }
 
@@ -172,11 +174,13 @@ func AppendPush(b []byte, rid, target string, pkt []byte) []byte {
 }
 
 // AppendMember appends a join (OpJoined) or leave (OpLeft) control message.
-func AppendMember(b []byte, op Op, rid, name string, sid uint64) []byte {
+// epoch is the shard's incarnation (used with OpJoined).
+func AppendMember(b []byte, op Op, rid, name string, sid, epoch uint64) []byte {
 	b = append(b, byte(op))
 	b = appendString(b, rid)
 	b = appendString(b, name)
-	return binary.AppendUvarint(b, sid)
+	b = binary.AppendUvarint(b, sid)
+	return binary.AppendUvarint(b, epoch)
 }
 
 // DecodeDelivery decodes a delivery without copying: its slices alias b.
@@ -198,6 +202,7 @@ func DecodeDelivery(b []byte) (Delivery, error) {
 		return m, nil
 	case OpJoined, OpLeft:
 		m.SID = d.uvarint()
+		m.Epoch = d.uvarint()
 		return m, d.finish()
 	}
 	if d.err != nil {
@@ -206,10 +211,10 @@ func DecodeDelivery(b []byte) (Delivery, error) {
 	return m, fmt.Errorf("%w: delivery op %q", ErrMalformed, byte(m.Op))
 }
 
-// Liveness is a connector heartbeat or goodbye.
+// Liveness is a connector heartbeat or goodbye, or a shard heartbeat.
 type Liveness struct {
-	Op    Op // OpHeartbeat or OpBye
-	Conn  string
+	Op    Op     // OpHeartbeat or OpBye
+	Conn  string // the connector's id (the shard's, on ShardLiveness)
 	Epoch uint64
 }
 
@@ -315,6 +320,9 @@ func (s Subjects) Conn(id string) string { return s.prefix() + ".conn." + id }
 
 // Ping is the subject on which connector id answers liveness probes.
 func (s Subjects) Ping(id string) string { return s.prefix() + ".ping." + id }
+
+// ShardLiveness is the subject of the shards' heartbeats (id and epoch).
+func (s Subjects) ShardLiveness() string { return s.prefix() + ".shardhb" }
 
 // Liveness is the heartbeat subject.
 func (s Subjects) Liveness() string { return s.prefix() + ".hb" }

@@ -57,17 +57,17 @@ func TestDeliveryRoundTrip(t *testing.T) {
 	}{
 		{"push to room", AppendPush(nil, "r", "", pkt), Delivery{Op: OpPush, RID: []byte("r"), Name: []byte{}, Packet: pkt}},
 		{"push to member", AppendPush(nil, "r", "bob", pkt), Delivery{Op: OpPush, RID: []byte("r"), Name: []byte("bob"), Packet: pkt}},
-		{"joined", AppendMember(nil, OpJoined, "r", "al", 42), Delivery{Op: OpJoined, RID: []byte("r"), Name: []byte("al"), SID: 42}},
-		{"left", AppendMember(nil, OpLeft, "r", "al", 0), Delivery{Op: OpLeft, RID: []byte("r"), Name: []byte("al")}},
+		{"joined", AppendMember(nil, OpJoined, "r", "al", 42, 7), Delivery{Op: OpJoined, RID: []byte("r"), Name: []byte("al"), SID: 42, Epoch: 7}},
+		{"left", AppendMember(nil, OpLeft, "r", "al", 0, 7), Delivery{Op: OpLeft, RID: []byte("r"), Name: []byte("al"), Epoch: 7}},
 	}
 	for _, tc := range cases {
 		got, err := DecodeDelivery(tc.b)
 		if err != nil || got.Op != tc.want.Op || !bytes.Equal(got.RID, tc.want.RID) || !bytes.Equal(got.Name, tc.want.Name) ||
-			got.SID != tc.want.SID || !bytes.Equal(got.Packet, tc.want.Packet) {
+			got.SID != tc.want.SID || got.Epoch != tc.want.Epoch || !bytes.Equal(got.Packet, tc.want.Packet) {
 			t.Errorf("%s: got %+v, %v; want %+v", tc.name, got, err, tc.want)
 		}
 	}
-	for _, b := range [][]byte{nil, {'p'}, {'p', 1, 'r', 0}, {'j', 1, 'r', 1}, {'?', 0, 0}} {
+	for _, b := range [][]byte{nil, {'p'}, {'p', 1, 'r', 0}, {'j', 1, 'r', 1, 'a', 1}, {'?', 0, 0}} {
 		if _, err := DecodeDelivery(b); !errors.Is(err, ErrMalformed) {
 			t.Errorf("DecodeDelivery(%q) err = %v, want ErrMalformed", b, err)
 		}

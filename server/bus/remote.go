@@ -57,16 +57,22 @@ type Remote struct {
 	local    *room.Registry[*connector.Session]
 	sub      *nats.Subscription
 	ping     *nats.Subscription
+	shb      *nats.Subscription
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	bufs     sync.Pool
 
-	mu       sync.Mutex // guards sessions, and orders joins against Forget
+	mu       sync.Mutex // guards sessions and shardEpochs, and orders joins against Forget
 	sessions map[uint64]*connector.Session
+	// shardEpochs is each shard's incarnation as its join messages tell it: a
+	// new one means the shard restarted and its rooms (as this connector
+	// knew them) are gone.
+	shardEpochs map[string]uint64
 
 	// Counters for metrics and tests.
 	Deliveries  atomic.Uint64 // delivery messages handled
 	Unavailable atomic.Uint64 // requests failed with 504
+	Restarts    atomic.Uint64 // shard restarts seen (their members kicked)
 }
 
 // StartRemote subscribes to this connector's deliveries on nc and starts the
@@ -79,7 +85,7 @@ func StartRemote(nc *nats.Conn, opts RemoteOptions) (*Remote, error) {
 	r := &Remote{
 		opts: opts, nc: nc, log: opts.Logger, epoch: uint64(time.Now().UnixNano()),
 		shards: append([]string(nil), opts.Shards...), local: room.NewRegistry[*connector.Session](room.Limits{}),
-		stop: make(chan struct{}), sessions: map[uint64]*connector.Session{},
+		stop: make(chan struct{}), sessions: map[uint64]*connector.Session{}, shardEpochs: map[string]uint64{},
 	}
 	r.bufs.New = func() any { b := make([]byte, 0, 256); return &b }
 	sort.Strings(r.shards)
@@ -102,6 +108,13 @@ func StartRemote(nc *nats.Conn, opts RemoteOptions) (*Remote, error) {
 		return nil, fmt.Errorf("bus: subscribe %s: %w", opts.Subjects.Ping(opts.ConnID), err)
 	}
 	r.ping = ping
+	shb, err := nc.Subscribe(opts.Subjects.ShardLiveness(), r.shardBeat)
+	if err != nil {
+		_ = sub.Unsubscribe()
+		_ = ping.Unsubscribe()
+		return nil, fmt.Errorf("bus: subscribe %s: %w", opts.Subjects.ShardLiveness(), err)
+	}
+	r.shb = shb
 	r.heartbeat(OpHeartbeat)
 	if err := nc.Flush(); err != nil {
 		_ = sub.Unsubscribe()
@@ -132,6 +145,7 @@ func (r *Remote) Close() {
 	}
 	r.wg.Wait()
 	_ = r.ping.Unsubscribe()
+	_ = r.shb.Unsubscribe()
 	r.heartbeat(OpBye)
 	_ = r.nc.Flush()
 	_ = r.sub.Unsubscribe()
@@ -238,6 +252,7 @@ func (r *Remote) deliver(m *nats.Msg) {
 		}
 	case OpJoined:
 		r.mu.Lock()
+		r.shardEpoch(r.ShardFor(string(d.RID)), d.Epoch)
 		if s := r.sessions[d.SID]; s != nil { // else the session closed meanwhile: its leave follows
 			if _, err := r.local.Join(string(d.RID), string(d.Name), s, nil); err != nil {
 				r.log.Warn("local join", "rid", string(d.RID), "name", string(d.Name), "err", err)
@@ -251,4 +266,54 @@ func (r *Remote) deliver(m *nats.Msg) {
 			r.local.Leave(rid, name, s, nil)
 		}
 	}
+}
+
+// shardBeat handles a shard heartbeat: a new epoch means a restart.
+func (r *Remote) shardBeat(m *nats.Msg) {
+	l, err := DecodeLiveness(m.Data)
+	if err != nil {
+		r.log.Warn("shard heartbeat", "err", err)
+		return
+	}
+	r.mu.Lock()
+	r.shardEpoch(l.Conn, l.Epoch)
+	r.mu.Unlock()
+}
+
+// shardEpoch records shard's epoch, handling a restart first; r.mu held.
+// Joins and heartbeats both call it under r.mu, so whichever sees a new
+// epoch first removes the stale members before the new incarnation's first
+// join is applied.
+func (r *Remote) shardEpoch(shard string, epoch uint64) {
+	if old := r.shardEpochs[shard]; old != epoch {
+		if old != 0 {
+			r.shardRestarted(shard)
+		}
+		r.shardEpochs[shard] = epoch
+	}
+}
+
+// shardRestarted runs when a shard's joins come from a new incarnation: the
+// rooms this connector knew on it are gone, so their local members are
+// removed and kicked (their clients reconnect and enter again). It runs on
+// the delivery goroutine, before the new incarnation's first join, so stale
+// members never share a room with new ones.
+func (r *Remote) shardRestarted(shard string) {
+	r.Restarts.Add(1)
+	reason := fmt.Sprintf("chat shard %s restarted", shard)
+	n := 0
+	for _, rid := range r.local.IDs() {
+		if r.ShardFor(rid) != shard {
+			continue
+		}
+		for _, name := range r.local.Members(rid) {
+			var s *connector.Session
+			if r.local.SendTo(rid, name, func(x *connector.Session) { s = x }) == nil {
+				r.local.Leave(rid, name, s, nil)
+				s.Kick(reason)
+				n++
+			}
+		}
+	}
+	r.log.Warn(reason+": its members here were kicked", "shard", shard, "members", n)
 }

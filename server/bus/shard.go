@@ -30,8 +30,11 @@ type ShardOptions struct {
 	// and evicted if NATS has no responder for it; one silent for
 	// 4 x ConnTimeout is evicted anyway. Default 2s.
 	ConnTimeout time.Duration
-	Metrics     *metrics.Set // nil: none
-	Logger      *slog.Logger // nil: discard
+	// Heartbeat is how often the shard announces its epoch, so connectors
+	// notice a restart and kick the members of the rooms it lost. Default 1s.
+	Heartbeat time.Duration
+	Metrics   *metrics.Set // nil: none
+	Logger    *slog.Logger // nil: discard
 }
 
 func (o *ShardOptions) setDefaults() {
@@ -40,6 +43,9 @@ func (o *ShardOptions) setDefaults() {
 	}
 	if o.ConnTimeout <= 0 {
 		o.ConnTimeout = 2 * time.Second
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -51,6 +57,7 @@ func (o *ShardOptions) setDefaults() {
 // Its room endpoints are connector ids.
 type Shard struct {
 	opts    ShardOptions
+	epoch   uint64 // this incarnation, sent with every join
 	nc      *nats.Conn
 	rooms   *chat.Rooms[string]
 	log     *slog.Logger
@@ -85,11 +92,11 @@ func StartShard(nc *nats.Conn, opts ShardOptions) (*Shard, error) {
 	if opts.ID == "" {
 		return nil, errors.New("bus: shard needs an id")
 	}
-	s := &Shard{opts: opts, nc: nc, log: opts.Logger, stop: make(chan struct{}), conns: map[string]*connState{}}
+	s := &Shard{opts: opts, nc: nc, log: opts.Logger, stop: make(chan struct{}), conns: map[string]*connState{}, epoch: uint64(time.Now().UnixNano())}
 	s.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
 	s.rooms = chat.NewRooms[string](opts.Rooms, s.deliver)
 	s.rooms.Left = func(conn, rid, name string) {
-		s.publish(conn, func(b []byte) []byte { return AppendMember(b, OpLeft, rid, name, 0) })
+		s.publish(conn, func(b []byte) []byte { return AppendMember(b, OpLeft, rid, name, 0, s.epoch) })
 	}
 	for range opts.Workers {
 		ch := make(chan *nats.Msg, 1024)
@@ -180,11 +187,20 @@ func (s *Shard) handle(m *nats.Msg) {
 	switch req.Op {
 	case OpEnter:
 		rep.Users, err = s.rooms.EnterWith(req.RID, req.Name, req.Conn, func() {
-			s.publish(req.Conn, func(b []byte) []byte { return AppendMember(b, OpJoined, req.RID, req.Name, req.SID) })
+			s.publish(req.Conn, func(b []byte) []byte { return AppendMember(b, OpJoined, req.RID, req.Name, req.SID, s.epoch) })
 		})
 	case OpLeave:
 		s.rooms.Leave(req.RID, req.Name, req.Conn)
 	case OpSend:
+		// The sender must be in the room behind this connector: a session
+		// that outlived its room (a shard restart, an evicted connector)
+		// must not talk into a new room of the same id.
+		member := false
+		_ = s.rooms.Registry.SendTo(req.RID, req.Name, func(e string) { member = e == req.Conn })
+		if !member {
+			err = connector.Errorf(connector.CodeNotInRoom, "%q is not in room %q (was chat shard %s restarted?)", req.Name, req.RID, s.opts.ID)
+			break
+		}
 		err = s.rooms.Send(req.RID, req.Name, req.Content, req.Target)
 	}
 	if err != nil {
@@ -299,6 +315,8 @@ func (s *Shard) watch() {
 	defer t.Stop()
 	probing := map[string]bool{}
 	results := make(chan probeResult)
+	s.beat()
+	lastBeat := time.Now()
 	for {
 		select {
 		case <-s.stop:
@@ -309,6 +327,10 @@ func (s *Shard) watch() {
 				s.evict(r.conn, "connector gone (no responder to its probe)")
 			}
 		case now := <-t.C:
+			if now.Sub(lastBeat) >= s.opts.Heartbeat {
+				s.beat()
+				lastBeat = now
+			}
 			var suspect, dead []string
 			s.mu.RLock()
 			for id, cs := range s.conns {
@@ -329,6 +351,14 @@ func (s *Shard) watch() {
 				go s.probe(id, results)
 			}
 		}
+	}
+}
+
+// beat announces the shard's epoch.
+func (s *Shard) beat() {
+	b := AppendLiveness(nil, &Liveness{Op: OpHeartbeat, Conn: s.opts.ID, Epoch: s.epoch})
+	if err := s.nc.Publish(s.opts.Subjects.ShardLiveness(), b); err != nil {
+		s.log.Warn("shard heartbeat", "err", err)
 	}
 }
 

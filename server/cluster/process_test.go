@@ -598,3 +598,41 @@ func waitStopped(t *testing.T, pid int) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestShardRestart: a shard killed and started again (same id, empty rooms)
+// makes the connectors kick the members of the rooms it lost, so they never
+// share a room with members of the new incarnation; the other shard's
+// rooms are untouched.
+func TestShardRestart(t *testing.T) {
+	p := startProcs(t, 2, 2, "")
+	id := p.topo.ShardIDs()[0]
+	lost, kept := roomsOn(0, 2, 1)[0], roomsOn(1, 2, 1)[0]
+	old := enterAll(t, p.gate, lost, usersOn("o", 0, 2, 1)[0], usersOn("o", 1, 2, 1)[0])
+	stay := enterAll(t, p.gate, kept, usersOn("s", 0, 2, 1)[0], usersOn("s", 1, 2, 1)[0])
+
+	p.kill9(t, id)
+	spec, _ := p.topo.Find(RoleChat, id)
+	if _, err := p.l.startGroup(context.Background(), RoleChat, []ServerSpec{spec}); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range old {
+		err, kicks := c.WaitClosed()
+		if len(kicks) != 1 || !strings.Contains(kicks[0], id+" restarted") {
+			t.Errorf("old member %d of %s: closed with %v, kicks %v; want a kick naming the restart", i, lost, err, kicks)
+		}
+	}
+	fresh, users := servertest.Enter(t, p.gate, usersOn("n", 0, 2, 1)[0], lost)
+	if len(users) != 1 {
+		t.Fatalf("users of %s after the restart = %v, want only the new member", lost, users)
+	}
+	fresh.Request("chat.chatHandler.send", map[string]any{"content": "new era", "target": "*"})
+	if got := fresh.WaitPush("onChat"); got.Body["msg"] != "new era" {
+		t.Fatalf("onChat = %v", got.Body)
+	}
+	stay[1].Request("chat.chatHandler.send", map[string]any{"content": "unaffected", "target": "*"})
+	for _, c := range stay {
+		if got := c.WaitPush("onChat"); got.Body["msg"] != "unaffected" {
+			t.Fatalf("onChat in %s = %v", kept, got.Body)
+		}
+	}
+}
