@@ -66,11 +66,9 @@ func (d *driver) sendPhase(ctx context.Context, pi int, p scenario.Phase) error 
 		}()
 	}
 	wg.Wait()
-	// a timed phase lasts its Duration even when its sends end early (a
-	// single storm burst): the rest is the drain the scenario asked for
-	if wait := end - client.Now(); wait > 0 {
-		_ = sleepCtx(ctx, time.Duration(wait)) // cancelled: still account below
-	}
+	// The phase ends when its last send has drained, not at Duration: after
+	// a storm's last burst the wait would only dilute deliveries/s (and the
+	// ceiling ratio) with idle time; a chat phase's last send is at ~Duration.
 	lastGid := d.tab.next.Load()
 	d.drain(ctx, firstGid, lastGid)
 	d.finalize(firstGid, lastGid)
