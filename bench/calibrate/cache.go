@@ -147,6 +147,11 @@ func FromResult(s *scenario.Scenario, res *driver.Result, loadavg string) (*Reco
 	return r, nil
 }
 
+// Valid reports whether the measurement is clean: nothing lost, no errors,
+// and the driver was not the bottleneck. An invalid record is still cached
+// (and shown) but measured again when asked for.
+func (r *Record) Valid() bool { return !r.Driver.DriverBound && r.Lost == 0 && r.Errors == 0 }
+
 // Ceiling is the summary's "ceiling" block for a run compared with r.
 func (r *Record) Ceiling(sum *metrics.Summary) *metrics.Ceiling {
 	c := &metrics.Ceiling{DeliveriesPerSec: r.DeliveriesPerSec, Fingerprint: r.Fingerprint, Shape: r.Shape, MeasuredAt: r.MeasuredAt}

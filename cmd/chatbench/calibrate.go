@@ -36,7 +36,7 @@ func runCalibrate(ctx context.Context, args []string) error {
 	fs.Float64Var(&f.rate, "rate", 0, "messages per second per client in chat and hop phases (default: the scenario's)")
 	fs.Int64Var(&f.seed, "seed", 0, "random seed (default: the scenario's)")
 	fs.StringVar(&f.out, "out", "results", "results root: the cache is <out>/.calibration unless --cache-dir")
-	fs.StringVar(&cacheDir, "cache-dir", "", "where calibrations are cached (default <out>/.calibration)")
+	fs.StringVar(&cacheDir, "cache-dir", "", "where calibrations are cached (default $"+calibrationEnv+", else <out>/.calibration)")
 	fs.BoolVar(&recalibrate, "recalibrate", false, "measure again even when this machine and shape are cached")
 	fs.IntVar(&f.sourceAddrs, "source-addrs", 0, "spread client sockets over 127.0.0.1..N (default: one per 25,000 clients)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no live progress line")
@@ -54,7 +54,7 @@ func runCalibrate(ctx context.Context, args []string) error {
 		return err
 	}
 	if cacheDir == "" {
-		cacheDir = calibrate.DefaultDir(f.out)
+		cacheDir = calibrationDirFor(f.out)
 	}
 	var progress io.Writer
 	if !f.quiet {
@@ -76,10 +76,13 @@ func ceiling(ctx context.Context, s *scenario.Scenario, cacheDir string, recalib
 	m := metrics.DetectMachine()
 	if !recalibrate {
 		rec, err := cache.Load(m, s)
-		if err == nil {
+		if err == nil && rec.Valid() {
 			return rec, "", true, nil
 		}
-		if !errors.Is(err, os.ErrNotExist) {
+		if err == nil {
+			fmt.Fprintf(os.Stderr, "chatbench calibrate: the cached ceiling was not a clean measurement (driver-bound %v, lost %d, errors %d): measuring again\n",
+				rec.Driver.DriverBound, rec.Lost, rec.Errors)
+		} else if !errors.Is(err, os.ErrNotExist) {
 			fmt.Fprintf(os.Stderr, "chatbench calibrate: %v (measuring again)\n", err)
 		}
 	}
@@ -223,7 +226,7 @@ func withCeiling(ctx context.Context, mode string, f benchFlags, s *scenario.Sce
 	if !f.quiet {
 		progress = os.Stderr
 	}
-	rec, path, cached, err := ceiling(ctx, s, calibrate.DefaultDir(f.out), mode == "recalibrate", f.sourceAddrs, progress)
+	rec, path, cached, err := ceiling(ctx, s, calibrationDirFor(f.out), mode == "recalibrate", f.sourceAddrs, progress)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "chatbench bench: no ceiling: %v\n", err)
 		return
@@ -246,4 +249,15 @@ func isLoopback(hostport string) bool {
 	}
 	ip := net.ParseIP(host)
 	return host == "localhost" || (ip != nil && ip.IsLoopback())
+}
+
+// calibrationEnv, when set, is the calibration cache of every command
+// (make perf shares one cache between runs with different --out).
+const calibrationEnv = "CHATBENCH_CALIBRATION_DIR"
+
+func calibrationDirFor(out string) string {
+	if d := os.Getenv(calibrationEnv); d != "" {
+		return d
+	}
+	return calibrate.DefaultDir(out)
 }
