@@ -62,12 +62,18 @@ func ShapeOf(s *scenario.Scenario) string {
 	return fmt.Sprintf("%s clients=%d rooms=%d size=%d payload=%d %s", s.Name, s.Clients, s.Rooms.Count, size, s.Payload, strings.Join(rates, ","))
 }
 
+// measureVersion changes when what a calibration measures changes (the
+// driver's phase accounting, the bare server's technique): older cached
+// records then no longer match.
+const measureVersion = "2: send phases end when drained; bare writer coalesces under load"
+
 // shapeHash hashes everything of the effective scenario that changes the
-// work (not its name, description or thresholds).
+// work (not its name, description or thresholds), and measureVersion.
 func shapeHash(s *scenario.Scenario) string {
 	c := *s
 	c.Description, c.Source, c.Thresholds = "", "", scenario.Thresholds{}
 	b, _ := json.Marshal(c)
+	b = append(b, measureVersion...)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:6])
 }
