@@ -105,5 +105,5 @@ func (p *Push) DecodeBody(dst []byte) ([]byte, error) {
 	if !p.Proto {
 		return p.Body, nil
 	}
-	return p.Client.protos.p.AppendDecodeServer(dst, string(p.Route), p.Body)
+	return p.Client.protos.p.AppendDecodeServerBytes(dst, p.Route, p.Body)
 }
