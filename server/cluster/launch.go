@@ -102,6 +102,9 @@ func Launch(ctx context.Context, o LaunchOptions) (err error) {
 		if serr := l.stopAll(); err == nil {
 			err = serr
 		}
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			err = nil // interrupted while starting: a stop, not a failure
+		}
 	}()
 	// Shards, then connectors (the gate needs their resolved ports), then the gate.
 	if _, err := l.startGroup(ctx, RoleChat, t.Chat); err != nil {

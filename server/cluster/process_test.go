@@ -636,3 +636,27 @@ func TestShardRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestLauncherDrain: SIGTERM to the launcher drains the cluster (sessions
+// are kicked "server shutting down"), exits 0 and leaves no children.
+func TestLauncherDrain(t *testing.T) {
+	l := startLauncher(t, "--connectors", "2", "--shards", "1")
+	kids := childPIDs(t, l.cmd.Process.Pid)
+	cs := enterAll(t, l.ready["gate"], "r", usersOn("u", 0, 2, 1)[0], usersOn("u", 1, 2, 1)[0])
+	if err := l.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.wait(t, 15*time.Second); err != nil {
+		t.Fatalf("launcher after SIGTERM: %v\n%s", err, l.stderr())
+	}
+	for i, c := range cs {
+		if _, kicks := c.WaitClosed(); len(kicks) != 1 || !strings.Contains(kicks[0], "server shutting down") {
+			t.Errorf("client %d kicks = %v, want [server shutting down]", i, kicks)
+		}
+	}
+	for pid := range kids {
+		if syscall.Kill(pid, 0) == nil {
+			t.Errorf("child %d outlived the launcher", pid)
+		}
+	}
+}
