@@ -660,7 +660,9 @@ func (c *Client) readLoop() {
 	}
 	if local && !errors.Is(err, ErrKicked) {
 		err = nil
-	} else if err == nil || websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+	} else if ce := (*websocket.CloseError)(nil); errors.As(err, &ce) {
+		err = fmt.Errorf("%w by the server: code %d %q", ErrClosed, ce.Code, ce.Text)
+	} else if err == nil {
 		err = ErrClosed
 	}
 	close(c.done)

@@ -51,6 +51,10 @@ type Options struct {
 	Client   client.Options // SourceAddrs and Logger are set from the fields above
 	// MaxMessages bounds the accounting table (default 64M messages).
 	MaxMessages uint64
+	// MaxInflightJoins caps joins (gate + connector sockets) in progress at
+	// once in an open-model enter phase (default 1000). Arrivals past it wait
+	// for a slot with their intended time kept: the wait is in their latency.
+	MaxInflightJoins int
 }
 
 // Result is what a run produced.
@@ -151,6 +155,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	if opts.MaxMessages == 0 {
 		opts.MaxMessages = 64 << 20
+	}
+	if opts.MaxInflightJoins <= 0 {
+		opts.MaxInflightJoins = 1000
 	}
 	s := opts.Scenario
 	baseline := memInUse() // before any per-client state exists

@@ -19,7 +19,12 @@ import (
 // its intended time, however long the previous ones take) or closed model
 // (conc at a time). fn gets the intended start (client.Now). It returns when
 // every started fn has returned; limit > 0 stops starting new ones after it.
-func arrivals(ctx context.Context, items []int32, rate float64, conc int, limit time.Duration, fn func(ctx context.Context, item int32, intended int64)) error {
+//
+// maxInflight caps the open model's outstanding fns (each join holds a gate
+// and a connector socket: unbounded, a slow server would run both processes
+// out of file descriptors); an arrival that waits for a slot keeps its
+// intended time, so the wait shows in its latency.
+func arrivals(ctx context.Context, items []int32, rate float64, conc, maxInflight int, limit time.Duration, fn func(ctx context.Context, item int32, intended int64)) error {
 	if limit > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, limit)
@@ -29,6 +34,7 @@ func arrivals(ctx context.Context, items []int32, rate float64, conc int, limit 
 	if rate > 0 {
 		t0 := client.Now()
 		gap := float64(time.Second) / rate
+		sem := make(chan struct{}, max(maxInflight, 1))
 		timer := time.NewTimer(0)
 		defer timer.Stop()
 		for k, it := range items {
@@ -40,11 +46,18 @@ func arrivals(ctx context.Context, items []int32, rate float64, conc int, limit 
 				case <-ctx.Done():
 				}
 			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+			}
 			if ctx.Err() != nil {
 				break
 			}
 			wg.Add(1)
-			go func() { defer wg.Done(); fn(ctx, it, at) }()
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				fn(ctx, it, at)
+			}()
 		}
 	} else {
 		if conc <= 0 {
@@ -88,7 +101,7 @@ func (d *driver) enterPhase(ctx context.Context, p scenario.Phase) error {
 		d.clients[i].addExp.Store(0)
 		d.clients[i].addSeen.Store(0)
 	}
-	err := arrivals(ctx, todo, p.ArrivalRate, p.Concurrency, p.Duration, func(ctx context.Context, i int32, intended int64) {
+	err := arrivals(ctx, todo, p.ArrivalRate, p.Concurrency, d.opts.MaxInflightJoins, p.Duration, func(ctx context.Context, i int32, intended int64) {
 		d.join(ctx, d.clients[i], intended)
 	})
 	// wait for the onAdd fan-out: every member already in (and the newcomer
@@ -235,7 +248,7 @@ func (d *driver) leavePhase(ctx context.Context, p scenario.Phase) error {
 		}
 		d.rooms[r].leaveExpected.Add(n * int64(stay))
 	}
-	err := arrivals(ctx, todo, p.ArrivalRate, p.Concurrency, p.Duration, func(ctx context.Context, i int32, intended int64) {
+	err := arrivals(ctx, todo, p.ArrivalRate, p.Concurrency, d.opts.MaxInflightJoins, p.Duration, func(ctx context.Context, i int32, intended int64) {
 		d.leave(d.clients[i], intended)
 	})
 	// wait for the onLeave pushes
