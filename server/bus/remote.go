@@ -51,7 +51,7 @@ type Remote struct {
 	opts     RemoteOptions
 	nc       *nats.Conn
 	log      *slog.Logger
-	epoch    uint64
+	epoch    atomic.Uint64 // incarnation: renewed on a NATS reconnect
 	shards   []string // sorted
 	subjects []string // request subject per shard
 	local    *room.Registry[*connector.Session]
@@ -83,10 +83,11 @@ func StartRemote(nc *nats.Conn, opts RemoteOptions) (*Remote, error) {
 		return nil, errors.New("bus: a remote backend needs a connector id and at least one shard")
 	}
 	r := &Remote{
-		opts: opts, nc: nc, log: opts.Logger, epoch: uint64(time.Now().UnixNano()),
+		opts: opts, nc: nc, log: opts.Logger,
 		shards: append([]string(nil), opts.Shards...), local: room.NewRegistry[*connector.Session](room.Limits{}),
 		stop: make(chan struct{}), sessions: map[uint64]*connector.Session{}, shardEpochs: map[string]uint64{},
 	}
+	r.epoch.Store(uint64(time.Now().UnixNano()))
 	r.bufs.New = func() any { b := make([]byte, 0, 256); return &b }
 	sort.Strings(r.shards)
 	for _, id := range r.shards {
@@ -101,7 +102,7 @@ func StartRemote(nc *nats.Conn, opts RemoteOptions) (*Remote, error) {
 	_ = sub.SetPendingLimits(-1, -1)
 	r.sub = sub
 	ping, err := nc.Subscribe(opts.Subjects.Ping(opts.ConnID), func(m *nats.Msg) {
-		_ = m.Respond(AppendLiveness(nil, &Liveness{Op: OpHeartbeat, Conn: r.opts.ConnID, Epoch: r.epoch}))
+		_ = m.Respond(AppendLiveness(nil, &Liveness{Op: OpHeartbeat, Conn: r.opts.ConnID, Epoch: r.epoch.Load()}))
 	})
 	if err != nil {
 		_ = sub.Unsubscribe()
@@ -129,7 +130,7 @@ func StartRemote(nc *nats.Conn, opts RemoteOptions) (*Remote, error) {
 func (r *Remote) Local() *room.Registry[*connector.Session] { return r.local }
 
 // Epoch is this connector's incarnation.
-func (r *Remote) Epoch() uint64 { return r.epoch }
+func (r *Remote) Epoch() uint64 { return r.epoch.Load() }
 
 // ShardFor returns the id of the shard that owns room rid.
 func (r *Remote) ShardFor(rid string) string { return r.shards[room.Dispatch(rid, len(r.shards))] }
@@ -166,7 +167,7 @@ func (r *Remote) beat() {
 }
 
 func (r *Remote) heartbeat(op Op) {
-	b := AppendLiveness(nil, &Liveness{Op: op, Conn: r.opts.ConnID, Epoch: r.epoch})
+	b := AppendLiveness(nil, &Liveness{Op: op, Conn: r.opts.ConnID, Epoch: r.epoch.Load()})
 	if err := r.nc.Publish(r.opts.Subjects.Liveness(), b); err != nil {
 		r.log.Warn("heartbeat", "err", err)
 	}
@@ -208,7 +209,7 @@ func (r *Remote) Forget(s *connector.Session) {
 }
 
 func (r *Remote) request(req *Request) (*Reply, error) {
-	req.Conn, req.Epoch = r.opts.ConnID, r.epoch
+	req.Conn, req.Epoch = r.opts.ConnID, r.epoch.Load()
 	i := room.Dispatch(req.RID, len(r.shards))
 	bp := r.bufs.Get().(*[]byte)
 	*bp = AppendRequest((*bp)[:0], req)
@@ -316,4 +317,32 @@ func (r *Remote) shardRestarted(shard string) {
 		}
 	}
 	r.log.Warn(reason+": its members here were kicked", "shard", shard, "members", n)
+}
+
+// Reconnected handles a NATS reconnect: pushes and membership messages
+// published while this connector was cut off are lost (core NATS is
+// at-most-once), and the shards may have evicted it meanwhile. The
+// connector starts a new incarnation (epoch): each shard drops every member
+// of the old one when it first hears from the new one, and refuses requests
+// still carrying the old one. Its members are removed from the local rooms
+// and kicked, so their clients enter again rather than sit in a room that
+// no longer holds them.
+func (r *Remote) Reconnected() {
+	reason := "chat bus reconnected: enter again"
+	n := 0
+	r.mu.Lock()
+	r.epoch.Store(max(uint64(time.Now().UnixNano()), r.epoch.Load()+1))
+	r.heartbeat(OpHeartbeat)
+	for _, rid := range r.local.IDs() {
+		for _, name := range r.local.Members(rid) {
+			var s *connector.Session
+			if r.local.SendTo(rid, name, func(x *connector.Session) { s = x }) == nil {
+				r.local.Leave(rid, name, s, nil)
+				s.Kick(reason)
+				n++
+			}
+		}
+	}
+	r.mu.Unlock()
+	r.log.Warn(reason+": members kicked", "members", n)
 }

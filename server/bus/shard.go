@@ -182,7 +182,10 @@ func (s *Shard) handle(m *nats.Msg) {
 		s.respond(m, &Reply{Code: connector.CodeBadRequest, Message: err.Error()})
 		return
 	}
-	s.seen(req.Conn, req.Epoch, start)
+	if !s.seen(req.Conn, req.Epoch, start) {
+		s.respond(m, &Reply{Code: connector.CodeUnavailable, Message: fmt.Sprintf("stale request from an earlier incarnation of %s", req.Conn)})
+		return
+	}
 	var rep Reply
 	switch req.Op {
 	case OpEnter:
@@ -253,9 +256,11 @@ func (s *Shard) publish(conn string, enc func([]byte) []byte) {
 	}
 }
 
-// seen records that connector conn (incarnation epoch) is alive. A new
-// incarnation first removes the old one's members.
-func (s *Shard) seen(conn string, epoch uint64, now time.Time) {
+// seen records that connector conn (incarnation epoch) is alive. Epochs
+// only grow: a newer one (a restart, or a NATS reconnect) first removes the
+// older one's members; an older one is stale (a request published before
+// the connector reconnected) and seen reports false.
+func (s *Shard) seen(conn string, epoch uint64, now time.Time) bool {
 	s.mu.RLock()
 	cs := s.conns[conn]
 	s.mu.RUnlock()
@@ -268,17 +273,22 @@ func (s *Shard) seen(conn string, epoch uint64, now time.Time) {
 		}
 		s.mu.Unlock()
 	}
-	if cs.epoch.Load() != epoch {
+	if cur := cs.epoch.Load(); cur != epoch {
 		cs.mu.Lock()
-		if old := cs.epoch.Load(); old != epoch {
+		cur = cs.epoch.Load()
+		if epoch > cur {
 			n := s.rooms.LeaveEndpoint(conn)
 			s.Evicted.Add(1)
-			s.log.Info("connector restarted: its old members left", "conn", conn, "members", n)
+			s.log.Info("connector restarted or reconnected: its old members left", "conn", conn, "members", n)
 			cs.epoch.Store(epoch)
 		}
 		cs.mu.Unlock()
+		if epoch < cur {
+			return false
+		}
 	}
 	cs.last.Store(now.UnixNano())
+	return true
 }
 
 func (s *Shard) liveness(m *nats.Msg) {

@@ -236,6 +236,11 @@ func (n *Node) startConnector(o NodeOptions) error {
 	if err != nil {
 		return err
 	}
+	remote := n.Remote
+	nc.SetReconnectHandler(func(c *nats.Conn) {
+		o.Logger.Info("NATS reconnected", "url", c.ConnectedUrl())
+		remote.Reconnected()
+	})
 	local := n.Remote.Local()
 	n.Metrics = metrics.New(o.ID,
 		func() float64 { return float64(local.Len()) },
