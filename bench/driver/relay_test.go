@@ -22,8 +22,8 @@ type relay struct {
 	t        *testing.T
 	addr     string
 	target   string
-	delay    time.Duration
-	rewrite  [2]string // `"port":<real>` -> `"port":<relay>` in responses
+	delay    atomic.Int64 // time.Duration
+	rewrite  [2]string    // `"port":<real>` -> `"port":<relay>` in responses
 	stallEnd atomic.Int64
 	nframes  atomic.Int64
 	srv      *http.Server
@@ -36,7 +36,8 @@ func startRelay(t *testing.T, target string, delay time.Duration) *relay {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &relay{t: t, addr: l.Addr().String(), target: target, delay: delay}
+	r := &relay{t: t, addr: l.Addr().String(), target: target}
+	r.delay.Store(int64(delay))
 	r.srv = &http.Server{Handler: http.HandlerFunc(r.serve)}
 	go r.srv.Serve(l)
 	t.Cleanup(func() { r.srv.Close(); r.wg.Wait() })
@@ -49,6 +50,9 @@ func (r *relay) rewritePort(from, to string) {
 	_, tp, _ := net.SplitHostPort(to)
 	r.rewrite = [2]string{`"port":` + fp, `"port":` + tp}
 }
+
+// setDelay changes the delay of frames read from now on.
+func (r *relay) setDelay(d time.Duration) { r.delay.Store(int64(d)) }
 
 // frames counts server-to-client frames with onChat pushes so far.
 func (r *relay) frames() int64 { return r.nframes.Load() }
@@ -106,7 +110,7 @@ func (r *relay) serve(w http.ResponseWriter, req *http.Request) {
 		defer r.wg.Done()
 		defer down.Close()
 		for f := range queue {
-			time.Sleep(time.Until(f.at.Add(r.delay)))
+			time.Sleep(time.Until(f.at.Add(time.Duration(r.delay.Load()))))
 			if end := time.Unix(0, r.stallEnd.Load()); f.at.Before(end) {
 				time.Sleep(time.Until(end))
 			}
