@@ -35,7 +35,7 @@ const (
 // clients only (memory per client, clients per process), entering fast in
 // small rooms so that the onAdd fan-out stays small.
 const perfIdleYAML = `name: %s
-description: perf (issue 6) - %d idle clients in rooms of 10, entering at 2,000/s, then idle.
+description: perf (issue 6) - %d idle clients in rooms of 10, entering at 1,000/s, then idle.
 seed: 1
 clients: %d
 rooms:
@@ -43,8 +43,8 @@ rooms:
 phases:
   - name: enter
     kind: enter
-    arrival_rate: 2000
-    duration: 60s
+    arrival_rate: 1000
+    duration: 90s
   - name: idle
     kind: idle
     duration: 2s
