@@ -131,6 +131,8 @@ type Frontend struct {
 	sessions map[uint64]*Session
 	draining bool
 	wg       sync.WaitGroup
+	stop     chan struct{} // ends the sweeper
+	stopOnce sync.Once
 }
 
 var writeBufferPool sync.Pool
@@ -141,7 +143,9 @@ func New(opts Options, h Handler) *Frontend {
 	f := &Frontend{
 		opts: opts, handler: h, dict: pomelo.NewDict(opts.Routes),
 		metrics: opts.Metrics, log: opts.Logger, sessions: make(map[uint64]*Session),
+		stop: make(chan struct{}),
 	}
+	go f.sweep()
 	f.upgrader = websocket.Upgrader{
 		ReadBufferSize:  1024,
 		WriteBufferSize: 16 << 10,
@@ -217,6 +221,7 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (f *Frontend) Shutdown(ctx context.Context, reason string) error {
 	f.mu.Lock()
 	f.draining = true
+	f.stopOnce.Do(func() { close(f.stop) })
 	open := make([]*Session, 0, len(f.sessions))
 	for _, s := range f.sessions {
 		open = append(open, s)
@@ -248,22 +253,15 @@ func (s *Session) readLoop() {
 	opts := &f.opts
 	s.conn.SetReadLimit(int64(opts.MaxPackageBytes) + pomelo.HeaderLen)
 	st := readState{tokens: float64(opts.RequestBurst), last: time.Now()}
-	_ = s.conn.SetReadDeadline(time.Now().Add(opts.HandshakeTimeout))
+	// No read deadlines: the frontend's sweeper closes silent sessions (see
+	// sweep), which spares a timer re-arm per frame and does not mistake a
+	// starved reader for a silent client.
 	for {
 		kind, frame, buf, err := s.readFrame()
 		if err != nil {
-			var ne interface{ Timeout() bool }
-			switch {
-			case errors.Is(err, websocket.ErrReadLimit):
+			if errors.Is(err, websocket.ErrReadLimit) {
 				f.metrics.MalformedClosed.Add(1)
 				s.Close(websocket.CloseMessageTooBig, fmt.Sprintf("frame larger than %d bytes", opts.MaxPackageBytes))
-			case errors.As(err, &ne) && ne.Timeout():
-				if st.handshook {
-					f.metrics.HeartbeatTimeout.Add(1)
-					s.Close(websocket.CloseNormalClosure, "heartbeat timeout")
-				} else {
-					s.Close(websocket.CloseNormalClosure, "handshake timeout")
-				}
 			}
 			return
 		}
@@ -288,13 +286,7 @@ func (s *Session) readLoop() {
 			s.Close(ec.code, ec.reason)
 			return
 		}
-		if st.handshook {
-			if opts.HeartbeatTimeout > 0 {
-				_ = s.conn.SetReadDeadline(time.Now().Add(opts.HeartbeatTimeout))
-			} else {
-				_ = s.conn.SetReadDeadline(time.Time{})
-			}
-		}
+		s.lastRead.Store(time.Now().UnixNano())
 	}
 }
 
@@ -310,6 +302,7 @@ func (s *Session) readFrame() (kind int, frame []byte, buf *bytes.Buffer, err er
 	if err != nil {
 		return 0, nil, nil, err
 	}
+	s.lastRead.Store(time.Now().UnixNano()) // a frame has begun: the client is not silent
 	buf = framePool.Get().(*bytes.Buffer)
 	buf.Reset()
 	if _, err := buf.ReadFrom(r); err != nil {
@@ -340,6 +333,7 @@ func (s *Session) handlePackage(st *readState, p pomelo.Package) error {
 			return &errClose{code: websocket.CloseProtocolError, reason: "second handshake"}
 		}
 		st.handshook = true
+		s.handshook.Store(true)
 		if req.Sys.DictVersion != "" && req.Sys.DictVersion == f.dict.Version() {
 			s.Enqueue(f.hsNoDict)
 		} else {

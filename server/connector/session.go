@@ -3,6 +3,7 @@ package connector
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -38,13 +39,21 @@ type Session struct {
 	wake   chan struct{}
 
 	done chan struct{} // closed when the writer has exited
+
+	// For the frontend's sweeper: when the reader last saw a frame (unix ns),
+	// whether the handshake is done, and whether the sweeper closed it.
+	lastRead  atomic.Int64
+	handshook atomic.Bool
+	timedOut  atomic.Bool
 }
 
 func newSession(f *Frontend, id uint64, c *websocket.Conn) *Session {
-	return &Session{
+	s := &Session{
 		ID: id, Frontend: f, conn: c, remoteAddr: c.RemoteAddr().String(),
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
+	s.lastRead.Store(time.Now().UnixNano())
+	return s
 }
 
 // RemoteAddr is the client's address.

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package connector
+
+func inq(uintptr) int { return 0 }
