@@ -329,3 +329,17 @@ func dialNoRead(t *testing.T, addr, name, rid string) *websocket.Conn {
 	}
 	return conn
 }
+
+func TestHandshakeTimeout(t *testing.T) {
+	s := servertest.Start(t, server.Options{Connector: connector.Options{HandshakeTimeout: 200 * time.Millisecond}})
+	conn, _, err := websocket.DefaultDialer.Dial("ws://"+s.ConnectorAddrs[0]+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _, err = conn.ReadMessage()
+	if code, text := closeCode(t, err); code != websocket.CloseNormalClosure || text != "handshake timeout" {
+		t.Fatalf("closed with %d %q, want 1000 \"handshake timeout\"", code, text)
+	}
+}
