@@ -180,6 +180,12 @@ func (r *Remote) Enter(s *connector.Session, rid, name string) ([]string, error)
 	r.mu.Unlock()
 	rep, err := r.request(&Request{Op: OpEnter, SID: s.ID, RID: rid, Name: name})
 	if err != nil {
+		if r.timedOut(err) {
+			// The shard may have applied the enter after all: undo it before
+			// answering, so no ghost member keeps the name (same connection,
+			// same room: the shard sees the leave after the enter).
+			_, _ = r.request(&Request{Op: OpLeave, SID: s.ID, RID: rid, Name: name})
+		}
 		return nil, err
 	}
 	return rep.Users, nil
@@ -221,7 +227,7 @@ func (r *Remote) request(req *Request) (*Reply, error) {
 		case errors.Is(err, nats.ErrNoResponders):
 			return nil, connector.Errorf(connector.CodeUnavailable, "chat shard %s for room %q unavailable", r.shards[i], req.RID)
 		case errors.Is(err, nats.ErrTimeout):
-			return nil, connector.Errorf(connector.CodeUnavailable, "chat shard %s for room %q did not answer within %v", r.shards[i], req.RID, r.opts.Timeout)
+			return nil, &timeoutError{err: connector.Errorf(connector.CodeUnavailable, "chat shard %s for room %q did not answer within %v", r.shards[i], req.RID, r.opts.Timeout)}
 		}
 		return nil, connector.Errorf(connector.CodeUnavailable, "chat shard %s for room %q: %v", r.shards[i], req.RID, err)
 	}
@@ -345,4 +351,15 @@ func (r *Remote) Reconnected() {
 	}
 	r.mu.Unlock()
 	r.log.Warn(reason+": members kicked", "members", n)
+}
+
+// timeoutError is a 504 for a request that may still have been applied.
+type timeoutError struct{ err *connector.Error }
+
+func (e *timeoutError) Error() string { return e.err.Error() }
+func (e *timeoutError) Unwrap() error { return e.err }
+
+func (r *Remote) timedOut(err error) bool {
+	var te *timeoutError
+	return errors.As(err, &te)
 }
