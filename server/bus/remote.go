@@ -52,8 +52,8 @@ type Remote struct {
 	nc       *nats.Conn
 	log      *slog.Logger
 	epoch    atomic.Uint64 // incarnation: renewed on a NATS reconnect
-	shards   []string // sorted
-	subjects []string // request subject per shard
+	shards   []string      // sorted
+	subjects []string      // request subject per shard
 	local    *room.Registry[*connector.Session]
 	sub      *nats.Subscription
 	ping     *nats.Subscription
