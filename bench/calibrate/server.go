@@ -210,7 +210,6 @@ func (c *conn) signal() {
 // many packages: the same policy as the reference server's connector.
 func (c *conn) writeLoop() {
 	var spare [][]byte
-	var deadline time.Time
 	for range c.wake {
 		for {
 			c.mu.Lock()
@@ -219,10 +218,7 @@ func (c *conn) writeLoop() {
 			c.mu.Unlock()
 			n := len(batch)
 			if n > 0 {
-				if now := time.Now(); deadline.Sub(now) < writeTimeout*3/4 {
-					deadline = now.Add(writeTimeout)
-					_ = c.ws.SetWriteDeadline(deadline)
-				}
+				_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
 				if err := c.write(batch); err != nil {
 					c.mu.Lock()
 					c.closed = true

@@ -157,7 +157,6 @@ func (s *Session) writeLoop() {
 	defer close(s.done)
 	var spare [][]byte
 	opts := &s.Frontend.opts
-	var w writerState
 	for range s.wake {
 		for {
 			s.mu.Lock()
@@ -170,7 +169,7 @@ func (s *Session) writeLoop() {
 
 			n := len(batch)
 			if n > 0 {
-				if err := s.writeBatch(batch, opts, &w); err != nil {
+				if err := s.writeBatch(batch, opts); err != nil {
 					s.Close(websocket.CloseAbnormalClosure, "write failed: "+err.Error())
 					closed = true
 				}
@@ -211,19 +210,8 @@ func (s *Session) coalesce(n int, opts *Options) {
 	time.Sleep(min(time.Duration(n)*coalescePerPkg, opts.CoalesceMax))
 }
 
-// writerState is what the writer remembers between batches.
-type writerState struct {
-	deadline time.Time // write deadline in force
-}
-
-func (s *Session) writeBatch(batch [][]byte, opts *Options, st *writerState) error {
-	// Setting a deadline re-arms a runtime timer; do it only when the one in
-	// force has used up a quarter of WriteTimeout (a batch then gets between
-	// 3/4 and all of WriteTimeout).
-	if now := time.Now(); st.deadline.Sub(now) < opts.WriteTimeout*3/4 {
-		st.deadline = now.Add(opts.WriteTimeout)
-		_ = s.conn.SetWriteDeadline(st.deadline)
-	}
+func (s *Session) writeBatch(batch [][]byte, opts *Options) error {
+	_ = s.conn.SetWriteDeadline(time.Now().Add(opts.WriteTimeout))
 	frames, pushes, packages := 0, 0, 0
 	for len(batch) > 0 {
 		w, err := s.conn.NextWriter(websocket.BinaryMessage)
