@@ -17,9 +17,11 @@ vet:
 serve: build
 	$(BIN) serve $(ARGS)
 
-# smoke (web helper): the browser smoke test only. Needs Debian's chromium
-# (apt-get install -y chromium); skips without it, fails without it under CI=true.
-# Screenshots land in results/smoke/.
+# smoke (web helper): the browser smoke test only, against both topologies: single
+# and split (gate, 2 connectors, 2 chat shards as processes of the chatbench binary,
+# which the test builds). Needs Debian's chromium (apt-get install -y chromium);
+# skips without it, fails without it under CI=true. Screenshots land in
+# results/smoke/{single,split}-*.png.
 .PHONY: smoke
 smoke:
 	$(GO) test -count=1 -run 'TestSmoke' -v ./web/

@@ -6,41 +6,65 @@ package web_test
 //
 // Without /usr/bin/chromium the test skips, except with CI=true where it
 // fails: CI installs the browser. Screenshots go to results/smoke/.
+// It runs once per row of topologies: the single-process server, and the
+// split topology as real processes (gate, 2 connectors, 2 chat shards over
+// NATS) with alice and bob on different connectors.
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/chatbench/chatbench/server"
+	"github.com/chatbench/chatbench/server/cluster"
+	"github.com/chatbench/chatbench/server/cluster/clustertest"
+	"github.com/chatbench/chatbench/server/room"
 	"github.com/chatbench/chatbench/server/servertest"
 	"github.com/chatbench/chatbench/web"
 )
 
+// TestMain removes the chatbench binary the split topology builds.
+func TestMain(m *testing.M) { os.Exit(clustertest.Main(m)) }
+
 // serverUnderTest is one way of running the reference server for the page.
 type serverUnderTest struct {
 	url string // the chat page, http://host:port/
+	// connectors are the connectors' websocket addresses (host:port); every
+	// page must be on one of them. apart: alice and bob must be on
+	// different ones.
+	connectors func() []string
+	apart      bool
+	// checkRoom, if set, checks where room rid lives with members in it.
+	checkRoom func(t *testing.T, rid string, members int)
 	// stop takes every server process down (the pages see their sockets
 	// close); start brings it back on the same ports. Both nil: the
 	// topology has no restart step.
 	stop, start func(t *testing.T)
 }
 
-// topologies are the servers the smoke test runs against; "split" (members
-// on different connectors, in different processes) is one more row.
+// topologies are the servers the smoke test runs against.
 var topologies = []struct {
 	name  string
 	start func(t *testing.T) *serverUnderTest
 }{
 	{"single", startSingle},
+	{"split", startSplit},
 }
 
 // startSingle runs the single-process server (gate, one connector, rooms and
@@ -55,7 +79,8 @@ func startSingle(t *testing.T) *serverUnderTest {
 	gatePort, connPort, httpPort := portOf(t, s.GateAddr), portOf(t, s.ConnectorAddrs[0]), portOf(t, s.HTTPAddr)
 	cur := s
 	return &serverUnderTest{
-		url: "http://" + s.HTTPAddr + "/",
+		url:        "http://" + s.HTTPAddr + "/",
+		connectors: func() []string { return cur.ConnectorAddrs },
 		stop: func(t *testing.T) {
 			t.Helper()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -81,6 +106,266 @@ func portOf(t *testing.T, addr string) int {
 		t.Fatalf("no port in %q", addr)
 	}
 	return p
+}
+
+// The split topology as real processes: the chatbench binary (built once by
+// clustertest) runs `serve --topology split`, the launcher, which starts an
+// embedded NATS server and then the chat shards, the connectors and the gate
+// as its child processes. The test reaches them only over the network.
+const splitConnectors, splitShards = 2, 2
+
+// startSplit runs a gate, 2 connectors and 2 chat shards. alice and bob land
+// on different connectors (the gate picks by room.Dispatch(uid)), and the
+// room is a member of one chat shard process. The restart stops the whole
+// cluster (the launcher drains gate, connectors, shards) and starts it again
+// with the gate's and the connectors' ports of the first run.
+func startSplit(t *testing.T) *serverUnderTest {
+	t.Helper()
+	bin := clustertest.Chatbench(t)
+	topo := cluster.Generate(cluster.GenerateOptions{
+		Connectors: splitConnectors, Shards: splitShards, GatePort: -1, ConnectorPort: -1, HTTPPort: -1,
+	})
+	cur := launchSplit(t, bin, topo)
+	// The same ports again: the pages know the HTTP port, /config.json the
+	// gate's, the gate the connectors'. The shards' and connectors' own
+	// HTTP ports (/healthz, /metrics) stay random.
+	again := topo
+	again.Gate = slices.Clone(topo.Gate)
+	again.Gate[0].ClientPort, again.Gate[0].HTTPPort = portOf(t, cur.gate), portOf(t, cur.http)
+	again.Connector = slices.Clone(topo.Connector)
+	for i, addr := range cur.conns {
+		again.Connector[i].ClientPort = portOf(t, addr)
+	}
+	first := cur
+	return &serverUnderTest{
+		url:        "http://" + cur.http + "/",
+		connectors: func() []string { return cur.conns },
+		apart:      true,
+		checkRoom:  func(t *testing.T, rid string, members int) { t.Helper(); cur.checkRoom(t, rid, members) },
+		stop:       func(t *testing.T) { t.Helper(); cur.stop(t) },
+		start: func(t *testing.T) {
+			t.Helper()
+			cur = launchSplit(t, bin, again)
+			if cur.gate != first.gate || cur.http != first.http || !slices.Equal(cur.conns, first.conns) {
+				t.Fatalf("split cluster restarted on other ports: gate %s http %s connectors %v, was %s %s %v",
+					cur.gate, cur.http, cur.conns, first.gate, first.http, first.conns)
+			}
+		},
+	}
+}
+
+// splitCluster is one run of the launcher process.
+type splitCluster struct {
+	topo       cluster.Topology
+	cmd        *exec.Cmd
+	exited     chan struct{} // closed once the launcher has exited; err is then set
+	err        error
+	gate, http string   // from the launcher's READY line
+	conns      []string // connector websocket addresses, connector-1 first
+	logs       *syncBuffer
+
+	mu        sync.Mutex
+	shardHTTP map[string]string // chat shard id -> its /healthz and /metrics address
+	stopOnce  sync.Once
+}
+
+// shardReady matches a chat shard's "ready" log line as the launcher relays
+// it on stderr (docs/split.md: the addresses are in each child's ready line).
+var shardReady = regexp.MustCompile(`^\[(chat-\d+)\] .*\bmsg=ready\b.*\bhttp=(\S+)`)
+
+// launchSplit starts the launcher on topo and waits until it and every
+// shard's HTTP port are ready. It is stopped in t.Cleanup if still running;
+// its logs are printed if the test fails.
+func launchSplit(t *testing.T, bin string, topo cluster.Topology) *splitCluster {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "topology.json")
+	if err := topo.Save(file); err != nil {
+		t.Fatal(err)
+	}
+	c := &splitCluster{topo: topo, exited: make(chan struct{}), logs: &syncBuffer{}, shardHTTP: map[string]string{}}
+	c.cmd = clustertest.Command(bin, "serve", "--topology", "split", "--topology-file", file,
+		"--heartbeat", "1s", "--log-level", "info")
+	stdout, err := c.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr, err := c.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := c.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() || os.Getenv("CHATBENCH_TEST_LOG") != "" {
+			t.Logf("split cluster logs:\n%s", c.logs.String())
+		}
+	})
+	t.Cleanup(func() { c.stop(t) }) // runs first: the logs above include the drain
+	ready := make(chan string, 1)
+	shards := make(chan struct{}, splitShards)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if line := sc.Text(); strings.HasPrefix(line, "READY ") {
+				select {
+				case ready <- line:
+				default:
+				}
+			}
+			c.logs.line(sc.Text())
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			if m := shardReady.FindStringSubmatch(sc.Text()); m != nil {
+				c.mu.Lock()
+				c.shardHTTP[m[1]] = m[2]
+				c.mu.Unlock()
+				select {
+				case shards <- struct{}{}:
+				default:
+				}
+			}
+			c.logs.line(sc.Text())
+		}
+	}()
+	go func() {
+		wg.Wait()
+		c.err = c.cmd.Wait()
+		close(c.exited)
+	}()
+
+	timeout := time.After(30 * time.Second)
+	select {
+	case line := <-ready:
+		f := map[string]string{}
+		for _, kv := range strings.Fields(line)[1:] {
+			k, v, _ := strings.Cut(kv, "=")
+			f[k] = v
+		}
+		c.gate, c.http, c.conns = f["gate"], f["http"], strings.Split(f["connectors"], ",")
+		if f["topology"] != "split" || c.http == "" || c.http == "-" || len(c.conns) != splitConnectors || f["shards"] != fmt.Sprint(splitShards) {
+			t.Fatalf("launcher READY line %q: want topology=split, an HTTP port, %d connectors, %d shards", line, splitConnectors, splitShards)
+		}
+	case <-c.exited:
+		t.Fatalf("split launcher exited before READY: %v\n%s", c.err, c.logs.String())
+	case <-timeout:
+		t.Fatalf("split launcher not READY within 30s")
+	}
+	for range splitShards {
+		select {
+		case <-shards:
+		case <-timeout:
+			t.Fatalf("no ready log line with an HTTP address from every chat shard within 30s")
+		}
+	}
+	t.Logf("split cluster (launcher pid %d) ready in %v: gate %s, http %s, connectors %v, shards %v",
+		c.cmd.Process.Pid, time.Since(start).Round(time.Millisecond), c.gate, c.http, c.conns, c.shardHTTP)
+	return c
+}
+
+// stop drains the cluster: SIGTERM to the launcher, which stops the gate,
+// the connectors (their sessions are kicked) and the shards, and exits 0.
+func (c *splitCluster) stop(t *testing.T) {
+	t.Helper()
+	c.stopOnce.Do(func() {
+		select {
+		case <-c.exited:
+			t.Errorf("the split launcher had exited by itself: %v", c.err)
+			return
+		default:
+		}
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-c.exited:
+			if c.err != nil {
+				t.Errorf("split launcher after SIGTERM: %v", c.err)
+			}
+		case <-time.After(20 * time.Second):
+			_ = c.cmd.Process.Kill()
+			<-c.exited
+			t.Errorf("the split launcher did not stop within 20s after SIGTERM: killed")
+		}
+	})
+}
+
+// checkRoom checks that room rid lives on the chat shard process that
+// room.Dispatch names, with members in it, and on no other shard.
+func (c *splitCluster) checkRoom(t *testing.T, rid string, members int) {
+	t.Helper()
+	ids := c.topo.ShardIDs()
+	owner := ids[room.Dispatch(rid, len(ids))]
+	c.mu.Lock()
+	addrs := maps.Clone(c.shardHTTP)
+	c.mu.Unlock()
+	for _, id := range ids {
+		var h struct {
+			Status, Role, ID string
+			Rooms            int
+		}
+		if err := json.Unmarshal([]byte(httpGet(t, "http://"+addrs[id]+"/healthz")), &h); err != nil {
+			t.Fatalf("%s /healthz: %v", id, err)
+		}
+		want := 0
+		if id == owner {
+			want = 1
+		}
+		if h.Status != "ok" || h.Role != cluster.RoleChat || h.ID != id || h.Rooms != want {
+			t.Fatalf("chat shard %s /healthz = %+v, want status ok, role chat, %d room(s) (room %q belongs to %s)", id, h, want, rid, owner)
+		}
+	}
+	re := regexp.MustCompile(`(?m)^chatbench_room_members\{server="` + regexp.QuoteMeta(owner) + `"\} (\d+)$`)
+	m := re.FindStringSubmatch(httpGet(t, "http://"+addrs[owner]+"/metrics"))
+	if m == nil || m[1] != fmt.Sprint(members) {
+		t.Fatalf("chat shard %s: chatbench_room_members = %v, want %d", owner, m, members)
+	}
+	t.Logf("room %q: on chat shard %s (%s, a process of its own) with %d members", rid, owner, addrs[owner], members)
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", url, res.StatusCode, err)
+	}
+	return string(b)
+}
+
+// syncBuffer collects log lines from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) line(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.b.WriteString(s + "\n")
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // chromiumPath finds the browser or skips (fails under CI=true).
@@ -186,6 +471,7 @@ func smoke(t *testing.T, browserCtx context.Context, sut *serverUnderTest, shotP
 	alice.waitMember("bob")
 	bob.waitMember("alice")
 	alice.waitSystem("bob joined")
+	checkConnectors(t, sut, alice, bob)
 
 	// Messages both ways, to everyone.
 	alice.send("*", "Hello bob, alice here")
@@ -200,6 +486,10 @@ func smoke(t *testing.T, browserCtx context.Context, sut *serverUnderTest, shotP
 	bob.waitMember("carol")
 	carol.waitMember("alice")
 	carol.waitMember("bob")
+	checkConnectors(t, sut, alice, bob, carol)
+	if sut.checkRoom != nil {
+		sut.checkRoom(t, room, 3)
+	}
 
 	// A duplicate name gets a plain-words error on the login form.
 	dup := openPage(t, browserCtx, "dup", sut.url)
@@ -265,6 +555,10 @@ func smoke(t *testing.T, browserCtx context.Context, sut *serverUnderTest, shotP
 		alice.waitMember("bob")
 		alice.waitMember("carol")
 		bob.waitMember("alice")
+		checkConnectors(t, sut, alice, bob, carol)
+		if sut.checkRoom != nil {
+			sut.checkRoom(t, room, 3)
+		}
 		alice.send("*", "Back after the restart")
 		bob.waitMessage("alice", "*", "Back after the restart")
 		bob.send("alice", "Still here, alice (private)")
@@ -304,6 +598,27 @@ func smoke(t *testing.T, browserCtx context.Context, sut *serverUnderTest, shotP
 	}
 	bob.screenshot(shotPrefix + "-bob.png")
 	alice.screenshot(shotPrefix + "-alice.png")
+}
+
+// checkConnectors checks that every page is on one of the server's
+// connectors (the one the gate answered, as the page reports it) and, when
+// the topology asks for it, that alice and bob are on different connectors.
+func checkConnectors(t *testing.T, sut *serverUnderTest, pages ...*page) {
+	t.Helper()
+	conns := sut.connectors()
+	on := map[string]string{}
+	for _, p := range pages {
+		c := p.state().Connector
+		if !slices.Contains(conns, c) {
+			p.fail("on connector %q, which is not one of the server's %v", c, conns)
+		}
+		on[p.name] = c
+	}
+	if sut.apart && on["alice"] == on["bob"] {
+		t.Fatalf("alice and bob are both on connector %s; this topology needs them on different connectors "+
+			"(the gate picks room.Dispatch(name, %d): choose other names)", on["alice"], len(conns))
+	}
+	t.Logf("connectors: %v", on)
 }
 
 // page is one browser tab in its own browser context (its own storage), as
@@ -470,6 +785,7 @@ type pageState struct {
 	Attempt          int      `json:"attempt"`
 	Joins            int      `json:"joins"`
 	Entered          int      `json:"entered"`
+	Connector        string   `json:"connector"` // host:port of the connector the gate answered
 }
 
 func (p *page) state() pageState {

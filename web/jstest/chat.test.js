@@ -124,10 +124,11 @@ describe('join', () => {
   test('asks the gate, connects to the connector, enters; the gate socket is closed', async () => {
     const { ServerWS, seen } = fakeServer({ enter: { users: ['bob', 'alice'] } });
     const adds = [];
-    const { client, users } = await join('alice', 'room1', {
+    const { client, users, connector } = await join('alice', 'room1', {
       fetchConfig, WebSocket: ServerWS, onClient: (c) => c.on('onAdd', (b) => adds.push(b.user)),
     });
     assert.deepEqual(users, ['bob', 'alice']);
+    assert.deepEqual(connector, { host: '127.0.0.1', port: 3051 }, 'the connector the gate answered');
     assert.deepEqual(adds, ['alice'], 'listeners attached before enter answered');
     assert.deepEqual(seen, [
       ['ws://127.0.0.1:3014/', Routes.queryEntry, { uid: 'alice' }],

@@ -43,6 +43,7 @@ const state = {
   timer: null,
   joins: 0, // join attempts, for tests
   entered: 0, // successful joins, for tests
+  connector: '', // host:port of the connector of the last successful join, for tests
 };
 
 // Phases: login, joining, online, reconnecting. CSS and tests read body[data-phase].
@@ -257,8 +258,9 @@ function attach(client, gen) {
   });
 }
 
-function enterRoom(client, users, gen) {
+function enterRoom(client, users, connector, gen) {
   state.entered++;
+  state.connector = `${connector.host}:${connector.port}`;
   state.client = client;
   state.members = new Set(users);
   state.members.add(state.me);
@@ -274,7 +276,7 @@ function enterRoom(client, users, gen) {
 async function connect() {
   const gen = ++state.gen;
   state.joins++;
-  const { client, users } = await join(state.me, state.room, {
+  const { client, users, connector } = await join(state.me, state.room, {
     fetchConfig,
     location: window.location,
     onClient: (c) => attach(c, gen),
@@ -283,7 +285,7 @@ async function connect() {
     client.close();
     throw new Error('cancelled');
   }
-  enterRoom(client, users, gen);
+  enterRoom(client, users, connector, gen);
 }
 
 function plainError(e) {
@@ -433,6 +435,7 @@ window.chatbenchState = () => ({
   attempt: state.attempt,
   joins: state.joins,
   entered: state.entered,
+  connector: state.connector,
 });
 
 (function init() {

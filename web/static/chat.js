@@ -98,7 +98,9 @@ export function clockTime(d) {
 
 /**
  * Joins a room: asks the gate for a connector, connects there and enters.
- * Resolves with {client, users}; the caller owns the client. Rejects with a
+ * Resolves with {client, users, connector}; the caller owns the client;
+ * connector is the {host, port} the gate answered and the client connected to.
+ * Rejects with a
  * ChatError for an error answer, or a PomeloError when a connection fails.
  * deps: {fetchConfig: () => Promise<{gate:{host,port}}>, location, WebSocket}.
  */
@@ -131,5 +133,9 @@ export async function join(name, room, deps) {
     client.close();
     throw new ChatError(Routes.enter, res);
   }
-  return { client, users: Array.isArray(res.users) ? res.users : [] };
+  return {
+    client,
+    users: Array.isArray(res.users) ? res.users : [],
+    connector: { host: String(entry.host), port: Number(entry.port) },
+  };
 }
