@@ -8,7 +8,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -24,56 +23,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatbench/chatbench/server/cluster/clustertest"
 	"github.com/chatbench/chatbench/server/room"
 	"github.com/chatbench/chatbench/server/servertest"
 )
 
-var (
-	buildDir  string
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-func TestMain(m *testing.M) {
-	flag.Parse()
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
-}
-
-// goBuild builds pkg into the shared temporary directory as name.
-func goBuild(pkg, name string) (string, error) {
-	if buildDir == "" {
-		d, err := os.MkdirTemp("", "chatbench-cluster-test-")
-		if err != nil {
-			return "", err
-		}
-		buildDir = d
-	}
-	out := filepath.Join(buildDir, name)
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
-	}
-	return out, nil
-}
+func TestMain(m *testing.M) { os.Exit(clustertest.Main(m)) }
 
 // chatbenchBinary builds cmd/chatbench once (without -race: the processes
 // are the system under test, the race detector covers the in-process tests).
-func chatbenchBinary(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("process tests build the binary; skipped with -short")
-	}
-	buildOnce.Do(func() { binPath, buildErr = goBuild("github.com/chatbench/chatbench/cmd/chatbench", "chatbench") })
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
+func chatbenchBinary(t *testing.T) string { return clustertest.Chatbench(t) }
 
 // logWriter collects child logs; they are printed only when a test fails
 // (or always with CHATBENCH_TEST_LOG set).
@@ -545,7 +504,7 @@ func startNATSServer(t *testing.T) string {
 	chatbenchBinary(t) // skips with -short
 	bin, err := exec.LookPath("nats-server")
 	if err != nil {
-		if bin, err = goBuild("github.com/nats-io/nats-server/v2", "nats-server"); err != nil {
+		if bin, err = clustertest.Build("github.com/nats-io/nats-server/v2", "nats-server"); err != nil {
 			t.Fatal(err)
 		}
 	}
