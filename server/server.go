@@ -5,7 +5,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -185,15 +184,7 @@ func (s *Server) httpHandler() http.Handler {
 			s.metrics.Connections.Load(), s.backend.Rooms.Registry.Len())
 	})
 	mux.Handle("GET /metrics", s.metrics.Handler())
-	mux.HandleFunc("GET /config.json", func(w http.ResponseWriter, r *http.Request) {
-		host, p, _ := net.SplitHostPort(s.GateAddr)
-		if s.opts.AdvertiseHost != "" {
-			host = s.opts.AdvertiseHost
-		}
-		pn, _ := strconv.Atoi(p)
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"gate": map[string]any{"host": host, "port": pn}})
-	})
+	mux.Handle("GET /config.json", gate.ConfigHandler(s.GateAddr, s.opts.AdvertiseHost))
 	if s.opts.Web != nil {
 		mux.Handle("/", s.opts.Web)
 	} else {

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -190,15 +189,7 @@ func (n *Node) startGate(o NodeOptions) error {
 	n.serve(cl, n.Frontend)
 	if hl != nil {
 		mux := n.baseMux(func() string { return fmt.Sprintf(`"connections":%d`, n.Metrics.Connections.Load()) })
-		mux.HandleFunc("GET /config.json", func(w http.ResponseWriter, r *http.Request) {
-			host, p, _ := net.SplitHostPort(n.ClientAddr)
-			if n.spec.AdvertiseHost != "" {
-				host = n.spec.AdvertiseHost
-			}
-			pn, _ := strconv.Atoi(p)
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(map[string]any{"gate": map[string]any{"host": host, "port": pn}})
-		})
+		mux.Handle("GET /config.json", gate.ConfigHandler(n.ClientAddr, n.spec.AdvertiseHost))
 		if o.Web != nil {
 			mux.Handle("/", o.Web)
 		} else {

@@ -6,7 +6,10 @@ package gate
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/chatbench/chatbench/server/chat"
@@ -102,4 +105,20 @@ func digits(s string) int {
 		n++
 	}
 	return n
+}
+
+// ConfigHandler serves /config.json, {"gate":{"host":..,"port":..}}: where the
+// chat page finds the gate websocket. advertiseHost, when set, replaces the
+// host of gateAddr (host:port).
+func ConfigHandler(gateAddr, advertiseHost string) http.Handler {
+	host, p, _ := net.SplitHostPort(gateAddr)
+	if advertiseHost != "" {
+		host = advertiseHost
+	}
+	port, _ := strconv.Atoi(p)
+	body, _ := json.Marshal(map[string]any{"gate": map[string]any{"host": host, "port": port}})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	})
 }
