@@ -90,3 +90,25 @@ func TestShapeOf(t *testing.T) {
 		t.Errorf("ShapeOf = %q, want %q", got, want)
 	}
 }
+
+func TestBetter(t *testing.T) {
+	rec := func(dps float64, p99 int64, lost int64) *Record {
+		return &Record{DeliveriesPerSec: dps, Delivery: metrics.OpStats{P99Us: p99}, Lost: lost}
+	}
+	for _, tc := range []struct {
+		name string
+		a, b *Record
+		want bool
+	}{
+		{"faster", rec(1000, 50, 0), rec(800, 10, 0), true},
+		{"slower", rec(800, 10, 0), rec(1000, 50, 0), false},
+		{"tie, lower p99", rec(1000, 10, 0), rec(1010, 50, 0), true},
+		{"tie, higher p99", rec(1010, 50, 0), rec(1000, 10, 0), false},
+		{"clean beats lossy", rec(500, 50, 0), rec(1000, 10, 3), true},
+		{"lossy loses", rec(1000, 10, 3), rec(500, 50, 0), false},
+	} {
+		if got := tc.a.Better(tc.b); got != tc.want {
+			t.Errorf("%s: Better = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

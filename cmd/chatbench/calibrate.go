@@ -29,6 +29,7 @@ func runCalibrate(ctx context.Context, args []string) error {
 	var f benchFlags
 	var serve, cacheDir string
 	var recalibrate bool
+	var runs int
 	fs.StringVar(&f.scenario, "scenario", "broadcast-storm", "shipped scenario name ("+strings.Join(scenario.Names(), ", ")+") or path of a YAML file")
 	fs.DurationVar(&f.duration, "duration", 0, "total length of the timed phases (default: the scenario's)")
 	fs.IntVar(&f.clients, "clients", 0, "simulated clients (default: the scenario's)")
@@ -38,6 +39,7 @@ func runCalibrate(ctx context.Context, args []string) error {
 	fs.StringVar(&f.out, "out", "results", "results root: the cache is <out>/.calibration unless --cache-dir")
 	fs.StringVar(&cacheDir, "cache-dir", "", "where calibrations are cached (default $"+calibrationEnv+", else <out>/.calibration)")
 	fs.BoolVar(&recalibrate, "recalibrate", false, "measure again even when this machine and shape are cached")
+	fs.IntVar(&runs, "runs", 2, "measurements of the shape; the best clean one is the ceiling")
 	fs.IntVar(&f.sourceAddrs, "source-addrs", 0, "spread client sockets over 127.0.0.1..N (default: one per 25,000 clients)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no live progress line")
 	fs.StringVar(&serve, "serve", "", "run only the bare fan-out server on this host:port (what calibrate starts as its child)")
@@ -60,7 +62,7 @@ func runCalibrate(ctx context.Context, args []string) error {
 	if !f.quiet {
 		progress = os.Stderr
 	}
-	rec, path, cached, err := ceiling(ctx, s, cacheDir, recalibrate, f.sourceAddrs, progress)
+	rec, path, cached, err := ceiling(ctx, s, cacheDir, recalibrate, runs, f.sourceAddrs, progress)
 	if err != nil {
 		return err
 	}
@@ -71,7 +73,7 @@ func runCalibrate(ctx context.Context, args []string) error {
 // ceiling returns this machine's calibrated ceiling for s: from the cache, or
 // measured now (bare server as a child process, our driver against it) and
 // cached. path is the cache file.
-func ceiling(ctx context.Context, s *scenario.Scenario, cacheDir string, recalibrate bool, sourceAddrs int, progress io.Writer) (rec *calibrate.Record, path string, cached bool, err error) {
+func ceiling(ctx context.Context, s *scenario.Scenario, cacheDir string, recalibrate bool, runs, sourceAddrs int, progress io.Writer) (rec *calibrate.Record, path string, cached bool, err error) {
 	cache := calibrate.Cache{Dir: cacheDir}
 	m := metrics.DetectMachine()
 	if !recalibrate {
@@ -98,10 +100,10 @@ func ceiling(ctx context.Context, s *scenario.Scenario, cacheDir string, recalib
 		return nil, "", false, err
 	}
 	defer bare.stop()
-	fmt.Fprintf(os.Stderr, "chatbench calibrate: measuring the bare fan-out ceiling for %s (bare server %s, pid %d)\n",
-		calibrate.ShapeOf(s), bare.addr, bare.cmd.Process.Pid)
+	fmt.Fprintf(os.Stderr, "chatbench calibrate: measuring the bare fan-out ceiling for %s (best of %d runs; bare server %s, pid %d)\n",
+		calibrate.ShapeOf(s), max(runs, 1), bare.addr, bare.cmd.Process.Pid)
 	rec, _, err = calibrate.Measure(ctx, calibrate.Options{
-		Scenario: s, Target: bare.addr, Out: cacheDir,
+		Scenario: s, Target: bare.addr, Out: cacheDir, Runs: runs,
 		Driver: driver.Options{SourceAddrs: f.sourceAddrs, Progress: progress,
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))},
 	})
@@ -226,7 +228,7 @@ func withCeiling(ctx context.Context, mode string, f benchFlags, s *scenario.Sce
 	if !f.quiet {
 		progress = os.Stderr
 	}
-	rec, path, cached, err := ceiling(ctx, s, calibrationDirFor(f.out), mode == "recalibrate", f.sourceAddrs, progress)
+	rec, path, cached, err := ceiling(ctx, s, calibrationDirFor(f.out), mode == "recalibrate", 2, f.sourceAddrs, progress)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "chatbench bench: no ceiling: %v\n", err)
 		return
