@@ -7,9 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -30,45 +32,75 @@ func register(name, summary string, run func(ctx context.Context, args []string)
 // errUsage marks errors already explained by flag parsing (exit code 2).
 var errUsage = errors.New("usage")
 
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: chatbench <command> [flags]\n\ncommands:")
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: chatbench <command> [flags]\n\ncommands:")
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(os.Stderr, "\nrun 'chatbench <command> --help' for its flags")
+	fmt.Fprintln(w, "\nrun 'chatbench <command> --help' for its flags")
 }
 
-func main() {
-	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
-		usage()
-		if len(os.Args) < 2 {
-			os.Exit(2)
-		}
-		return
+func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+
+// exitError makes a command exit with a specific code (e.g. bench's 99 for
+// failed thresholds); its message, if any, is printed like any error.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit code %d", e.code)
 	}
-	cmd, ok := commands[os.Args[1]]
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// run executes one command line and returns the process exit code: 0 done,
+// 1 failed, 2 usage error (explained on stderr), or a command's exitError code.
+func run(args []string, stderr io.Writer) int {
+	if len(args) < 1 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) < 1 {
+			return 2
+		}
+		return 0
+	}
+	name := args[0]
+	cmd, ok := commands[name]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "chatbench: unknown command %q\n\n", os.Args[1])
-		usage()
-		os.Exit(2)
+		fmt.Fprintf(stderr, "chatbench: unknown command %q\n\n", name)
+		usage(stderr)
+		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := cmd.run(ctx, os.Args[2:]); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return
+	err := cmd.run(ctx, args[1:])
+	var ee *exitError
+	switch {
+	case err == nil, errors.Is(err, pflag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		if err != errUsage { // a bare errUsage was explained where it arose
+			fmt.Fprintf(stderr, "chatbench %s: %s\n", name, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
 		}
-		if errors.Is(err, errUsage) {
-			os.Exit(2)
+		fmt.Fprintf(stderr, "run 'chatbench %s --help' for its flags\n", name)
+		return 2
+	case errors.As(err, &ee):
+		if ee.err != nil {
+			fmt.Fprintf(stderr, "chatbench %s: %v\n", name, ee.err)
 		}
-		fmt.Fprintf(os.Stderr, "chatbench %s: %v\n", os.Args[1], err)
-		os.Exit(1)
+		return ee.code
 	}
+	fmt.Fprintf(stderr, "chatbench %s: %v\n", name, err)
+	return 1
 }
 
 // newFlags returns a flag set that reports errors to the caller instead of exiting.
@@ -87,8 +119,7 @@ func parseFlags(fs *pflag.FlagSet, args []string) error {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		return errUsage
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	return nil
 }
