@@ -51,6 +51,9 @@ func runServe(ctx context.Context, args []string) error {
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return fmt.Errorf("%w: --log-level %q: use debug, info, warn or error", errUsage, f.logLevel)
 	}
+	if err := checkServeFlags(o); err != nil {
+		return err
+	}
 	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	o.Web = webHandler()
 	if f.split.role != "" {
