@@ -100,3 +100,98 @@ func cpuTime() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// frameCounter is a raw member that counts websocket frames and onChat
+// packages, and notes when the first onChat arrived.
+type frameCounter struct {
+	frames, chats atomic.Int64
+	first         atomic.Int64 // unix nanos of the first onChat
+}
+
+func dialCounter(t *testing.T, addr, name string) (*websocket.Conn, *frameCounter) {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.WriteMessage(websocket.BinaryMessage, pomelo.AppendPackage(nil, pomelo.Handshake, pomelo.DefaultHandshakeRequest()))
+	if _, _, err := conn.ReadMessage(); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.WriteMessage(websocket.BinaryMessage, pomelo.HandshakeAckPackage)
+	enter, _ := pomelo.AppendData(nil, &pomelo.Message{Type: pomelo.Request, ID: 1, Route: "connector.entryHandler.enter",
+		Body: fmt.Appendf(nil, `{"username":%q,"rid":"r"}`, name)})
+	_ = conn.WriteMessage(websocket.BinaryMessage, enter)
+	fc := &frameCounter{}
+	onChat := []byte("\x06onChat")
+	go func() {
+		for {
+			_, frame, err := conn.ReadMessage()
+			if err != nil {
+				return
+			}
+			n := 0
+			_ = pomelo.ForEachPackage(frame, 0, func(p pomelo.Package) error {
+				if p.Type == pomelo.Data && len(p.Body) > 8 && bytes.HasPrefix(p.Body[1:], onChat) {
+					n++
+				}
+				return nil
+			})
+			if n > 0 {
+				fc.first.CompareAndSwap(0, time.Now().UnixNano())
+				fc.frames.Add(1)
+				fc.chats.Add(int64(n))
+			}
+		}
+	}()
+	return conn, fc
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestWriterCoalescing checks the writer's two regimes: a push to an idle
+// session goes out at once (no coalescing window at light load), and a burst
+// is written in far fewer frames than packages.
+func TestWriterCoalescing(t *testing.T) {
+	s := servertest.Start(t, server.Options{Connector: connector.Options{RequestRate: -1, Heartbeat: -1}})
+	sender, _ := dialCounter(t, s.ConnectorAddrs[0], "sender")
+	_, rx := dialCounter(t, s.ConnectorAddrs[0], "rx")
+	waitFor(t, "two members", func() bool { return s.Rooms().Stats().Members == 2 })
+	send := func(id int) {
+		pkt, _ := pomelo.AppendData(nil, &pomelo.Message{Type: pomelo.Request, ID: uint32(id), Route: "chat.chatHandler.send",
+			Body: []byte(`{"content":"hello","target":"*"}`)})
+		if err := sender.WriteMessage(websocket.BinaryMessage, pkt); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// light load: one push, delivered without a window
+	t0 := time.Now()
+	send(2)
+	waitFor(t, "the first push", func() bool { return rx.chats.Load() == 1 })
+	if d := time.Duration(rx.first.Load() - t0.UnixNano()); d > 500*time.Millisecond {
+		t.Errorf("a lone push took %v", d)
+	}
+
+	// a burst: many packages per frame
+	const burst = 2000
+	for i := range burst {
+		send(3 + i)
+	}
+	waitFor(t, "the burst", func() bool { return rx.chats.Load() == 1+burst })
+	frames := rx.frames.Load() - 1
+	t.Logf("burst of %d pushes arrived in %d frames", burst, frames)
+	if frames*4 > burst {
+		t.Errorf("burst of %d pushes arrived in %d frames: want at least 4 pushes per frame on average", burst, frames)
+	}
+}
