@@ -86,8 +86,13 @@ type Cache struct{ Dir string }
 // DefaultDir is where calibrations are cached under a results root.
 func DefaultDir(resultsRoot string) string { return filepath.Join(resultsRoot, ".calibration") }
 
-func (c Cache) path(fp string, s *scenario.Scenario) string {
-	return filepath.Join(c.Dir, fmt.Sprintf("%s-%s-%s.json", fp, sanitize(s.Name), shapeHash(s)))
+// path is the record of machine m and scenario s. The key is the machine
+// fingerprint (cpu model, cores, memory, os, arch) plus the kernel release
+// (a kernel changes what a syscall costs, and a write per delivery is most
+// of the work), the scenario name and its shape hash.
+func (c Cache) path(m metrics.Machine, s *scenario.Scenario) string {
+	k := sha256.Sum256([]byte(m.Kernel))
+	return filepath.Join(c.Dir, fmt.Sprintf("%s-%s-%s-%s.json", m.Fingerprint, hex.EncodeToString(k[:2]), sanitize(s.Name), shapeHash(s)))
 }
 
 func sanitize(name string) string {
@@ -102,21 +107,21 @@ func sanitize(name string) string {
 // Load returns the cached record for this machine and scenario; an error
 // wrapping os.ErrNotExist when there is none.
 func (c Cache) Load(m metrics.Machine, s *scenario.Scenario) (*Record, error) {
-	b, err := os.ReadFile(c.path(m.Fingerprint, s))
+	b, err := os.ReadFile(c.path(m, s))
 	if err != nil {
 		return nil, err
 	}
 	var r Record
 	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("calibration cache %s: %w", c.path(m.Fingerprint, s), err)
+		return nil, fmt.Errorf("calibration cache %s: %w", c.path(m, s), err)
 	}
 	if r.Schema != SchemaV1 || r.DeliveriesPerSec <= 0 {
-		return nil, fmt.Errorf("calibration cache %s: schema %q: %w", c.path(m.Fingerprint, s), r.Schema, os.ErrNotExist)
+		return nil, fmt.Errorf("calibration cache %s: schema %q: %w", c.path(m, s), r.Schema, os.ErrNotExist)
 	}
 	return &r, nil
 }
 
-// Save writes r for scenario s and returns the file's path.
+// Save writes r (for r.Machine) for scenario s and returns the file's path.
 func (c Cache) Save(r *Record, s *scenario.Scenario) (string, error) {
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return "", err
@@ -125,7 +130,7 @@ func (c Cache) Save(r *Record, s *scenario.Scenario) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	p := c.path(r.Fingerprint, s)
+	p := c.path(r.Machine, s)
 	tmp := p + ".tmp"
 	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
 		return "", err

@@ -24,7 +24,7 @@ func load(t *testing.T, name string, o scenario.Overrides) *scenario.Scenario {
 
 func TestCacheRoundTrip(t *testing.T) {
 	c := Cache{Dir: t.TempDir()}
-	m := metrics.Machine{CPUModel: "test cpu", Cores: 2, MemoryBytes: 1 << 30}
+	m := metrics.Machine{CPUModel: "test cpu", Cores: 2, MemoryBytes: 1 << 30, Kernel: "6.1.0"}
 	m.Fingerprint = metrics.Fingerprint(m)
 	storm := load(t, "broadcast-storm", scenario.Overrides{})
 	if _, err := c.Load(m, storm); !errors.Is(err, os.ErrNotExist) {
@@ -48,7 +48,8 @@ func TestCacheRoundTrip(t *testing.T) {
 		{"more clients", m, load(t, "broadcast-storm", scenario.Overrides{Clients: 4000})},
 		{"faster bursts", m, load(t, "broadcast-storm", scenario.Overrides{Duration: time.Second})},
 		{"other scenario", m, load(t, "chat", scenario.Overrides{})},
-		{"other machine", metrics.Machine{Fingerprint: "other"}, storm},
+		{"other machine", metrics.Machine{Fingerprint: "other", Kernel: "6.1.0"}, storm},
+		{"other kernel", metrics.Machine{Fingerprint: m.Fingerprint, Kernel: "6.2.0"}, storm},
 	} {
 		if _, err := c.Load(tc.m, tc.s); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s: %v, want not exist", tc.name, err)
