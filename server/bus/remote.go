@@ -181,10 +181,14 @@ func (r *Remote) Enter(s *connector.Session, rid, name string) ([]string, error)
 	rep, err := r.request(&Request{Op: OpEnter, SID: s.ID, RID: rid, Name: name})
 	if err != nil {
 		if r.timedOut(err) {
-			// The shard may have applied the enter after all: undo it before
-			// answering, so no ghost member keeps the name (same connection,
-			// same room: the shard sees the leave after the enter).
-			_, _ = r.request(&Request{Op: OpLeave, SID: s.ID, RID: rid, Name: name})
+			// The shard may have applied the enter after all (it is hung or
+			// slow, not gone): undo it so no ghost member keeps the name. The
+			// leave is published without waiting for a reply, so the client
+			// gets its 504 when the first timeout fires. Order holds: the
+			// leave goes out on the same connection after the enter, and
+			// before any later request of this session, and the shard runs a
+			// room's requests in arrival order on one worker.
+			r.publishRequest(&Request{Op: OpLeave, SID: s.ID, RID: rid, Name: name})
 		}
 		return nil, err
 	}
@@ -239,6 +243,19 @@ func (r *Remote) request(req *Request) (*Reply, error) {
 		return nil, &connector.Error{Code: rep.Code, Message: rep.Message}
 	}
 	return &rep, nil
+}
+
+// publishRequest sends req to its room's shard without a reply subject
+// (the shard handles it and answers nobody). It does not wait.
+func (r *Remote) publishRequest(req *Request) {
+	req.Conn, req.Epoch = r.opts.ConnID, r.epoch.Load()
+	i := room.Dispatch(req.RID, len(r.shards))
+	bp := r.bufs.Get().(*[]byte)
+	*bp = AppendRequest((*bp)[:0], req)
+	if err := r.nc.Publish(r.subjects[i], *bp); err != nil {
+		r.log.Warn("publish", "shard", r.shards[i], "op", req.Op, "rid", req.RID, "err", err)
+	}
+	r.bufs.Put(bp)
 }
 
 // deliver handles one message from a shard, on the subscription's goroutine,

@@ -251,10 +251,29 @@ func TestShardCrash(t *testing.T) {
 	}
 	defer hung.Signal(syscall.SIGCONT)
 	waitStopped(t, hung.Pid)
-	start := time.Now()
-	r := live[1].Request("chat.chatHandler.send", map[string]any{"content": "x", "target": "*"})
-	if took := time.Since(start); r["code"] != float64(504) || took > 2*time.Second {
-		t.Errorf("send to a hung shard: %v after %v, want 504 within 2s", r, took)
+	// Enter and switch must not wait a second timeout for their rollback.
+	hungRooms := roomsOn(1, 2, 3)
+	fresh, err := servertest.DialErr(t, p.conns[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		what  string
+		c     *servertest.Client
+		route string
+		body  map[string]any
+	}{
+		{"send to a hung shard", live[1], "chat.chatHandler.send", map[string]any{"content": "x", "target": "*"}},
+		{"enter into a hung shard", fresh, "connector.entryHandler.enter", map[string]any{"username": "frozen", "rid": hungRooms[1]}},
+		{"switch into a hung shard", live[0], "connector.entryHandler.switchRoom", map[string]any{"rid": hungRooms[2]}},
+	} {
+		start := time.Now()
+		r := tc.c.Request(tc.route, tc.body)
+		if took := time.Since(start); r["code"] != float64(504) || took > 2*time.Second {
+			t.Errorf("%s: %v after %v, want 504 within 2s", tc.what, r, took)
+		} else {
+			t.Logf("%s: 504 after %v", tc.what, took)
+		}
 	}
 }
 
