@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -21,6 +23,8 @@ type splitFlags struct {
 	natsPort          int
 	connectorHTTPPort int
 	shardHTTPPort     int
+	restart           bool
+	exitOnFailure     bool
 	bus               cluster.BusOptions
 }
 
@@ -33,8 +37,81 @@ func addSplitFlags(fs *pflag.FlagSet, f *splitFlags) {
 	fs.StringVar(&f.topologyFile, "topology-file", "", "servers.json-style topology (split): ids, roles, hosts, ports (default: generated from the flags)")
 	fs.StringVar(&f.role, "role", "", "run one server of a split topology: gate, connector or chat (with --id)")
 	fs.StringVar(&f.id, "id", "", "server id for --role, e.g. connector-2")
+	fs.BoolVar(&f.restart, "restart", false, "restart a child that dies (same id and ports) after a short backoff, at most 5 times in a row (--topology split)")
+	fs.BoolVar(&f.exitOnFailure, "exit-on-child-failure", false, "stop the whole cluster and exit 1 when a child dies (default: report it, keep the rest running) (--topology split)")
 	fs.DurationVar(&f.bus.RequestTimeout, "request-timeout", 0, "connector -> chat shard request timeout (default 1.5s; a dead shard fails at once)")
 	fs.DurationVar(&f.bus.ConnTimeout, "conn-timeout", 0, "a chat shard evicts a dead connector's members within about this (default 2s)")
+}
+
+// splitOnly are the serve flags that mean something only for --topology split.
+var splitOnly = []string{"shards", "nats", "nats-port", "connector-http-port", "shard-http-port", "topology-file",
+	"role", "id", "restart", "exit-on-child-failure", "request-timeout", "conn-timeout"}
+
+// usageOut is where usage errors are printed (main prints nothing for errUsage).
+var usageOut io.Writer = os.Stderr
+
+// serveUsage prints a usage error and returns it wrapped in errUsage (exit 2).
+func serveUsage(err error) error {
+	fmt.Fprintf(usageOut, "chatbench serve: %v\n", err)
+	return fmt.Errorf("%w: %v", errUsage, err)
+}
+
+// checkTopologyFlags rejects serve flags that would otherwise be ignored or
+// silently replaced: split-only flags with --topology single, counts below
+// 1, counts next to a topology file, launcher flags on one server.
+func checkTopologyFlags(changed func(name string) bool, f *serveFlags) error {
+	if err := f.topologyFlagsError(changed); err != nil {
+		return serveUsage(err)
+	}
+	return nil
+}
+
+func (f *serveFlags) topologyFlagsError(changed func(name string) bool) error {
+	sf := &f.split
+	if sf.role != "" {
+		for _, name := range []string{"restart", "exit-on-child-failure", "shards", "connectors"} {
+			if changed(name) {
+				return fmt.Errorf("--%s applies to the launcher (--topology split), not to one server (--role %s): drop --%s", name, sf.role, name)
+			}
+		}
+		if changed("topology") && !strings.EqualFold(f.topology, "split") {
+			return fmt.Errorf("--role %s runs one server of a split topology: drop --topology %s", sf.role, f.topology)
+		}
+		return nil
+	}
+	if changed("id") {
+		return fmt.Errorf("--id %s needs --role (gate, connector or chat) to run one server", sf.id)
+	}
+	switch strings.ToLower(f.topology) {
+	case "single":
+		for _, name := range splitOnly {
+			if changed(name) {
+				return fmt.Errorf("--%s applies only to --topology split (this is --topology %s): add --topology split or drop --%s", name, f.topology, name)
+			}
+		}
+		return nil
+	case "split":
+	default:
+		return fmt.Errorf("--topology %q: use single or split", f.topology)
+	}
+	if sf.restart && sf.exitOnFailure {
+		return errors.New("--restart and --exit-on-child-failure contradict each other: use one")
+	}
+	if sf.topologyFile != "" {
+		for _, name := range []string{"connectors", "shards"} {
+			if changed(name) {
+				return fmt.Errorf("--%s conflicts with --topology-file %s, which lists the servers: drop --%s or edit the file", name, sf.topologyFile, name)
+			}
+		}
+		return nil
+	}
+	if n := f.opts.Connectors; n < 1 {
+		return fmt.Errorf("--connectors %d: a split topology needs at least 1 connector (use --connectors 1 or more)", n)
+	}
+	if n := sf.shards; n < 1 {
+		return fmt.Errorf("--shards %d: a split topology needs at least 1 chat shard (use --shards 1 or more)", n)
+	}
+	return nil
 }
 
 // forwarded are the serve flags a launcher passes on to its children.
@@ -71,7 +148,7 @@ func natsURLs(s string) []string {
 // or by hand on several machines).
 func runRole(ctx context.Context, f *serveFlags) error {
 	if f.split.id == "" {
-		return fmt.Errorf("%w: --role %s needs --id", errUsage, f.split.role)
+		return serveUsage(fmt.Errorf("--role %s needs --id (e.g. --id connector-2, as in the topology file)", f.split.role))
 	}
 	t, err := f.splitTopology()
 	if err != nil {
@@ -103,5 +180,6 @@ func runSplit(ctx context.Context, fs *pflag.FlagSet, f *serveFlags) error {
 	return cluster.Launch(ctx, cluster.LaunchOptions{
 		Topology: *t, NATSHost: f.opts.Host, NATSPort: f.split.natsPort, ChildArgs: child,
 		Logger: f.opts.Logger.With("server", "launcher"), StopTimeout: 10 * time.Second,
+		Restart: f.split.restart, ExitOnChildFailure: f.split.exitOnFailure,
 	})
 }

@@ -33,6 +33,20 @@ type LaunchOptions struct {
 	Logger       *slog.Logger  // the launcher's own log; nil: discard
 	ReadyTimeout time.Duration // per server; default 30s
 	StopTimeout  time.Duration // SIGTERM to SIGKILL; default 10s
+
+	// After every server is ready, a child that dies is reported on Stderr
+	// and the others keep running (fault isolation: a dead shard's rooms
+	// answer 504, the rest of the cluster works). ExitOnChildFailure
+	// instead stops the rest and makes Launch return that child's error.
+	ExitOnChildFailure bool
+	// Restart starts a dead child again with the same id and ports after
+	// RestartBackoff (doubling per failed attempt, at most 8s), at most
+	// MaxRestarts times in a row; the count starts again once the child has
+	// stayed up for RestartWindow. Defaults: 500ms, 5, 1 minute.
+	Restart        bool
+	RestartBackoff time.Duration
+	MaxRestarts    int
+	RestartWindow  time.Duration
 }
 
 // child is one server process.
@@ -42,6 +56,8 @@ type child struct {
 	ready    chan readyLine // the child's READY line, once
 	exited   chan struct{}  // closed after Wait
 	err      error          // Wait's error, valid after exited
+	readyAt  time.Time      // when it printed its READY line
+	restarts int            // restarts in a row that led to this process
 
 	mu   sync.Mutex
 	tail []string // last log lines, for error messages
@@ -58,8 +74,11 @@ type readyLine struct{ client, http string }
 //	READY gate=HOST:PORT http=HOST:PORT topology=split connectors=H:P,... shards=N nats=URL
 //
 // and runs until ctx ends (then it drains: SIGTERM to the gate, the
-// connectors, the shards in turn, SIGKILL after StopTimeout) or a child dies
-// (then it stops the rest and returns that child's error).
+// connectors, the shards in turn, SIGKILL after StopTimeout). A child that
+// fails to start makes Launch stop the rest and return its error. A child
+// that dies later is reported and, with Restart, started again; the others
+// keep running (with ExitOnChildFailure Launch stops them and returns the
+// child's error instead).
 func Launch(ctx context.Context, o LaunchOptions) (err error) {
 	if err := o.setDefaults(); err != nil {
 		return err
@@ -107,7 +126,8 @@ func Launch(ctx context.Context, o LaunchOptions) (err error) {
 		}
 	}()
 	// Shards, then connectors (the gate needs their resolved ports), then the gate.
-	if _, err := l.startGroup(ctx, RoleChat, t.Chat); err != nil {
+	shards, err := l.startGroup(ctx, RoleChat, t.Chat)
+	if err != nil {
 		return err
 	}
 	readies, err := l.startGroup(ctx, RoleConnector, t.Connector)
@@ -129,24 +149,146 @@ func Launch(ctx context.Context, o LaunchOptions) (err error) {
 	if err != nil {
 		return err
 	}
+	// Pin every resolved port in the file, so a restarted child (same id)
+	// listens where its predecessor did.
+	t.Gate[0].ClientPort = portOf(g[0].client)
+	if p := portOf(g[0].http); p > 0 {
+		t.Gate[0].HTTPPort = p
+	}
+	t.Chat = append([]ServerSpec(nil), t.Chat...)
+	for i, r := range shards {
+		if p := portOf(r.http); p > 0 {
+			t.Chat[i].HTTPPort = p
+		}
+	}
+	if err := t.Save(file); err != nil {
+		return fmt.Errorf("write topology: %w", err)
+	}
 	fmt.Fprintf(o.Stdout, "READY gate=%s http=%s topology=split connectors=%s shards=%d nats=%s\n",
 		g[0].client, dash(g[0].http), strings.Join(conns, ","), len(t.Chat), l.nats)
 	log.Info("split cluster ready", "gate", g[0].client, "http", g[0].http, "connectors", len(conns), "shards", len(t.Chat))
 
-	died := make(chan *child, len(l.children))
+	return l.supervise(ctx, &t)
+}
+
+// supervise runs once everything is ready, until ctx ends: it reports a
+// child that dies, restarts it with Restart, and returns its error with
+// ExitOnChildFailure.
+func (l *launcher) supervise(ctx context.Context, t *Topology) error {
+	done := make(chan struct{})
+	defer close(done)
+	died := make(chan *child)
+	watch := func(c *child) {
+		go func() {
+			select {
+			case <-c.exited:
+				select {
+				case died <- c:
+				case <-done:
+				}
+			case <-done:
+			}
+		}()
+	}
+	l.mu.Lock()
 	for _, c := range l.children {
-		go func() { <-c.exited; died <- c }()
+		watch(c)
 	}
-	select {
-	case <-ctx.Done():
-		log.Info("stopping the split cluster")
-		return nil
-	case c := <-died:
-		if l.stopping() {
+	l.mu.Unlock()
+	for {
+		select {
+		case <-ctx.Done():
+			l.log.Info("stopping the split cluster")
 			return nil
+		case c := <-died:
+			if l.o.ExitOnChildFailure {
+				return c.failure("exited")
+			}
+			what := fmt.Sprintf("[%s] exited: %s — %s", c.id, exitReason(c.err), consequence(c.role))
+			if !l.o.Restart {
+				what += "; the rest keep running (--restart restarts it, --exit-on-child-failure stops them all)"
+			}
+			l.out.line(what)
+			l.log.Error("child exited", "id", c.id, "role", c.role, "err", c.err)
+			if !l.o.Restart {
+				continue
+			}
+			spec, err := t.Find(c.role, c.id)
+			if err != nil {
+				return err
+			}
+			nc, err := l.restart(ctx, c, spec)
+			if ctx.Err() != nil {
+				l.log.Info("stopping the split cluster")
+				return nil
+			}
+			if err != nil {
+				l.out.line(fmt.Sprintf("[%s] %v — %s; the rest keep running", c.id, err, consequence(c.role)))
+				l.log.Error("child not restarted", "id", c.id, "err", err)
+				continue
+			}
+			watch(nc)
 		}
-		return c.failure("exited")
 	}
+}
+
+// restart starts server spec again (same id, same ports) after a backoff,
+// retrying up to MaxRestarts times in a row.
+func (l *launcher) restart(ctx context.Context, dead *child, spec ServerSpec) (*child, error) {
+	n := dead.restarts
+	if time.Since(dead.readyAt) >= l.o.RestartWindow {
+		n = 0 // it had been up for a while: a fresh series
+	}
+	for n < l.o.MaxRestarts {
+		n++
+		backoff := min(l.o.RestartBackoff<<(n-1), 8*time.Second)
+		l.out.line(fmt.Sprintf("[%s] restarting in %v (attempt %d of %d)", spec.ID, backoff, n, l.o.MaxRestarts))
+		timer := time.NewTimer(backoff)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, ctx.Err()
+		}
+		c, err := l.start(dead.role, spec.ID)
+		if err == nil {
+			var r readyLine
+			if r, err = l.waitReady(ctx, c); err == nil {
+				c.restarts = n
+				l.out.line(fmt.Sprintf("[%s] restarted: client=%s http=%s", spec.ID, dash(r.client), dash(r.http)))
+				l.log.Info("child restarted", "id", spec.ID, "pid", c.cmd.Process.Pid)
+				return c, nil
+			}
+			_ = c.cmd.Process.Kill() // not ready in time: do not leave it half up
+			<-c.exited
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		l.out.line(fmt.Sprintf("[%s] restart failed: %v", spec.ID, err))
+	}
+	return nil, fmt.Errorf("not restarted: gave up after %d attempts in a row", l.o.MaxRestarts)
+}
+
+// exitReason says how a child ended: "signal: killed", "exit status 1".
+func exitReason(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// consequence says what a dead server of role means for clients.
+func consequence(role string) string {
+	switch role {
+	case RoleChat:
+		return "its rooms answer 504 until it is back"
+	case RoleConnector:
+		return "its clients were disconnected, and users the gate sends to it cannot connect until it is back"
+	case RoleGate:
+		return "new clients cannot get a connector until it is back (connected clients are not affected)"
+	}
+	return "it is gone"
 }
 
 func (o *LaunchOptions) setDefaults() error {
@@ -178,25 +320,27 @@ func (o *LaunchOptions) setDefaults() error {
 	if o.StopTimeout <= 0 {
 		o.StopTimeout = 10 * time.Second
 	}
+	if o.RestartBackoff <= 0 {
+		o.RestartBackoff = 500 * time.Millisecond
+	}
+	if o.MaxRestarts <= 0 {
+		o.MaxRestarts = 5
+	}
+	if o.RestartWindow <= 0 {
+		o.RestartWindow = time.Minute
+	}
 	return nil
 }
 
 type launcher struct {
-	o        LaunchOptions
-	file     string
-	nats     string
-	log      *slog.Logger
-	out      *lockedWriter
-	children []*child
+	o    LaunchOptions
+	file string
+	nats string
+	log  *slog.Logger
+	out  *lockedWriter
 
-	mu   sync.Mutex
-	stop bool
-}
-
-func (l *launcher) stopping() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.stop
+	mu       sync.Mutex
+	children []*child // the current process of each server (a restart replaces it)
 }
 
 // startGroup starts every server of role at once and waits for all of them
@@ -212,22 +356,30 @@ func (l *launcher) startGroup(ctx context.Context, role string, specs []ServerSp
 	}
 	out := make([]readyLine, 0, len(group))
 	for _, c := range group {
-		timer := time.NewTimer(l.o.ReadyTimeout)
-		select {
-		case r := <-c.ready:
-			timer.Stop()
-			out = append(out, r)
-		case <-c.exited:
-			timer.Stop()
-			return nil, c.failure("failed to start")
-		case <-timer.C:
-			return nil, fmt.Errorf("%s %s: not ready within %v", role, c.id, l.o.ReadyTimeout)
-		case <-ctx.Done():
-			timer.Stop()
-			return nil, ctx.Err()
+		r, err := l.waitReady(ctx, c)
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, r)
 	}
 	return out, nil
+}
+
+// waitReady waits for c's READY line.
+func (l *launcher) waitReady(ctx context.Context, c *child) (readyLine, error) {
+	timer := time.NewTimer(l.o.ReadyTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-c.ready:
+		c.readyAt = time.Now()
+		return r, nil
+	case <-c.exited:
+		return readyLine{}, c.failure("failed to start")
+	case <-timer.C:
+		return readyLine{}, fmt.Errorf("%s %s: not ready within %v", c.role, c.id, l.o.ReadyTimeout)
+	case <-ctx.Done():
+		return readyLine{}, ctx.Err()
+	}
 }
 
 func (l *launcher) start(role, id string) (*child, error) {
@@ -246,7 +398,17 @@ func (l *launcher) start(role, id string) (*child, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s %s: %w", role, id, err)
 	}
-	l.children = append(l.children, c)
+	l.mu.Lock()
+	replaced := false
+	for i, old := range l.children {
+		if old.id == id { // a restart: stopAll drains the new process
+			l.children[i], replaced = c, true
+		}
+	}
+	if !replaced {
+		l.children = append(l.children, c)
+	}
+	l.mu.Unlock()
 	l.log.Debug("started", "id", id, "pid", cmd.Process.Pid)
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -315,12 +477,12 @@ func (c *child) failure(what string) error {
 // StopTimeout. It returns an error naming the children that had to be killed.
 func (l *launcher) stopAll() error {
 	l.mu.Lock()
-	l.stop = true
+	children := append([]*child(nil), l.children...)
 	l.mu.Unlock()
 	var errs []error
 	for _, role := range []string{RoleGate, RoleConnector, RoleChat} {
 		var group []*child
-		for _, c := range l.children {
+		for _, c := range children {
 			if c.role == role {
 				group = append(group, c)
 			}

@@ -314,8 +314,9 @@ func TestConnectorCrash(t *testing.T) {
 }
 
 // TestLauncher runs `chatbench serve --topology split` as a process: the
-// READY line, the gate's HTTP port, a message across connectors, a child's
-// crash (the launcher exits non-zero naming it).
+// READY line, the gate's HTTP port, a message across connectors. Then a
+// shard is killed under it: the launcher reports it loudly and keeps the
+// rest running (the gate, the other shard's rooms, across connectors).
 func TestLauncher(t *testing.T) {
 	l := startLauncher(t, "--connectors", "2", "--shards", "2")
 	rid := roomsOn(1, 2, 1)[0]
@@ -331,23 +332,74 @@ func TestLauncher(t *testing.T) {
 			t.Errorf("gate HTTP %s = %d", path, code)
 		}
 	}
-	// A shard dies: the launcher stops the rest and fails with its error.
 	kids := childPIDs(t, l.cmd.Process.Pid)
-	var shard int
-	for pid, args := range kids {
-		if strings.Contains(args, "--role\x00chat") {
-			shard = pid
+	if len(kids) != 5 {
+		t.Fatalf("launcher children = %v, want 5", kids)
+	}
+	if err := syscall.Kill(childWithID(t, kids, "chat-1"), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	l.waitLog(t, `[chat-1] exited: signal: killed — its rooms answer 504 until it is back`)
+	// The rest keep running: the launcher, the gate, the other shard's rooms.
+	select {
+	case err := <-l.done:
+		l.done <- err
+		t.Fatalf("launcher exited after a shard died: %v\n%s", err, l.stderr())
+	default:
+	}
+	fresh := enterAll(t, l.ready["gate"], roomsOn(1, 2, 2)[1], usersOn("v", 0, 2, 1)[0], usersOn("v", 1, 2, 1)[0])
+	for _, group := range [][]*servertest.Client{cs, fresh} {
+		group[1].Request("chat.chatHandler.send", map[string]any{"content": "after", "target": "*"})
+		for _, c := range group {
+			if p := c.WaitPush("onChat"); p.Body["msg"] != "after" {
+				t.Fatalf("onChat after the shard died = %v", p.Body)
+			}
 		}
 	}
-	if len(kids) != 5 || shard == 0 {
-		t.Fatalf("launcher children = %v, want 5 with a chat shard", kids)
+	c, _ := servertest.Enter(t, l.ready["gate"], "w", roomsOn(1, 2, 1)[0])
+	if r := c.Request("connector.entryHandler.switchRoom", map[string]any{"rid": roomsOn(0, 2, 1)[0]}); r["code"] != float64(504) {
+		t.Errorf("switch into a room of the dead shard = %v, want 504", r)
 	}
-	if err := syscall.Kill(shard, syscall.SIGKILL); err != nil {
+	if got := len(childPIDs(t, l.cmd.Process.Pid)); got != 4 {
+		t.Errorf("launcher children after the crash = %d, want 4", got)
+	}
+}
+
+// TestLauncherRestart: with --restart, a shard killed under the launcher
+// comes back with the same id, and its rooms work again.
+func TestLauncherRestart(t *testing.T) {
+	l := startLauncher(t, "--connectors", "2", "--shards", "2", "--restart")
+	rid := roomsOn(0, 2, 1)[0] // on chat-1
+	kids := childPIDs(t, l.cmd.Process.Pid)
+	old := childWithID(t, kids, "chat-1")
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	l.waitLog(t, "[chat-1] exited: signal: killed")
+	l.waitLog(t, "[chat-1] restarted")
+	if now := childWithID(t, childPIDs(t, l.cmd.Process.Pid), "chat-1"); now == old {
+		t.Fatalf("chat-1 still has pid %d", old)
+	}
+	cs := enterAll(t, l.ready["gate"], rid, usersOn("r", 0, 2, 1)[0], usersOn("r", 1, 2, 1)[0])
+	cs[0].Request("chat.chatHandler.send", map[string]any{"content": "back", "target": "*"})
+	for _, c := range cs {
+		if p := c.WaitPush("onChat"); p.Body["msg"] != "back" {
+			t.Fatalf("onChat in %s after the restart = %v", rid, p.Body)
+		}
+	}
+}
+
+// TestLauncherExitOnChildFailure: with --exit-on-child-failure a child's
+// death stops the rest and the launcher exits 1 naming it, with no orphans.
+func TestLauncherExitOnChildFailure(t *testing.T) {
+	l := startLauncher(t, "--connectors", "1", "--shards", "1", "--exit-on-child-failure")
+	kids := childPIDs(t, l.cmd.Process.Pid)
+	if err := syscall.Kill(childWithID(t, kids, "chat-1"), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	err := l.wait(t, 15*time.Second)
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !regexp.MustCompile(`chat chat-\d exited .*killed`).MatchString(l.stderr()) {
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !regexp.MustCompile(`chat chat-1 exited .*killed`).MatchString(l.stderr()) {
 		t.Fatalf("launcher after a child's crash: %v; stderr:\n%s", err, l.stderr())
 	}
 	for pid := range kids {
@@ -355,6 +407,18 @@ func TestLauncher(t *testing.T) {
 			t.Errorf("child %d survived the launcher", pid)
 		}
 	}
+}
+
+// childWithID returns the pid of the child started with --id id.
+func childWithID(t *testing.T, kids map[int]string, id string) int {
+	t.Helper()
+	for pid, args := range kids {
+		if strings.Contains(args, "--id\x00"+id+"\x00") {
+			return pid
+		}
+	}
+	t.Fatalf("no child with --id %s in %v", id, kids)
+	return 0
 }
 
 // TestLauncherStartFailure: a connector that cannot listen makes the
@@ -407,6 +471,18 @@ func (l *launched) stderr() string {
 	l.logs.mu.Lock()
 	defer l.logs.mu.Unlock()
 	return l.logs.b.String()
+}
+
+// waitLog polls the launcher's stderr until it contains s.
+func (l *launched) waitLog(t *testing.T, s string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(l.stderr(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("launcher stderr has no %q within 20s:\n%s", s, l.stderr())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (l *launched) wait(t *testing.T, d time.Duration) error {

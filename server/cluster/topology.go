@@ -12,8 +12,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/chatbench/chatbench/server/gate"
 )
@@ -192,10 +195,78 @@ func Load(path string) (*Topology, error) {
 	if err := json.Unmarshal(b, &t); err != nil {
 		return nil, fmt.Errorf("topology %s: %w", path, err)
 	}
+	if err := checkKeys(b); err != nil {
+		return nil, fmt.Errorf("topology %s: %w", path, err)
+	}
 	if err := t.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &t, nil
+}
+
+// jsonKeys returns the JSON keys of struct v's fields, in field order.
+func jsonKeys(v any) []string {
+	var keys []string
+	rt := reflect.TypeOf(v)
+	for i := range rt.NumField() {
+		if name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			keys = append(keys, name)
+		}
+	}
+	return keys
+}
+
+var (
+	topologyKeys = jsonKeys(Topology{})
+	serverKeys   = jsonKeys(ServerSpec{})
+)
+
+// checkKeys rejects keys that encoding/json would ignore (a typo such as
+// "gatez" or "clientport", or a pomelo key such as "port"), naming the key,
+// where it is and the valid keys. b is a well-formed topology.
+func checkKeys(b []byte) error {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(b, &top); err != nil {
+		return err
+	}
+	if err := unknownKey(top, topologyKeys, ""); err != nil {
+		return err
+	}
+	for _, role := range []string{RoleGate, RoleConnector, RoleChat} {
+		raw, ok := top[role]
+		if !ok {
+			continue
+		}
+		var list []map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return fmt.Errorf("%s: %w", role, err)
+		}
+		for i, m := range list {
+			where := fmt.Sprintf("%s[%d]", role, i)
+			var id string
+			if json.Unmarshal(m["id"], &id) == nil && id != "" {
+				where += fmt.Sprintf(" (%q)", id)
+			}
+			if err := unknownKey(m, serverKeys, where+": "); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func unknownKey(m map[string]json.RawMessage, valid []string, where string) error {
+	var bad []string
+	for k := range m {
+		if !slices.Contains(valid, k) {
+			bad = append(bad, k)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	sort.Strings(bad)
+	return fmt.Errorf("%sunknown key %q (valid keys: %s)", where, bad[0], strings.Join(valid, ", "))
 }
 
 // Save writes the topology atomically (a reader never sees half a file).
