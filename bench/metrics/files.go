@@ -203,15 +203,94 @@ func ReadSeries(path string) ([]Second, error) {
 	return out, sc.Err()
 }
 
-// Merge combines the summaries of runs made at the same time on several
-// machines (each driving its own share of the clients): counters and
-// clients add up, histograms merge losslessly, series align by wall-clock
-// second, deliveries/s add up, the driver is bound if any part was; Parts
-// lists the inputs. Thresholds and Ceiling are dropped (re-evaluate them on
-// the merge). All parts must be of the same scenario.
-func Merge(parts ...*Summary) (*Summary, error) {
+// MergeOptions configure MergeWith.
+type MergeOptions struct {
+	// Force merges parts that do not look like parts of one run (different
+	// scenario, seed or topology, or time windows that do not overlap).
+	// The result is then a sum of unrelated runs: its rates are not those
+	// of any run.
+	Force bool
+}
+
+// MismatchError is Merge's refusal of parts that are not parts of one
+// multi-machine run.
+type MismatchError struct {
+	Field string // "scenario", "seed", "topology" or "time"
+	Part  int    // index of the part that differs from part 0 (or from the others, for "time")
+	Got   string // the part's value
+	Want  string // part 0's value (for "time": the window the other parts share)
+}
+
+func (e *MismatchError) Error() string {
+	if e.Field == "time" {
+		return fmt.Sprintf("metrics: merge: part %d ran %s, which does not overlap %s: merge combines parts of ONE run "+
+			"made at the same time on several machines", e.Part, e.Got, e.Want)
+	}
+	return fmt.Sprintf("metrics: merge: part %d has %s %s, part 0 has %s %s: merge combines parts of ONE run "+
+		"(same scenario, seed and topology) made at the same time on several machines", e.Part, e.Field, e.Got, e.Field, e.Want)
+}
+
+func window(a, b time.Time) string {
+	return a.UTC().Format("15:04:05.000") + ".." + b.UTC().Format("15:04:05.000")
+}
+
+// checkParts returns a *MismatchError when parts cannot be parts of one run.
+func checkParts(parts []*Summary) error {
+	first := parts[0]
+	for i, p := range parts[1:] {
+		i++
+		switch {
+		case p.Scenario != first.Scenario:
+			return &MismatchError{Field: "scenario", Part: i, Got: strconv.Quote(p.Scenario), Want: strconv.Quote(first.Scenario)}
+		case p.Seed != first.Seed:
+			return &MismatchError{Field: "seed", Part: i, Got: strconv.FormatInt(p.Seed, 10), Want: strconv.FormatInt(first.Seed, 10)}
+		case p.Topology != first.Topology:
+			return &MismatchError{Field: "topology", Part: i, Got: strconv.Quote(p.Topology), Want: strconv.Quote(first.Topology)}
+		}
+	}
+	// Every part must share one instant with all the others: the latest
+	// start is before the earliest end.
+	lo, hi := first.Start, first.End
+	for i, p := range parts[1:] {
+		i++
+		if !p.Start.Before(hi) || !lo.Before(p.End) {
+			return &MismatchError{Field: "time", Part: i, Got: window(p.Start, p.End), Want: window(lo, hi)}
+		}
+		if p.Start.After(lo) {
+			lo = p.Start
+		}
+		if p.End.Before(hi) {
+			hi = p.End
+		}
+	}
+	return nil
+}
+
+// Merge combines the summaries of the parts of ONE run made at the same time
+// on several machines (each driving its own share of the clients): counters
+// and clients add up, histograms merge losslessly, series align by
+// wall-clock second, deliveries/s is recomputed over the union of the
+// parts' message phases, the driver is bound if any part was; Parts lists
+// the inputs. Thresholds and Ceiling are dropped (re-evaluate them on the
+// merge). It refuses, with a *MismatchError, parts of different scenarios,
+// seeds or topologies, or parts whose time windows do not overlap
+// (MergeWith with Force merges them anyway).
+func Merge(parts ...*Summary) (*Summary, error) { return MergeWith(MergeOptions{}, parts...) }
+
+// MergeWith is Merge with options.
+func MergeWith(o MergeOptions, parts ...*Summary) (*Summary, error) {
 	if len(parts) == 0 {
 		return nil, errors.New("metrics: merge: no summaries")
+	}
+	for i, p := range parts {
+		if err := CheckSchema(p.Schema); err != nil {
+			return nil, fmt.Errorf("metrics: merge part %d: %w", i, err)
+		}
+	}
+	if !o.Force {
+		if err := checkParts(parts); err != nil {
+			return nil, err
+		}
 	}
 	first := parts[0]
 	out := &Summary{
@@ -222,6 +301,17 @@ func Merge(parts ...*Summary) (*Summary, error) {
 		Ops:      map[string]OpStats{},
 		Counters: Counters{ErrorsByCode: map[int]int64{}, ErrorsByKind: map[string]int64{}, ErrorsByOp: map[string]int64{}},
 	}
+	if o.Force {
+		// Label what differs instead of showing part 0's value as the merge's.
+		for _, p := range parts[1:] {
+			if p.Scenario != out.Scenario && !strings.Contains(out.Scenario, "+") {
+				out.Scenario += "+" + p.Scenario
+			}
+			if p.Topology != first.Topology {
+				out.Topology = "mixed"
+			}
+		}
+	}
 	hists := map[string]*hdr.Histogram{}
 	type sec struct {
 		s Second
@@ -230,12 +320,6 @@ func Merge(parts ...*Summary) (*Summary, error) {
 	secs := map[int64]*sec{}
 	var reasons []string
 	for i, p := range parts {
-		if err := CheckSchema(p.Schema); err != nil {
-			return nil, fmt.Errorf("metrics: merge part %d: %w", i, err)
-		}
-		if p.Scenario != first.Scenario {
-			return nil, fmt.Errorf("metrics: merge: part %d is scenario %q, part 0 is %q", i, p.Scenario, first.Scenario)
-		}
 		if p.Start.Before(out.Start) {
 			out.Start = p.Start
 		}
@@ -260,6 +344,8 @@ func Merge(parts ...*Summary) (*Summary, error) {
 		k.Lost += c.Lost
 		k.Duplicated += c.Duplicated
 		k.OutOfOrder += c.OutOfOrder
+		k.Misrouted += c.Misrouted
+		k.Extra += c.Extra
 		k.LateSends += c.LateSends
 		k.Requests += c.Requests
 		k.Errors += c.Errors
@@ -273,7 +359,6 @@ func Merge(parts ...*Summary) (*Summary, error) {
 		for op, n := range c.ErrorsByOp {
 			k.ErrorsByOp[op] += n
 		}
-		out.DeliveriesPerSec += p.DeliveriesPerSec
 		d := &out.Driver
 		d.CPUPercent = max(d.CPUPercent, p.Driver.CPUPercent)
 		d.GCPauseTotalUs = max(d.GCPauseTotalUs, p.Driver.GCPauseTotalUs)
@@ -317,7 +402,16 @@ func Merge(parts ...*Summary) (*Summary, error) {
 						op := &out.Phases[j]
 						op.Sent += q.Sent
 						op.Delivered += q.Delivered
-						op.DeliveriesPerSec += q.DeliveriesPerSec
+						if q.Start.Before(op.Start) {
+							op.Start = q.Start
+						}
+						if q.End.After(op.End) {
+							op.End = q.End
+						}
+						// The parts' active windows are not stored, only their
+						// lengths: the longest is the best (shortest) bound of
+						// their union.
+						op.ActiveS = max(op.ActiveS, q.ActiveS)
 					}
 				}
 			}
@@ -348,6 +442,26 @@ func Merge(parts ...*Summary) (*Summary, error) {
 		m.s.ElapsedS = time.UnixMilli(m.s.UnixMs).Sub(out.Start).Seconds()
 		out.PeakDeliveriesPerSec = max(out.PeakDeliveriesPerSec, float64(m.s.Delivered))
 		out.Series = append(out.Series, m.s)
+	}
+	for j := range out.Phases {
+		p := &out.Phases[j]
+		p.DeliveriesPerSec = 0
+		if d := p.End.Sub(p.Start).Seconds(); d > 0 {
+			p.DeliveriesPerSec = float64(p.Delivered) / d
+		}
+		p.ActiveDeliveriesPerSec = 0
+		if p.ActiveS > 0 {
+			p.ActiveDeliveriesPerSec = float64(p.Delivered) / p.ActiveS
+		}
+	}
+	// Throughput over the union window of the message phases (each phase
+	// spans all parts' phases of that name), as for one run. It is bounded
+	// by the best merged second: a window's average cannot beat its best
+	// second except through partial seconds at the edges of unaligned
+	// ticks, which are not a throughput.
+	out.DeliveriesPerSec = deliveriesPerSec(out)
+	if out.PeakDeliveriesPerSec > 0 {
+		out.DeliveriesPerSec = min(out.DeliveriesPerSec, out.PeakDeliveriesPerSec)
 	}
 	return out, nil
 }

@@ -3,6 +3,7 @@ package metrics
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -225,8 +226,7 @@ func TestMerge(t *testing.T) {
 	}
 	if m.Counters.Delivered != 2000 || m.Ops["delivery"].Count != 2000 || m.Clients != 20 || m.Counters.ErrorsByCode[429] != 2 ||
 		!m.Driver.DriverBound || m.Driver.DriverBoundWhy != "part 1 ("+b.Machine.Hostname+"): cpu" && m.Driver.DriverBoundWhy != "part 1: cpu" ||
-		len(m.Parts) != 2 || m.DeliveriesPerSec != 1000 || len(m.Series) != 3 || m.Series[1].Delivered != 2000 ||
-		m.Phases[1].Delivered != 2000 {
+		len(m.Parts) != 2 || len(m.Series) != 3 || m.Series[1].Delivered != 2000 || m.Phases[1].Delivered != 2000 {
 		t.Fatalf("merge: %+v", m)
 	}
 	// Lossless: merged stats equal the stats of one histogram of all values.
@@ -238,12 +238,70 @@ func TestMerge(t *testing.T) {
 	if got, want := m.Ops["delivery"], StatsOf(all); got != want {
 		t.Fatalf("merged stats %+v, want %+v", got, want)
 	}
-	b.Scenario = "other"
-	if _, err := Merge(a, b); err == nil {
-		t.Fatal("merged different scenarios")
+	// Over the union of the chat phases (1.00 s .. 3.01 s): 2000 / 2.01 s.
+	if want := 2000 / 2.01; math.Abs(m.DeliveriesPerSec-want) > 0.01 || m.DeliveriesPerSec > m.PeakDeliveriesPerSec {
+		t.Fatalf("merged deliveries/s %v, want %v (peak %v)", m.DeliveriesPerSec, want, m.PeakDeliveriesPerSec)
+	}
+	if p := m.Phases[1]; !p.Start.Equal(t0.Add(time.Second)) || !p.End.Equal(t0.Add(3010*time.Millisecond)) ||
+		math.Abs(p.DeliveriesPerSec-2000/2.01) > 0.01 {
+		t.Fatalf("merged chat phase %+v", p)
 	}
 	if _, err := Merge(); err == nil {
 		t.Fatal("merged nothing")
+	}
+}
+
+// TestMergeRefusesUnrelatedRuns: merge is for the parts of one run; parts
+// that differ in scenario, seed or topology, or that did not overlap in
+// time, are refused with an error naming the field, unless forced.
+func TestMergeRefusesUnrelatedRuns(t *testing.T) {
+	tests := []struct {
+		name  string
+		field string
+		edit  func(s *Summary)
+	}{
+		{"scenario", "scenario", func(s *Summary) { s.Scenario = "other" }},
+		{"seed", "seed", func(s *Summary) { s.Seed = 7 }},
+		{"topology", "topology", func(s *Summary) { s.Topology = "split" }},
+		{"later", "time", func(s *Summary) { shift(s, time.Minute) }},
+		{"earlier", "time", func(s *Summary) { shift(s, -3*time.Second) }}, // ends exactly when part 0 starts
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, b := fakeRun(t, t0), fakeRun(t, t0)
+			a.Topology, b.Topology = "single", "single"
+			tt.edit(b)
+			_, err := Merge(a, b)
+			var me *MismatchError
+			if !errors.As(err, &me) || me.Field != tt.field || me.Part != 1 || !strings.Contains(err.Error(), "ONE run") {
+				t.Fatalf("err = %v, want a %s mismatch of part 1", err, tt.field)
+			}
+			m, err := MergeWith(MergeOptions{Force: true}, a, b)
+			if err != nil {
+				t.Fatalf("forced: %v", err)
+			}
+			if m.Counters.Delivered != 2000 || m.DeliveriesPerSec > m.PeakDeliveriesPerSec {
+				t.Fatalf("forced merge: delivered %d, %v/s, peak %v", m.Counters.Delivered, m.DeliveriesPerSec, m.PeakDeliveriesPerSec)
+			}
+			if tt.field == "topology" && m.Topology != "mixed" {
+				t.Fatalf("forced merge of single and split is topology %q", m.Topology)
+			}
+		})
+	}
+	// A third part that overlaps part 1 but not part 0 is refused too.
+	a, b, c := fakeRun(t, t0), fakeRun(t, t0.Add(2*time.Second)), fakeRun(t, t0.Add(4*time.Second))
+	if _, err := Merge(a, b, c); err == nil {
+		t.Fatal("merged parts without a common instant")
+	}
+}
+
+func shift(s *Summary, d time.Duration) {
+	s.Start, s.End = s.Start.Add(d), s.End.Add(d)
+	for i := range s.Phases {
+		s.Phases[i].Start, s.Phases[i].End = s.Phases[i].Start.Add(d), s.Phases[i].End.Add(d)
+	}
+	for i := range s.Series {
+		s.Series[i].UnixMs += d.Milliseconds()
 	}
 }
 

@@ -60,6 +60,8 @@ const (
 	LateSends
 	Requests
 	Connected
+	Misrouted // onChat deliveries to a client that was not an expected recipient
+	Extra     // deliveries to members in transit during a room switch (neither expected nor lost)
 	numCounters
 )
 

@@ -139,6 +139,8 @@ func (r *Run) Finish(end time.Time) *Summary {
 		k.Lost += c.counters[Lost]
 		k.Duplicated += c.counters[Duplicated]
 		k.OutOfOrder += c.counters[OutOfOrder]
+		k.Misrouted += c.counters[Misrouted]
+		k.Extra += c.counters[Extra]
 		k.LateSends += c.counters[LateSends]
 		k.Requests += c.counters[Requests]
 		k.Errors += c.errors

@@ -91,6 +91,12 @@ type PhaseStats struct {
 	Sent             int64     `json:"sent"`
 	Delivered        int64     `json:"delivered"`
 	DeliveriesPerSec float64   `json:"deliveries_per_s"`
+	// ActiveS is the phase's active window, from its first scheduled send to
+	// its last delivery (message phases with deliveries; omitted otherwise),
+	// and ActiveDeliveriesPerSec = Delivered / ActiveS (burst throughput;
+	// omitted when the window is too short for a rate).
+	ActiveS                float64 `json:"active_s,omitempty"`
+	ActiveDeliveriesPerSec float64 `json:"active_deliveries_per_s,omitempty"`
 }
 
 // OpStats are the latency statistics of one operation, in microseconds, and
@@ -116,9 +122,16 @@ type Counters struct {
 	Lost       int64 `json:"lost"`         // expected, never delivered
 	Duplicated int64 `json:"duplicated"`   // delivered again
 	OutOfOrder int64 `json:"out_of_order"` // arrived after a later message of the same sender
-	LateSends  int64 `json:"late_sends"`   // sends that could not go out on schedule
-	Requests   int64 `json:"requests"`     // requests and connects attempted (denominator of the error rate)
-	Errors     int64 `json:"errors"`       // all errors
+	// Misrouted counts onChat deliveries to a client that was not an
+	// expected recipient (a private message to the wrong member, a room's
+	// message to a non-member); not in Delivered. Extra counts deliveries to
+	// members in transit during a room switch (neither expected nor lost;
+	// in Delivered).
+	Misrouted int64 `json:"misrouted"`
+	Extra     int64 `json:"extra"`
+	LateSends int64 `json:"late_sends"` // sends that could not go out on schedule
+	Requests  int64 `json:"requests"`   // requests and connects attempted (denominator of the error rate)
+	Errors    int64 `json:"errors"`     // all errors
 	// ErrorsByCode counts error responses by pomelo code (500, 503, ...);
 	// errors without a code (timeouts, closed sockets) are under 0.
 	ErrorsByCode map[int]int64 `json:"errors_by_code"`

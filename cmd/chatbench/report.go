@@ -22,6 +22,7 @@ type reportOptions struct {
 	out     string
 	noPlots bool
 	merge   bool
+	force   bool
 }
 
 func runReport(ctx context.Context, args []string) error { return report(ctx, args, os.Stdout) }
@@ -39,7 +40,8 @@ func report(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fs.StringVarP(&o.out, "out", "o", "", "directory for report.txt and the plots (default: the run's directory; for several runs, compare-<first>-vs-<last> next to the first)")
 	fs.BoolVar(&o.noPlots, "no-plots", false, "print the text only, write nothing")
-	fs.BoolVar(&o.merge, "merge", false, "merge the runs (made at the same time on several machines) into one summary written to --out, and report it")
+	fs.BoolVar(&o.merge, "merge", false, "merge the parts of ONE run (same scenario, seed and topology, made at the same time on several machines) into one summary written to --out, and report it")
+	fs.BoolVar(&o.force, "force", false, "with --merge: merge runs that differ in scenario, seed or topology or did not overlap in time (the numbers are then not those of any run)")
 	// Positional arguments are the directories: parse here instead of
 	// parseFlags, which refuses them.
 	if err := fs.Parse(args); err != nil {
@@ -68,7 +70,13 @@ func reportRun(_ context.Context, o reportOptions, dirs []string, stdout io.Writ
 		for i, r := range runs {
 			sums[i] = r.Summary
 		}
-		m, err := metrics.Merge(sums...)
+		m, err := metrics.MergeWith(metrics.MergeOptions{Force: o.force}, sums...)
+		var me *metrics.MismatchError
+		if errors.As(err, &me) {
+			return fmt.Errorf("%w\n  part 0 = %s, part %d = %s\n  merge only the result directories of one multi-machine run; "+
+				"compare separate runs with `chatbench report %s %s` (no --merge), or pass --force to merge anyway",
+				err, runs[0].Dir, me.Part, runs[me.Part].Dir, runs[0].Dir, runs[me.Part].Dir)
+		}
 		if err != nil {
 			return err
 		}
