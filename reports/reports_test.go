@@ -74,9 +74,17 @@ func fixture(t *testing.T, dir string, base time.Duration, seed uint64, bound bo
 	s.Machine.Fingerprint = metrics.Fingerprint(s.Machine)
 	s.Driver = metrics.DriverCheck{CPUPercent: 71, GCPauseTotalUs: 5400, GCPauseMaxUs: 800, SchedLagP99Us: 350, SchedLagMaxUs: 2100,
 		MemoryPerClientB: 9200}
+	// The storm's bursts were active 4.2 s of its 5 s.
+	s.Phases[1].ActiveS = 4.2
+	s.Phases[1].ActiveDeliveriesPerSec = float64(s.Phases[1].Delivered) / 4.2
 	if bound {
 		s.Driver.DriverBound = true
 		s.Driver.DriverBoundWhy = "driver cpu 190% of 200%, scheduler lag p99 12ms"
+		// The second run is a split one, with members in transit and
+		// misrouted messages: the report must tell it from the first.
+		s.Topology, s.Target = "split", "10.0.0.2:3014"
+		s.Counters.Extra, s.Counters.Misrouted = 399, 2
+		s.Counters.Delivered += 399
 	}
 	s.Ceiling = &metrics.Ceiling{DeliveriesPerSec: 125000, Ratio: s.DeliveriesPerSec / 125000, Fingerprint: s.Machine.Fingerprint}
 	s.Thresholds = []metrics.ThresholdResult{
@@ -208,6 +216,30 @@ func TestNoSamples(t *testing.T) {
 	}
 	if len(files) != 2 || !strings.Contains(b.String(), "(no samples)") { // text and the (flat) series plot
 		t.Fatalf("files %v\n%s", files, b.String())
+	}
+}
+
+// TestThresholdNoSamples: a latency threshold of an operation without
+// samples reads "FAIL ... no samples", never "0us <= limit", and fails even
+// when an older summary recorded it as passed.
+func TestThresholdNoSamples(t *testing.T) {
+	for _, stored := range []bool{false, true} {
+		s := metrics.NewRun(metrics.Options{Start: start}).Finish(start.Add(time.Second))
+		s.Scenario = "empty"
+		s.Thresholds = []metrics.ThresholdResult{
+			{Name: "p99_delivery_max", Limit: 250000, Unit: "us", Pass: stored},
+			{Name: "loss_max", Limit: 0, Unit: "ratio", Pass: true},
+		}
+		var b bytes.Buffer
+		if err := WriteText(&b, FromSummary("results/empty", s)); err != nil {
+			t.Fatal(err)
+		}
+		got := b.String()
+		if !strings.Contains(got, "thresholds FAIL\n") ||
+			!strings.Contains(got, "  FAIL p99_delivery_max       no samples (no delivery was measured; limit 250.0ms)\n") ||
+			!strings.Contains(got, "  ok   loss_max") || strings.Contains(got, "0us <=") {
+			t.Errorf("stored pass %v:\n%s", stored, got)
+		}
 	}
 }
 

@@ -75,11 +75,18 @@ func WriteText(w io.Writer, r Run) error {
 	}
 	c := s.Counters
 	b.WriteString("\n")
-	fmt.Fprintf(&b, "messages   sent %s, delivered %s of %s expected\n", Count(c.Sent), Count(c.Delivered), Count(c.Expected))
+	extra := ""
+	if c.Extra > 0 {
+		extra = fmt.Sprintf(" (+%s to members mid-switch)", Count(c.Extra))
+	}
+	fmt.Fprintf(&b, "messages   sent %s, delivered %s of %s expected%s\n", Count(c.Sent), Count(c.Delivered), Count(c.Expected), extra)
 	fmt.Fprintf(&b, "throughput %s deliveries/s over the message phases (peak second %s)\n",
 		Count(int64(s.DeliveriesPerSec+0.5)), Rate(s.PeakDeliveriesPerSec))
 	fmt.Fprintf(&b, "losses     lost %s, duplicated %s, out of order %s, late sends %s\n",
 		Count(c.Lost), Count(c.Duplicated), Count(c.OutOfOrder), Count(c.LateSends))
+	if c.Misrouted > 0 {
+		fmt.Fprintf(&b, "           misrouted %s (chat messages delivered to a client that was not a recipient)\n", Count(c.Misrouted))
+	}
 	fmt.Fprintf(&b, "errors     %s of %s requests (%.2f%%)%s\n", Count(c.Errors), Count(c.Requests), 100*s.ErrorRate(), errorBreakdown(c))
 	if c.Clamped > 0 {
 		fmt.Fprintf(&b, "           %s latencies outside 1us..1h were clamped\n", Count(c.Clamped))
@@ -110,8 +117,8 @@ func WriteText(w io.Writer, r Run) error {
 		}
 		fmt.Fprintf(tw, "%-*s\t%-*s\tstart\tend\tsent\tdelivered\tdeliveries/s\t\n", pw, "phase", kw, "kind")
 		for _, p := range s.Phases {
-			fmt.Fprintf(tw, "%-*s\t%-*s\t%.1fs\t%.1fs\t%s\t%s\t%s\t\n", pw, p.Name, kw, p.Kind, p.Start.Sub(s.Start).Seconds(),
-				p.End.Sub(s.Start).Seconds(), Count(p.Sent), Count(p.Delivered), Rate(p.DeliveriesPerSec))
+			fmt.Fprintf(tw, "%-*s\t%-*s\t%.1fs\t%.1fs\t%s\t%s\t%s\t%s\n", pw, p.Name, kw, p.Kind, p.Start.Sub(s.Start).Seconds(),
+				p.End.Sub(s.Start).Seconds(), Count(p.Sent), Count(p.Delivered), Rate(p.DeliveriesPerSec), activeText(p))
 		}
 		tw.Flush()
 	}
@@ -124,19 +131,29 @@ func WriteText(w io.Writer, r Run) error {
 	if len(s.Thresholds) > 0 {
 		pass := true
 		for _, t := range s.Thresholds {
-			pass = pass && t.Pass
+			pass = pass && thresholdPass(s, t)
 		}
 		fmt.Fprintf(&b, "thresholds %s\n", map[bool]string{true: "PASS", false: "FAIL"}[pass])
 		for _, t := range s.Thresholds {
 			verdict := "ok  "
-			if !t.Pass {
+			if !thresholdPass(s, t) {
 				verdict = "FAIL"
 			}
-			fmt.Fprintf(&b, "  %s %-22s %s\n", verdict, t.Name, thresholdText(t))
+			fmt.Fprintf(&b, "  %s %-22s %s\n", verdict, t.Name, thresholdText(s, t))
 		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// activeText is the burst throughput of a storm phase: its deliveries over
+// its active window (first scheduled send to last delivery) rather than over
+// the whole phase, which includes the quiet time between bursts.
+func activeText(p metrics.PhaseStats) string {
+	if p.Kind != "storm" || p.ActiveDeliveriesPerSec <= 0 || p.ActiveS <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("  burst %s over %.1f s active", Rate(p.ActiveDeliveriesPerSec), p.ActiveS)
 }
 
 func errorBreakdown(c metrics.Counters) string {
@@ -194,13 +211,45 @@ func driverVerdict(d metrics.DriverCheck) string {
 	return v + ")"
 }
 
-func thresholdText(t metrics.ThresholdResult) string {
+// latencyOp is the operation a latency threshold is about: "delivery" for
+// p99_delivery_max (thresholds named p<quantile>_<op>_max, in us).
+func latencyOp(t metrics.ThresholdResult) (string, bool) {
+	if t.Unit != "us" || !strings.HasPrefix(t.Name, "p") {
+		return "", false
+	}
+	_, rest, ok := strings.Cut(t.Name, "_")
+	if !ok {
+		return "", false
+	}
+	op, ok := strings.CutSuffix(rest, "_max")
+	return op, ok && op != ""
+}
+
+// noSamples reports whether t is a latency threshold whose operation has no
+// sample in s: a percentile of nothing is undefined, not 0.
+func noSamples(s *metrics.Summary, t metrics.ThresholdResult) bool {
+	op, ok := latencyOp(t)
+	return ok && s.Ops[op].Count == 0
+}
+
+// thresholdPass is t.Pass, except that a latency threshold without samples
+// always fails (summaries written before the evaluator checked this may
+// say pass).
+func thresholdPass(s *metrics.Summary, t metrics.ThresholdResult) bool {
+	return t.Pass && !noSamples(s, t)
+}
+
+func thresholdText(s *metrics.Summary, t metrics.ThresholdResult) string {
 	op := "<="
 	if strings.HasPrefix(t.Name, "min_") {
 		op = ">="
 	}
 	switch t.Unit {
 	case "us":
+		if noSamples(s, t) {
+			name, _ := latencyOp(t)
+			return fmt.Sprintf("no samples (no %s was measured; limit %s)", name, Us(int64(t.Limit)))
+		}
 		return fmt.Sprintf("%s %s %s", Us(int64(t.Actual)), op, Us(int64(t.Limit)))
 	case "1/s":
 		return fmt.Sprintf("%s %s %s", Rate(t.Actual), op, Rate(t.Limit))
@@ -209,17 +258,19 @@ func thresholdText(t metrics.ThresholdResult) string {
 	}
 }
 
-// WriteComparison writes one row per run: clients, deliveries/s, delivery
+// WriteComparison writes one row per run: scenario, topology, target
+// (single and split runs of one scenario are different rows), clients, deliveries/s, delivery
 // percentiles, last-recipient p99, losses, errors, driver verdict and
 // ceiling ratio; later rows also show deliveries/s and p99 relative to the
 // first run.
 func WriteComparison(w io.Writer, runs []Run) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	rw, sw := len("run"), len("scenario")
+	rw, sw, tw0, gw := len("run"), len("scenario"), len("topology"), len("target")
 	for _, r := range runs {
 		rw, sw = max(rw, len(r.Label)), max(sw, len(r.Summary.Scenario))
+		tw0, gw = max(tw0, len(orDash(r.Summary.Topology))), max(gw, len(orDash(r.Summary.Target)))
 	}
-	fmt.Fprintf(tw, "%-*s\t%-*s\tclients\tdeliveries/s\tvs first\tp50\tp99\tp99 vs first\tp99.9\tmax\tlast p99\tlost\tdup\tooo\terrors\tdriver\tceiling\t\n", rw, "run", sw, "scenario")
+	fmt.Fprintf(tw, "%-*s\t%-*s\t%-*s\t%-*s\tclients\tdeliveries/s\tvs first\tp50\tp99\tp99 vs first\tp99.9\tmax\tlast p99\tlost\tdup\tooo\terrors\tdriver\tceiling\t\n", rw, "run", sw, "scenario", tw0, "topology", gw, "target")
 	var base *metrics.Summary
 	for _, r := range runs {
 		s := r.Summary
@@ -239,8 +290,8 @@ func WriteComparison(w io.Writer, runs []Run) error {
 		if s.Ceiling != nil {
 			ceil = fmt.Sprintf("%.2f", s.Ceiling.Ratio)
 		}
-		fmt.Fprintf(tw, "%-*s\t%-*s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", rw, r.Label, sw, s.Scenario,
-			Count(int64(s.Clients)), Rate(s.DeliveriesPerSec), orDash(rel), Us(d.P50Us), Us(d.P99Us), orDash(relP99),
+		fmt.Fprintf(tw, "%-*s\t%-*s\t%-*s\t%-*s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", rw, r.Label, sw, s.Scenario,
+			tw0, orDash(s.Topology), gw, orDash(s.Target), Count(int64(s.Clients)), Rate(s.DeliveriesPerSec), orDash(rel), Us(d.P50Us), Us(d.P99Us), orDash(relP99),
 			Us(d.P999Us), Us(d.MaxUs), Us(s.Ops["last_recipient"].P99Us), Count(s.Counters.Lost),
 			Count(s.Counters.Duplicated), Count(s.Counters.OutOfOrder), Count(s.Counters.Errors), drv, ceil)
 	}
