@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -47,14 +46,8 @@ func addSplitFlags(fs *pflag.FlagSet, f *splitFlags) {
 var splitOnly = []string{"shards", "nats", "nats-port", "connector-http-port", "shard-http-port", "topology-file",
 	"role", "id", "restart", "exit-on-child-failure", "request-timeout", "conn-timeout"}
 
-// usageOut is where usage errors are printed (main prints nothing for errUsage).
-var usageOut io.Writer = os.Stderr
-
-// serveUsage prints a usage error and returns it wrapped in errUsage (exit 2).
-func serveUsage(err error) error {
-	fmt.Fprintf(usageOut, "chatbench serve: %v\n", err)
-	return fmt.Errorf("%w: %v", errUsage, err)
-}
+// serveUsage wraps err as a usage error: main prints it and exits 2.
+func serveUsage(err error) error { return fmt.Errorf("%w: %v", errUsage, err) }
 
 // checkTopologyFlags rejects serve flags that would otherwise be ignored or
 // silently replaced: split-only flags with --topology single, counts below

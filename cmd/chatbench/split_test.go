@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,8 +12,6 @@ import (
 // TestServeTopologyFlagErrors: nonsense topology flags are usage errors that
 // name the flag and the fix, before anything starts.
 func TestServeTopologyFlagErrors(t *testing.T) {
-	usageOut = io.Discard
-	t.Cleanup(func() { usageOut = os.Stderr })
 	file := filepath.Join(t.TempDir(), "servers.json")
 	if err := os.WriteFile(file, []byte(`{"gatez": [], "gate": [{"id": "gate", "clientPort": 1}],
 		"connector": [{"id": "connector-1", "clientPort": 2}], "chat": [{"id": "chat-1"}]}`), 0o644); err != nil {
