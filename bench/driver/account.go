@@ -1,6 +1,8 @@
 package driver
 
 import (
+	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -10,8 +12,10 @@ import (
 // lock; receivers touch only the atomics.
 type entry struct {
 	intended  int64
-	last      atomic.Int64 // latest receipt (client.Now)
-	delivered atomic.Int32 // unique deliveries seen
+	last      atomic.Int64  // latest receipt (client.Now)
+	delivered atomic.Int32  // unique deliveries to expected recipients
+	extra     atomic.Int32  // unique deliveries to members in transit (room switch)
+	pub       atomic.Uint64 // roomSeq, stored once room/target/roomSeq are set (receivers read them after it)
 	acked     atomic.Bool
 	failed    bool  // the send got an error: nothing is expected (room lock)
 	expected  int32 // recipients certain at send time (room lock)
@@ -88,6 +92,7 @@ func (t *table) each(from, to uint64, fn func(gid uint64, e *entry)) {
 // room is the driver's knowledge of one room's membership.
 type room struct {
 	mu         sync.Mutex
+	idx        int
 	id         string
 	qid        string           // id as a JSON string
 	members    map[int32]uint64 // stable members -> room message counter when they became stable
@@ -97,14 +102,110 @@ type room struct {
 	inflight   []*entry // sent, not yet acknowledged
 
 	// counters read at the end (atomics: receivers add to them)
-	dup atomic.Int64
-	ooo atomic.Int64
+	dup       atomic.Int64
+	ooo       atomic.Int64
+	misrouted atomic.Int64 // this room's messages delivered to non-recipients
 
 	// leave accounting
 	leaveExpected atomic.Int64 // onLeave pushes expected by remaining members
 	leaveSeen     atomic.Int64
 
 	stats RoomStats // filled at finalize (control goroutine)
+
+	pres []presence // every client's presence, by client index (shared by all rooms)
+}
+
+// stint is a span of one client's presence in a room, in the room's message
+// counter: messages with from < roomSeq <= to were sent during it. A stable
+// stint makes the client an expected recipient of those messages, except
+// the ones in maybe (in flight when it started switching away); a transit
+// stint (switching in or out) makes it a possible one, as do the messages
+// in maybe of a transit stint (in flight when it started switching in).
+type stint struct {
+	room     int32
+	transit  bool
+	from, to uint64
+	maybe    []uint64
+}
+
+const openSeq = math.MaxUint64
+
+// maxStints bounds a client's presence history (its oldest stints go).
+const maxStints = 8
+
+// presence is a client's recent room history: written under the rooms'
+// locks by the control and sender goroutines, read by its reader goroutine
+// for every onChat (its own lock: uncontended).
+type presence struct {
+	mu     sync.Mutex
+	stints []stint
+}
+
+func (p *presence) begin(s stint) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	if len(p.stints) >= maxStints {
+		p.stints = slices.Delete(p.stints, 0, 1)
+	}
+	s.to = openSeq
+	p.stints = append(p.stints, s)
+	p.mu.Unlock()
+}
+
+// end closes the open stint of room (stable or transit) at seq, adding the
+// in-flight messages that became uncertain for it.
+func (p *presence) end(room int32, transit bool, seq uint64, maybe []uint64) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	for i := len(p.stints) - 1; i >= 0; i-- {
+		st := &p.stints[i]
+		if st.room == room && st.transit == transit && st.to == openSeq {
+			st.to = seq
+			st.maybe = append(st.maybe, maybe...)
+			break
+		}
+	}
+	p.mu.Unlock()
+}
+
+// recipient classes of one delivery
+const (
+	notRecipient = iota // misrouted
+	expectedRecipient
+	transitRecipient // extra
+)
+
+// class tells whether the client was an expected recipient of the message
+// roomSeq of room, a possible one (in transit), or neither.
+func (p *presence) class(room int32, seq uint64) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c := notRecipient
+	for i := range p.stints {
+		st := &p.stints[i]
+		if st.room != room {
+			continue
+		}
+		in := st.from < seq && seq <= st.to
+		switch {
+		case in && !st.transit && !slices.Contains(st.maybe, seq):
+			return expectedRecipient
+		case in || slices.Contains(st.maybe, seq):
+			c = transitRecipient
+		}
+	}
+	return c
+}
+
+func (r *room) presence(m int32) *presence {
+	if int(m) < 0 || int(m) >= len(r.pres) {
+		return nil
+	}
+	return &r.pres[m]
 }
 
 // counted reports whether member m was a certain recipient of e (room lock held).
@@ -138,6 +239,7 @@ func (r *room) beginSend(e *entry) bool {
 	}
 	e.inflight = int32(len(r.inflight))
 	r.inflight = append(r.inflight, e)
+	e.pub.Store(e.roomSeq)
 	return true
 }
 
@@ -170,10 +272,16 @@ func (r *room) leaveMember(m int32) int { return r.removeMember(m, false) }
 // switch completes (switchedAway), messages sent here may still reach it.
 func (r *room) switchAway(m int32) { r.removeMember(m, true) }
 
-func (r *room) switchedAway() {
+// switchedAway ends m's switch away from the room; after a failed switch
+// (ok false) where the server put m is unknown: its transit stays open, so
+// later deliveries from this room count as extra, not misrouted.
+func (r *room) switchedAway(m int32, ok bool) {
 	r.mu.Lock()
 	if r.transitOut > 0 {
 		r.transitOut--
+	}
+	if ok {
+		r.presence(m).end(int32(r.idx), true, r.msgSeq, nil)
 	}
 	r.mu.Unlock()
 }
@@ -194,13 +302,20 @@ func (r *room) removeMember(m int32, switching bool) int {
 	if switching {
 		r.transitOut++
 	}
+	var maybe []uint64
 	for _, e := range r.inflight {
 		if r.counted(e, m) {
 			e.expected--
 			e.maybe++
+			maybe = append(maybe, e.roomSeq)
 		}
 	}
 	delete(r.members, m)
+	p := r.presence(m)
+	p.end(int32(r.idx), false, r.msgSeq, maybe)
+	if switching {
+		p.begin(stint{room: int32(r.idx), transit: true, from: r.msgSeq})
+	}
 	return len(r.members)
 }
 
@@ -209,11 +324,14 @@ func (r *room) arriving(m int32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.transitIn++
+	var maybe []uint64
 	for _, e := range r.inflight {
 		if e.target < 0 || e.target == m {
 			e.maybe++
+			maybe = append(maybe, e.roomSeq)
 		}
 	}
+	r.presence(m).begin(stint{room: int32(r.idx), transit: true, from: r.msgSeq, maybe: maybe})
 }
 
 // arrived makes m a stable member (after its enter or switch response).
@@ -223,7 +341,12 @@ func (r *room) arrived(m int32, wasInTransit bool) {
 	if wasInTransit && r.transitIn > 0 {
 		r.transitIn--
 	}
+	p := r.presence(m)
+	if wasInTransit {
+		p.end(int32(r.idx), true, r.msgSeq, nil)
+	}
 	r.members[m] = r.msgSeq
+	p.begin(stint{room: int32(r.idx), from: r.msgSeq})
 }
 
 // memberList returns the stable members (room lock taken).
@@ -244,11 +367,13 @@ type RoomStats struct {
 	Sent       int64  `json:"sent"`
 	Expected   int64  `json:"expected"`
 	Delivered  int64  `json:"delivered"`
-	Extra      int64  `json:"extra"` // deliveries to members in transit (neither expected nor lost)
+	Extra      int64  `json:"extra"`     // deliveries to members in transit (neither expected nor lost)
+	Misrouted  int64  `json:"misrouted"` // deliveries to clients that were not recipients (not in Delivered)
 	Lost       int64  `json:"lost"`
 	Duplicated int64  `json:"duplicated"`
 	OutOfOrder int64  `json:"out_of_order"`
 	Failed     int64  `json:"failed_sends"`
 	LeaveMiss  int64  `json:"onleave_missing"`
-	Ghosts     int64  `json:"ghosts"` // membership mismatches found by the probe
+	Ghosts     int64  `json:"ghosts"`        // membership mismatches found by the probe
+	AddMiss    int64  `json:"onadd_missing"` // onAdd pushes that never arrived
 }

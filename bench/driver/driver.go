@@ -99,6 +99,8 @@ type vclient struct {
 	localStop atomic.Bool  // we closed it
 	addExp    atomic.Int32 // onAdd pushes for this client's enter expected (members + self)
 	addSeen   atomic.Int32
+	leaveExp  atomic.Int32 // onLeave pushes for this client's leave expected (members that stay)
+	leaveSeen atomic.Int32
 
 	// reader goroutine only
 	lastSeq map[int32]uint32
@@ -118,6 +120,8 @@ type driver struct {
 	opLag  metrics.Op
 
 	clients []*vclient
+	pres    []presence      // by client index
+	active  []time.Duration // by phase index: active window of message phases
 	byName  map[string]int32
 	rooms   []*room
 	tab     *table
@@ -132,6 +136,9 @@ type driver struct {
 	openLate    atomic.Int64
 	start       time.Time
 	protoErrs   atomic.Int64
+	joined      atomic.Int64 // joins that reached a connector, ever
+	refused     atomic.Int64 // joins failed before reaching a connector, this enter phase
+	lastDialErr atomic.Value // error of the last failed queryEntry or connect
 
 	self *selfCheck
 }
@@ -217,7 +224,13 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	sum.Commit = opts.Commit
 	sum.Driver = d.judge(check, sum)
 	sum.Driver.MemoryPerClientB = res.MemoryPerClient
+	for i := range sum.Phases {
+		if i < len(d.active) && d.active[i] > 0 {
+			fillActive(&sum.Phases[i], d.active[i])
+		}
+	}
 	sum.Thresholds = s.Thresholds.Evaluate(sum)
+	failMisrouted(sum)
 	res.Summary = sum
 	res.Rooms = d.roomStats()
 	if opts.Out != "" {
@@ -234,6 +247,36 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		runErr = ctx.Err()
 	}
 	return res, runErr
+}
+
+// minActiveWindow is the shortest active window given a rate: below it,
+// active_deliveries_per_s is omitted (a near-zero window makes any rate).
+const minActiveWindow = 10 * time.Millisecond
+
+// fillActive sets a phase's active window and the deliveries/s over it.
+func fillActive(p *metrics.PhaseStats, active time.Duration) {
+	p.ActiveS = active.Seconds()
+	if active >= minActiveWindow && p.Delivered > 0 {
+		p.ActiveDeliveriesPerSec = float64(p.Delivered) / active.Seconds()
+	}
+}
+
+// failMisrouted makes misrouted deliveries fail the loss check: each one
+// hides a loss in a count-only comparison, and is a server bug of its own.
+// loss_max's actual becomes (lost + misrouted) / expected.
+func failMisrouted(sum *metrics.Summary) {
+	c := sum.Counters
+	if c.Misrouted == 0 {
+		return
+	}
+	for i := range sum.Thresholds {
+		t := &sum.Thresholds[i]
+		if t.Name != scenario.ThresholdLoss {
+			continue
+		}
+		t.Actual = float64(c.Lost+c.Misrouted) / float64(max(c.Expected, 1))
+		t.Pass = false
+	}
 }
 
 // newDriver builds the driver's state: fleet, recorders, rooms, clients.
@@ -255,10 +298,12 @@ func newDriver(opts Options, start time.Time) *driver {
 	}
 	d.ctl = d.recs[0]
 	d.tab = newTable(opts.MaxMessages)
+	d.pres = make([]presence, s.Clients)
+	d.active = make([]time.Duration, len(s.Phases))
 	d.rooms = make([]*room, d.asg.Rooms())
 	for r := range d.rooms {
 		id := scenario.RoomID(r)
-		d.rooms[r] = &room{id: id, qid: quote(id), members: map[int32]uint64{}}
+		d.rooms[r] = &room{idx: r, id: id, qid: quote(id), members: map[int32]uint64{}, pres: d.pres}
 	}
 	d.clients = make([]*vclient, s.Clients)
 	d.byName = make(map[string]int32, s.Clients)
@@ -335,6 +380,7 @@ func (d *driver) roomStats() []RoomStats {
 		st.Room = r.id
 		st.Duplicated += r.dup.Load()
 		st.OutOfOrder = r.ooo.Load()
+		st.Misrouted = r.misrouted.Load()
 		out[i] = st
 	}
 	return out
@@ -345,10 +391,10 @@ func writeRooms(dir string, rooms []RoomStats) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(f, "room,members,sent,expected,delivered,extra,lost,duplicated,out_of_order,failed_sends,onleave_missing,ghosts")
+	fmt.Fprintln(f, "room,members,sent,expected,delivered,extra,lost,duplicated,out_of_order,failed_sends,onleave_missing,ghosts,misrouted,onadd_missing")
 	for _, r := range rooms {
-		fmt.Fprintf(f, "%s,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d\n", r.Room, r.Members, r.Sent, r.Expected, r.Delivered,
-			r.Extra, r.Lost, r.Duplicated, r.OutOfOrder, r.Failed, r.LeaveMiss, r.Ghosts)
+		fmt.Fprintf(f, "%s,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d\n", r.Room, r.Members, r.Sent, r.Expected, r.Delivered,
+			r.Extra, r.Lost, r.Duplicated, r.OutOfOrder, r.Failed, r.LeaveMiss, r.Ghosts, r.Misrouted, r.AddMiss)
 	}
 	return f.Close()
 }

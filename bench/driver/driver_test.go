@@ -75,10 +75,10 @@ func checkScenario(t *testing.T, name, gate string) {
 	res := run(t, s, gate)
 	sum := res.Summary
 	c := sum.Counters
-	t.Logf("%s: sent %d expected %d delivered %d lost %d dup %d ooo %d late %d errors %d %v; driver %+v",
-		name, c.Sent, c.Expected, c.Delivered, c.Lost, c.Duplicated, c.OutOfOrder, c.LateSends, c.Errors, c.ErrorsByKind, sum.Driver)
-	if c.Lost != 0 || c.Duplicated != 0 || c.OutOfOrder != 0 {
-		t.Errorf("lost %d, duplicated %d, out of order %d: want 0", c.Lost, c.Duplicated, c.OutOfOrder)
+	t.Logf("%s: sent %d expected %d delivered %d extra %d misrouted %d lost %d dup %d ooo %d late %d errors %d %v; driver %+v",
+		name, c.Sent, c.Expected, c.Delivered, c.Extra, c.Misrouted, c.Lost, c.Duplicated, c.OutOfOrder, c.LateSends, c.Errors, c.ErrorsByKind, sum.Driver)
+	if c.Lost != 0 || c.Duplicated != 0 || c.OutOfOrder != 0 || c.Misrouted != 0 {
+		t.Errorf("lost %d, duplicated %d, out of order %d, misrouted %d: want 0", c.Lost, c.Duplicated, c.OutOfOrder, c.Misrouted)
 	}
 	if c.Errors != 0 {
 		t.Errorf("errors %d (%v by kind, %v by code): want 0", c.Errors, c.ErrorsByKind, c.ErrorsByCode)
@@ -93,12 +93,12 @@ func checkScenario(t *testing.T, name, gate string) {
 	var extra int64
 	for _, r := range res.Rooms {
 		extra += r.Extra
-		if r.Lost != 0 || r.Duplicated != 0 || r.OutOfOrder != 0 || r.Ghosts != 0 || r.LeaveMiss != 0 {
+		if r.Lost != 0 || r.Duplicated != 0 || r.OutOfOrder != 0 || r.Ghosts != 0 || r.LeaveMiss != 0 || r.Misrouted != 0 || r.AddMiss != 0 {
 			t.Errorf("room %s: %+v", r.Room, r)
 		}
 	}
-	if c.Delivered != c.Expected+extra {
-		t.Errorf("delivered %d, want expected %d + in-transit extra %d", c.Delivered, c.Expected, extra)
+	if c.Delivered != c.Expected+extra || c.Extra != extra {
+		t.Errorf("delivered %d, want expected %d + in-transit extra %d (counter extra %d)", c.Delivered, c.Expected, extra, c.Extra)
 	}
 	if sends && sum.Ops["delivery"].Count != c.Delivered {
 		t.Errorf("delivery histogram has %d samples, delivered %d", sum.Ops["delivery"].Count, c.Delivered)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatbench/chatbench/bench/client"
@@ -101,9 +102,23 @@ func (d *driver) enterPhase(ctx context.Context, p scenario.Phase) error {
 		d.clients[i].addExp.Store(0)
 		d.clients[i].addSeen.Store(0)
 	}
+	// fail fast: when the first joins all fail to reach the target, stop
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	d.refused.Store(0)
+	firstN := int64(min(unreachableAfter, len(todo)))
+	joined := d.joined.Load()
 	err := arrivals(ctx, todo, p.ArrivalRate, p.Concurrency, d.opts.MaxInflightJoins, p.Duration, func(ctx context.Context, i int32, intended int64) {
-		d.join(ctx, d.clients[i], intended)
+		if !d.join(ctx, d.clients[i], intended) && d.joined.Load() == joined && d.refused.Add(1) >= firstN {
+			cancel(fmt.Errorf("%w: the first %d connections to %s all failed (%v)", ErrUnreachable, firstN, d.opts.Target, lastErr(&d.lastDialErr)))
+		}
 	})
+	if cause := context.Cause(ctx); errors.Is(cause, ErrUnreachable) {
+		return cause
+	}
+	if len(todo) > 0 && d.joined.Load() == joined && d.connected.Load() == 0 && err == nil {
+		return fmt.Errorf("%w: no client connected to %s by the end of the enter phase (%v)", ErrUnreachable, d.opts.Target, lastErr(&d.lastDialErr))
+	}
 	// wait for the onAdd fan-out: every member already in (and the newcomer
 	// itself) must see the newcomer's onAdd
 	missing := func() (n int64) {
@@ -119,11 +134,40 @@ func (d *driver) enterPhase(ctx context.Context, p scenario.Phase) error {
 	for missing() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
 	}
-	for range missing() {
-		d.ctl.Error(metrics.OpEnter, 0, "onadd_missing")
+	// one error per join whose onAdd fan-out is incomplete (a join is one
+	// request), the missing pushes in the room stats
+	for _, i := range todo {
+		v := d.clients[i]
+		if m := v.addExp.Load() - v.addSeen.Load(); m > 0 {
+			r := d.rooms[v.home]
+			r.mu.Lock()
+			r.stats.AddMiss += int64(m)
+			r.mu.Unlock()
+			d.ctl.Error(metrics.OpEnter, 0, "onadd_missing")
+		}
 	}
 	return err
 }
+
+// errBox holds errors of any type in an atomic.Value.
+type errBox struct{ err error }
+
+func (b errBox) String() string { return b.err.Error() }
+
+func lastErr(v *atomic.Value) string {
+	if b, ok := v.Load().(errBox); ok {
+		return b.String()
+	}
+	return "no error recorded"
+}
+
+// ErrUnreachable: the run could not reach its target (the first joins all
+// failed, or no client connected in an enter phase).
+var ErrUnreachable = errors.New("target unreachable")
+
+// unreachableAfter: this many failed joins in a row from the start of an
+// enter phase, with none succeeding, mean the target cannot be reached.
+const unreachableAfter = 20
 
 func errCode(err error) (int, string) {
 	var re *client.ResponseError
@@ -146,7 +190,8 @@ func errCode(err error) (int, string) {
 }
 
 // join: queryEntry at the gate, connect to the connector, handshake, enter.
-func (d *driver) join(ctx context.Context, v *vclient, intended int64) {
+// It reports whether the client got as far as the connector (connected).
+func (d *driver) join(ctx context.Context, v *vclient, intended int64) bool {
 	rec := d.ctl // control-plane ops share one recorder: fewer histograms per run
 	rec.Add(metrics.Requests, 1)
 	t0 := time.Now()
@@ -158,7 +203,8 @@ func (d *driver) join(ctx context.Context, v *vclient, intended int64) {
 		}
 		rec.Error(metrics.OpQueryEntry, code, kind)
 		d.log.Debug("queryEntry", "user", v.name, "err", err)
-		return
+		d.lastDialErr.Store(errBox{err})
+		return false
 	}
 	rec.Record(metrics.OpQueryEntry, time.Since(t0))
 	c, tm, err := d.fleet.DialTimed(ctx, addr, &d.handl)
@@ -166,8 +212,10 @@ func (d *driver) join(ctx context.Context, v *vclient, intended int64) {
 		code, kind := errCode(err)
 		rec.Error(metrics.OpConnect, code, kind)
 		d.log.Debug("dial", "user", v.name, "err", err)
-		return
+		d.lastDialErr.Store(errBox{err})
+		return false
 	}
+	d.joined.Add(1)
 	rec.Record(metrics.OpConnect, tm.Connect)
 	rec.Record(metrics.OpHandshake, tm.Handshake)
 	c.ID = v.idx
@@ -190,7 +238,7 @@ func (d *driver) join(ctx context.Context, v *vclient, intended int64) {
 		d.log.Debug("enter", "user", v.name, "err", err)
 		v.addExp.Store(0)
 		d.drop(v, c)
-		return
+		return true
 	}
 	rec.Record(metrics.OpEnter, time.Since(t1))
 	var users struct {
@@ -203,6 +251,7 @@ func (d *driver) join(ctx context.Context, v *vclient, intended int64) {
 	r.arrived(v.idx, false)
 	v.cur.Store(v.home)
 	rec.Record(d.opJoin, time.Duration(client.Now()-intended))
+	return true
 }
 
 // drop closes a client that failed half-way (not a scenario leave).
@@ -236,6 +285,7 @@ func (d *driver) leavePhase(ctx context.Context, p scenario.Phase) error {
 		}
 	}
 	// every member that stays must see one onLeave per leaver of its room
+	stays := make([]int32, len(d.rooms))
 	for r, n := range leavers {
 		if n == 0 {
 			continue
@@ -247,6 +297,12 @@ func (d *driver) leavePhase(ctx context.Context, p scenario.Phase) error {
 			}
 		}
 		d.rooms[r].leaveExpected.Add(n * int64(stay))
+		stays[r] = int32(stay)
+	}
+	for _, i := range todo {
+		v := d.clients[i]
+		v.leaveSeen.Store(0)
+		v.leaveExp.Store(stays[v.cur.Load()])
 	}
 	err := arrivals(ctx, todo, p.ArrivalRate, p.Concurrency, d.opts.MaxInflightJoins, p.Duration, func(ctx context.Context, i int32, intended int64) {
 		d.leave(d.clients[i], intended)
@@ -272,15 +328,18 @@ func (d *driver) leavePhase(ctx context.Context, p scenario.Phase) error {
 			r.mu.Lock()
 			r.stats.LeaveMiss += miss
 			r.mu.Unlock()
-			for range miss {
-				d.ctl.Error(metrics.OpLeave, 0, "onleave_missing")
-			}
 		}
 		r.leaveExpected.Store(0)
 		r.leaveSeen.Store(0)
 	}
+	// one error per leaver whose onLeave did not reach every remaining
+	// member (a leave is one request); the missing pushes are in the room stats
 	for _, i := range todo {
-		d.clients[i].leaving.Store(false)
+		v := d.clients[i]
+		if v.c.Load() == nil && v.leaveSeen.Load() < v.leaveExp.Load() {
+			d.ctl.Error(metrics.OpLeave, 0, "onleave_missing")
+		}
+		v.leaving.Store(false)
 	}
 	if err != nil {
 		return err
@@ -293,6 +352,7 @@ func (d *driver) leave(v *vclient, intended int64) {
 	if c == nil {
 		return
 	}
+	v.rec.Add(metrics.Requests, 1)
 	r := v.cur.Swap(-1)
 	v.leftRoom.Store(r)
 	v.moveAt.Store(intended)
@@ -327,8 +387,12 @@ func (d *driver) probeRooms(ctx context.Context, phase string) error {
 			var bad int
 			var err error
 			for try := 0; ; try++ {
+				d.ctl.Add(metrics.Requests, 1) // each probe is a request (queryEntry, connect, enter)
 				bad, err = d.probe(ctx, r, fmt.Sprintf("probe-%s-%d-%d", phase, ri, try))
-				if (err == nil && bad == 0) || !time.Now().Before(deadline) || ctx.Err() != nil {
+				// retry only a membership that has not settled yet (or a
+				// server busy or timing out): an unreachable server fails now
+				retry := bad > 0 || (err != nil && retryable(err))
+				if !retry || !time.Now().Before(deadline) || ctx.Err() != nil {
 					break
 				}
 				time.Sleep(50 * time.Millisecond)
@@ -343,14 +407,20 @@ func (d *driver) probeRooms(ctx context.Context, phase string) error {
 				r.mu.Lock()
 				r.stats.Ghosts += int64(bad)
 				r.mu.Unlock()
-				for range bad {
-					d.ctl.Error(metrics.OpEnter, 0, metrics.KindGhost)
-				}
+				// one error per room (one probe request): the names are in the room stats
+				d.ctl.Error(metrics.OpEnter, 0, metrics.KindGhost)
 			}
 		}()
 	}
 	wg.Wait()
 	return nil
+}
+
+// retryable reports whether a probe error may go away by itself: a busy or
+// timing-out server, not a refused connection.
+func retryable(err error) bool {
+	code, kind := errCode(err)
+	return kind == metrics.KindTimeout || code == 503 || code == 504
 }
 
 func (d *driver) probe(ctx context.Context, r *room, name string) (int, error) {

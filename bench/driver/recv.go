@@ -38,6 +38,7 @@ func (d *driver) onPush(p *client.Push) {
 		if u.leaving.Load() && !v.leaving.Load() {
 			if r := u.leftRoom.Load(); r >= 0 {
 				d.rooms[r].leaveSeen.Add(1)
+				u.leaveSeen.Add(1)
 			}
 		}
 	}
@@ -80,7 +81,25 @@ func (d *driver) onChat(v *vclient, p *client.Push) {
 	default:
 		v.lastSeq[st.sender] = st.seq
 	}
-	e.delivered.Add(1)
+	// was v a recipient? a member of the sender's room when it was sent
+	// (the private target only), or a member in transit (room switch)
+	class := notRecipient
+	if seq := e.pub.Load(); seq > 0 && (e.target < 0 || e.target == v.idx) {
+		class = d.pres[v.idx].class(e.room, seq)
+	}
+	switch class {
+	case notRecipient:
+		v.rec.Add(metrics.Misrouted, 1)
+		if r := e.pub.Load(); r > 0 {
+			d.rooms[e.room].misrouted.Add(1)
+		}
+		d.log.Debug("misrouted onChat", "to", v.name, "sender", st.sender, "gid", st.gid)
+		return
+	case transitRecipient:
+		e.extra.Add(1)
+	default:
+		e.delivered.Add(1)
+	}
 	for {
 		l := e.last.Load()
 		if p.At <= l || e.last.CompareAndSwap(l, p.At) {

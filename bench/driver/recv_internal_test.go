@@ -134,3 +134,43 @@ func BenchmarkReceive(b *testing.B) {
 		d.onPush(pushes[s])
 	}
 }
+
+// TestPresenceClass: a delivery is expected for a member of the sender's
+// room at send time, extra for a member in transit (switching in or out, or
+// a stable member a message was in flight to when it started switching
+// away), misrouted otherwise.
+func TestPresenceClass(t *testing.T) {
+	d := testDriver(t, 4, 2) // room 0 = {0, 2}, room 1 = {1, 3}
+	r0, r1 := d.rooms[0], d.rooms[1]
+	_, before := chatPush(d, 2, 0) // room 0 seq 1, in flight while 2 leaves
+	r0.endSend(before, false)      // acked: 2 was a certain recipient
+	_, inflight := chatPush(d, 2, 0)
+	r0.switchAway(2) // 2 switches to room 1 with seq 2 in flight
+	r1.arriving(2)
+	_, during := chatPush(d, 0, 0) // room 0 seq 3: 2 is leaving
+	_, r1during := chatPush(d, 1, 1)
+	r0.switchedAway(2, true)
+	r1.arrived(2, true)
+	_, after0 := chatPush(d, 0, 0) // room 0 seq 4: 2 is gone
+	_, after1 := chatPush(d, 1, 1) // room 1: 2 is a member
+	tests := []struct {
+		name string
+		who  int32
+		e    *entry
+		want int
+	}{
+		{"member at send", 2, before, expectedRecipient},
+		{"in flight when it switched away", 2, inflight, transitRecipient},
+		{"sent while it switched away", 2, during, transitRecipient},
+		{"sent while it switched in", 2, r1during, transitRecipient},
+		{"sent after it left", 2, after0, notRecipient},
+		{"sent after it arrived", 2, after1, expectedRecipient},
+		{"never a member", 1, before, notRecipient},
+		{"stable member", 0, after0, expectedRecipient},
+	}
+	for _, tc := range tests {
+		if got := d.pres[tc.who].class(tc.e.room, tc.e.pub.Load()); got != tc.want {
+			t.Errorf("%s: class %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,6 +29,13 @@ type relay struct {
 	nframes  atomic.Int64
 	srv      *http.Server
 	wg       sync.WaitGroup
+
+	// misroute, when set, sends every onChat push it matches to another
+	// client connection of this relay instead of (or, copy, as well as) its own
+	misroute func(body []byte) (match, copy bool)
+	mu       sync.Mutex
+	queues   []chan frame // every client connection's outbound queue
+	rerouted atomic.Int64
 }
 
 func startRelay(t *testing.T, target string, delay time.Duration) *relay {
@@ -79,6 +87,9 @@ func (r *relay) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	r.wg.Add(3)
 	queue := make(chan frame, 4096)
+	r.mu.Lock()
+	r.queues = append(r.queues, queue)
+	r.mu.Unlock()
 	go func() { // client -> server, undelayed
 		defer r.wg.Done()
 		defer up.Close()
@@ -94,7 +105,12 @@ func (r *relay) serve(w http.ResponseWriter, req *http.Request) {
 	}()
 	go func() { // server -> queue
 		defer r.wg.Done()
-		defer close(queue)
+		defer func() {
+			r.mu.Lock()
+			r.queues = slices.DeleteFunc(r.queues, func(q chan frame) bool { return q == queue })
+			close(queue)
+			r.mu.Unlock()
+		}()
 		for {
 			_, b, err := up.ReadMessage()
 			if err != nil {
@@ -102,6 +118,12 @@ func (r *relay) serve(w http.ResponseWriter, req *http.Request) {
 			}
 			if bytes.Contains(b, []byte("onChat")) {
 				r.nframes.Add(1)
+				if r.misroute != nil {
+					b = r.reroute(queue, b)
+					if len(b) == 0 {
+						continue
+					}
+				}
 			}
 			queue <- frame{time.Now(), r.rewriteFrame(b)}
 		}
@@ -119,6 +141,51 @@ func (r *relay) serve(w http.ResponseWriter, req *http.Request) {
 			}
 		}
 	}()
+}
+
+// reroute sends the onChat pushes of frame b that misroute matches to the
+// next client connection after own (copies, or moved) and returns what
+// stays for own.
+func (r *relay) reroute(own chan frame, b []byte) []byte {
+	var keep, other []byte
+	err := pomelo.ForEachPackage(b, 0, func(p pomelo.Package) error {
+		pkg := pomelo.AppendPackage(nil, p.Type, p.Body)
+		if p.Type == pomelo.Data {
+			m, err := pomelo.ParseMessage(p.Body)
+			if err != nil {
+				return err
+			}
+			if m.Route == "onChat" {
+				if match, copy := r.misroute(m.Body); match {
+					other = append(other, pkg...)
+					if !copy {
+						return nil
+					}
+				}
+			}
+		}
+		keep = append(keep, pkg...)
+		return nil
+	})
+	if err != nil {
+		r.t.Errorf("relay: %v", err)
+		return b
+	}
+	if len(other) > 0 {
+		r.mu.Lock()
+		for i, q := range r.queues {
+			if q == own && len(r.queues) > 1 {
+				select {
+				case r.queues[(i+1)%len(r.queues)] <- frame{time.Now(), other}:
+					r.rerouted.Add(1)
+				default:
+				}
+				break
+			}
+		}
+		r.mu.Unlock()
+	}
+	return keep
 }
 
 func (r *relay) rewriteFrame(b []byte) []byte {
