@@ -34,9 +34,15 @@ smoke:
 BIN ?= bin/chatbench
 SCENARIO ?= broadcast-storm
 
+# COMMIT is stamped into the binary (summary.json "commit"): the short HEAD of
+# this checkout, -dirty when tracked files differ from it; empty outside git
+# (the binary then falls back to Go's vcs.revision, else "unknown").
+COMMIT ?= $(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && \
+	{ git diff --quiet HEAD -- 2>/dev/null || c=$$c-dirty; echo $$c; })
+
 .PHONY: build
 build:
-	$(GO) build -o $(BIN) ./cmd/chatbench
+	$(GO) build -ldflags "-X main.commit=$(COMMIT)" -o $(BIN) ./cmd/chatbench
 
 BENCH_FLAGS = --scenario $(SCENARIO) \
 	$(if $(DURATION),--duration $(DURATION)) \
@@ -49,7 +55,8 @@ BENCH_FLAGS = --scenario $(SCENARIO) \
 	$(if $(CONNECTORS),--connectors $(CONNECTORS)) \
 	$(if $(SHARDS),--shards $(SHARDS)) \
 	$(if $(SOURCE_ADDRS),--source-addrs $(SOURCE_ADDRS)) \
-	$(if $(OUT),--out $(OUT))
+	$(if $(OUT),--out $(OUT)) \
+	$(if $(FAIL_ON_DRIVER_BOUND),--fail-on-driver-bound)
 
 .PHONY: bench
 bench: build

@@ -3,12 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"runtime/debug"
@@ -49,7 +48,27 @@ type benchFlags struct {
 	quiet       bool
 	logLevel    string
 	ceiling     string
+	failOnBound bool
 }
+
+// Exit codes of chatbench bench (besides 0, and 2 for a usage error).
+const (
+	exitRunFailed   = 1  // the run could not run (target unreachable, server did not start, ...)
+	exitDriverBound = 98 // --fail-on-driver-bound and the driver was the bottleneck
+	exitThresholds  = 99 // a threshold of the scenario failed (as k6)
+)
+
+const benchExitCodes = `
+Exit codes:
+  0   the run ran and every threshold of the scenario passed (a driver-bound
+      run prints a warning and still exits 0 unless --fail-on-driver-bound)
+  1   the run could not run: target unreachable, the reference server did not
+      start, results could not be written
+  2   usage error (bad flag or scenario)
+  98  --fail-on-driver-bound and the driver, not the server, was the bottleneck
+  99  a threshold of the scenario failed (p99_delivery_max, loss_max,
+      error_rate_max, min_deliveries_per_s; misrouted deliveries fail loss_max)
+`
 
 func runBench(ctx context.Context, args []string) error { return bench(ctx, args, os.Stdout) }
 
@@ -73,7 +92,11 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&f.late, "late", 10*time.Millisecond, "a send later than this after its scheduled time counts as late")
 	fs.BoolVar(&f.quiet, "quiet", false, "no live progress line")
 	fs.StringVar(&f.logLevel, "log-level", "warn", "driver log level: debug, info, warn or error")
+	fs.BoolVar(&f.failOnBound, "fail-on-driver-bound", false, "exit 98 when the driver, not the server, was the bottleneck (default: warn, exit 0)")
 	fs.StringVar(&f.ceiling, "ceiling", "auto", "compare with this machine's bare fan-out ceiling (chatbench calibrate): auto (cached, else measured after the run; loopback targets only), recalibrate, or off")
+	fs.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: chatbench bench --scenario NAME|PATH [flags]\n\nflags:\n%s%s", fs.FlagUsages(), benchExitCodes)
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -130,7 +153,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	}
 
 	opts := driver.Options{
-		Scenario: s, Target: f.target, Topology: topology, Commit: commit(), Out: f.out,
+		Scenario: s, Target: f.target, Topology: topology, Commit: commitID(), Out: f.out,
 		SourceAddrs: f.sourceAddrs, LateThreshold: f.late, DrainTimeout: f.drain, Logger: log,
 	}
 	if !f.quiet {
@@ -154,7 +177,35 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 			fmt.Fprintf(out, "driver memory: %d bytes per connected client (%d clients)\n", res.MemoryPerClient, res.Connected)
 		}
 	}
-	return err
+	if err != nil {
+		return err // exit 1: the run could not run (or was interrupted)
+	}
+	return verdict(res, f.failOnBound, out)
+}
+
+// verdict turns a run that ran into its exit: 99 when a threshold failed,
+// 98 when driver-bound with --fail-on-driver-bound (else a warning), 0.
+func verdict(res *driver.Result, failOnBound bool, out io.Writer) error {
+	if res == nil || res.Summary == nil {
+		return &exitError{code: exitRunFailed, err: errors.New("the driver produced no summary")}
+	}
+	sum := res.Summary
+	var failed []string
+	for _, t := range sum.Thresholds {
+		if !t.Pass {
+			failed = append(failed, t.Name)
+		}
+	}
+	if sum.Driver.DriverBound {
+		fmt.Fprintf(out, "warning: the run was driver-bound (the driver, not the server, was the bottleneck): %s\n", sum.Driver.DriverBoundWhy)
+	}
+	if len(failed) > 0 {
+		return &exitError{code: exitThresholds, err: errors.New("thresholds failed: " + strings.Join(failed, ", "))}
+	}
+	if sum.Driver.DriverBound && failOnBound {
+		return &exitError{code: exitDriverBound, err: errors.New("driver-bound run (--fail-on-driver-bound)")}
+	}
+	return nil
 }
 
 func usageErr(format string, args ...any) error {
@@ -179,9 +230,7 @@ func (f *benchFlags) load(seedSet bool) (*scenario.Scenario, error) {
 	}
 	s, err := scenario.Load(f.scenario)
 	if err != nil {
-		if !scenario.IsPath(f.scenario) {
-			return nil, usageErr("--scenario %q: %v (shipped: %s; or give a path to a YAML file)", f.scenario, err, strings.Join(scenario.Names(), ", "))
-		}
+		// scenario.Load's error already names the shipped scenarios
 		return nil, usageErr("--scenario %s: %v", f.scenario, err)
 	}
 	o := scenario.Overrides{Duration: f.duration, Clients: f.clients, Rooms: f.rooms, Rate: f.rate}
@@ -236,7 +285,17 @@ func raiseFileLimit(clients int) error {
 		clients, need, rl.Cur, rl.Max)
 }
 
-func commit() string {
+// commit is the chatbench commit, stamped at build time:
+// go build -ldflags "-X main.commit=$(git rev-parse --short=12 HEAD)" (make build).
+var commit string
+
+// commitID is the commit of this binary: the build-time stamp, else the
+// Go toolchain's vcs.revision, else "unknown"; never the repository of
+// the working directory (that may be any repository).
+func commitID() string {
+	if commit != "" {
+		return commit
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		rev, dirty := "", false
 		for _, s := range bi.Settings {
@@ -257,10 +316,7 @@ func commit() string {
 			return rev
 		}
 	}
-	if out, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output(); err == nil {
-		return strings.TrimSpace(string(out))
-	}
-	return ""
+	return "unknown"
 }
 
 // childServer is a `chatbench serve` started from this same binary.
@@ -270,118 +326,100 @@ type childServer struct {
 	done chan error
 }
 
-// freePorts finds n consecutive free loopback ports.
-func freePorts(n int) (int, error) {
-	for try := 0; try < 50; try++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		ls := []net.Listener{l}
-		ok := true
-		for i := 1; i < n; i++ {
-			li, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(base+i)))
-			if err != nil {
-				ok = false
-				break
-			}
-			ls = append(ls, li)
-		}
-		for _, li := range ls {
-			li.Close()
-		}
-		if ok {
-			return base, nil
-		}
-	}
-	return 0, fmt.Errorf("no %d consecutive free ports on 127.0.0.1", n)
-}
+// readyTimeout bounds the wait for the started server's READY line.
+var readyTimeout = 30 * time.Second
 
+// startServer starts `chatbench serve` on random ports (-1: the server
+// binds them itself, so parallel benches cannot collide) and reads the
+// addresses from the READY line it prints on stdout:
+// READY gate=H:P http=H:P topology=... connectors=H:P,...
 func startServer(ctx context.Context, f benchFlags) (*childServer, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("start the reference server: %w", err)
 	}
-	ncon := max(f.connectors, 1)
-	gate, err := freePorts(1)
-	if err != nil {
-		return nil, err
-	}
-	httpPort, err := freePorts(1)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := freePorts(ncon)
-	if err != nil {
-		return nil, err
-	}
 	args := []string{"serve", "--topology", f.topology, "--host", "127.0.0.1",
-		"--gate-port", strconv.Itoa(gate), "--connector-port", strconv.Itoa(conn),
-		"--http-port", strconv.Itoa(httpPort), "--log-level", "warn"}
+		"--gate-port", "-1", "--connector-port", "-1", "--http-port", "-1", "--log-level", "warn"}
 	if f.connectors > 0 {
 		args = append(args, "--connectors", strconv.Itoa(f.connectors))
 	}
 	if f.shards > 0 {
 		args = append(args, "--shards", strconv.Itoa(f.shards))
 	}
+	return startChild(ctx, exe, args, readyTimeout)
+}
+
+// startChild runs exe args and waits for its READY line (stdout); other
+// stdout and stderr lines go to our stderr prefixed [serve].
+func startChild(ctx context.Context, exe string, args []string, timeout time.Duration) (*childServer, error) {
 	cmd := exec.Command(exe, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stdout = nil
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s serve: %w", exe, err)
 	}
 	s := &childServer{cmd: cmd, done: make(chan error, 1)}
 	tail := &lastLines{}
-	go prefixLines(os.Stderr, "[serve] ", stderr, tail)
-	go func() { s.done <- cmd.Wait() }()
+	ready := make(chan map[string]string, 1)
+	var pipes sync.WaitGroup
+	pipes.Add(2)
+	go func() { defer pipes.Done(); prefixLines(os.Stderr, "[serve] ", stderr, tail) }()
+	go func() {
+		defer pipes.Done()
+		sc := bufio.NewScanner(stdout)
+		sent := false
+		for sc.Scan() {
+			line := sc.Text()
+			if !sent && strings.HasPrefix(line, "READY ") {
+				sent = true
+				ready <- readyFields(line)
+				continue
+			}
+			fmt.Fprintln(os.Stderr, "[serve] "+line)
+			tail.add(line)
+		}
+	}()
+	// Wait reaps the child once its output is read (Wait closes the pipes)
+	go func() { pipes.Wait(); s.done <- cmd.Wait() }()
+	command := exe + " " + strings.Join(args, " ")
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case kv := <-ready:
+		if kv["gate"] == "" {
+			s.stop()
+			return nil, fmt.Errorf("the reference server's READY line has no gate=: %v\n  command: %s", kv, command)
+		}
+		s.gate = kv["gate"]
+		return s, nil
+	case err := <-s.done:
+		s.done <- err // for stop
+		return nil, fmt.Errorf("the reference server exited before it was ready (%v): %s\n  command: %s", err, tail.String(), command)
+	case <-timer.C:
+		s.stop()
+		return nil, fmt.Errorf("the reference server printed no READY line within %v: %s\n  command: %s", timeout, tail.String(), command)
+	case <-ctx.Done():
+		s.stop()
+		return nil, ctx.Err()
+	}
+}
 
-	health := "http://127.0.0.1:" + strconv.Itoa(httpPort)
-	deadline := time.Now().Add(30 * time.Second)
-	hc := &http.Client{Timeout: time.Second}
-	for {
-		select {
-		case err := <-s.done:
-			return nil, fmt.Errorf("the reference server exited before it was ready (%v): %s\n  command: %s %s",
-				err, tail.String(), exe, strings.Join(args, " "))
-		case <-ctx.Done():
-			s.stop()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if resp, err := hc.Get(health + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return nil, fmt.Errorf("the reference server did not answer %s/healthz within 30s", health)
+// readyFields parses "READY k=v k=v ...".
+func readyFields(line string) map[string]string {
+	kv := map[string]string{}
+	for _, f := range strings.Fields(line)[1:] {
+		if k, v, ok := strings.Cut(f, "="); ok {
+			kv[k] = v
 		}
 	}
-	s.gate = net.JoinHostPort("127.0.0.1", strconv.Itoa(gate))
-	if resp, err := hc.Get(health + "/config.json"); err == nil {
-		var cfg struct {
-			Gate struct {
-				Host string `json:"host"`
-				Port int    `json:"port"`
-			} `json:"gate"`
-		}
-		if json.NewDecoder(resp.Body).Decode(&cfg) == nil && cfg.Gate.Port > 0 {
-			host := cfg.Gate.Host
-			if host == "" || host == "0.0.0.0" {
-				host = "127.0.0.1"
-			}
-			s.gate = net.JoinHostPort(host, strconv.Itoa(cfg.Gate.Port))
-		}
-		resp.Body.Close()
-	}
-	return s, nil
+	return kv
 }
 
 // stop asks the server to shut down (SIGTERM) and kills it after 15 s.
