@@ -66,7 +66,7 @@ func ShapeOf(s *scenario.Scenario) string {
 // measureVersion changes when what a calibration measures changes (the
 // driver's phase accounting, the bare server's technique): older cached
 // records then no longer match.
-const measureVersion = "3: send phases end when drained; bare writer coalesces under load; best of runs"
+const measureVersion = "4: storm phases last their duration; storms compare active deliveries/s (Rate); bare writer coalesces under load; best of runs"
 
 // shapeHash hashes everything of the effective scenario that changes the
 // work (not its name, description or thresholds), and measureVersion.
@@ -149,7 +149,7 @@ func FromResult(s *scenario.Scenario, res *driver.Result, loadavg string) (*Reco
 	r := &Record{
 		Schema: SchemaV1, Fingerprint: sum.Machine.Fingerprint, Machine: sum.Machine,
 		Shape: ShapeOf(s), ShapeHash: shapeHash(s), Scenario: s.Name, MeasuredAt: sum.Start.UTC(), LoadAvg: loadavg,
-		DeliveriesPerSec: sum.DeliveriesPerSec, PeakDeliveriesPerSec: sum.PeakDeliveriesPerSec, Delivery: d,
+		DeliveriesPerSec: Rate(sum), PeakDeliveriesPerSec: sum.PeakDeliveriesPerSec, Delivery: d,
 		Sent: sum.Counters.Sent, Delivered: sum.Counters.Delivered, Lost: sum.Counters.Lost, Errors: sum.Counters.Errors,
 		Driver: sum.Driver, ResultsDir: res.Dir,
 	}
@@ -168,9 +168,35 @@ func (r *Record) Valid() bool { return !r.Driver.DriverBound && r.Lost == 0 && r
 func (r *Record) Ceiling(sum *metrics.Summary) *metrics.Ceiling {
 	c := &metrics.Ceiling{DeliveriesPerSec: r.DeliveriesPerSec, Fingerprint: r.Fingerprint, Shape: r.Shape, MeasuredAt: r.MeasuredAt}
 	if r.DeliveriesPerSec > 0 {
-		c.Ratio = sum.DeliveriesPerSec / r.DeliveriesPerSec
+		c.Ratio = Rate(sum) / r.DeliveriesPerSec
 	}
 	return c
+}
+
+// Rate is the deliveries/s a ceiling is measured and compared in: over the
+// message phases, a storm phase counting its active window (first scheduled
+// send to last delivery: phases[].active_s, its burst throughput) and chat
+// and hop phases their wall time; the summary's deliveries_per_s when no
+// phase gives a window. A storm phase lasts its declared duration, so over
+// wall time a fast server and a slow one that both drain within it would
+// look the same.
+func Rate(sum *metrics.Summary) float64 {
+	var n int64
+	var secs float64
+	for _, p := range sum.Phases {
+		switch {
+		case p.Kind == string(scenario.KindStorm) && p.ActiveDeliveriesPerSec > 0:
+			n += p.Delivered
+			secs += p.ActiveS
+		case p.Kind == string(scenario.KindChat) || p.Kind == string(scenario.KindStorm) || p.Kind == string(scenario.KindHop):
+			n += p.Delivered
+			secs += p.End.Sub(p.Start).Seconds()
+		}
+	}
+	if n == 0 || secs <= 0 {
+		return sum.DeliveriesPerSec
+	}
+	return float64(n) / secs
 }
 
 // Options configure Measure.
