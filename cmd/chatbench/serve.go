@@ -37,6 +37,7 @@ func runServe(ctx context.Context, args []string) error {
 	fs.DurationVar(&o.Connector.Heartbeat, "heartbeat", 0, "heartbeat interval announced to clients (default 3s; negative disables)")
 	fs.DurationVar(&o.Connector.HeartbeatTimeout, "heartbeat-timeout", 0, "silence that closes a session (default 2 x heartbeat)")
 	fs.IntVar(&o.Connector.MaxPackageBytes, "max-package", 0, "largest client frame in bytes (default 65536)")
+	fs.DurationVar(&o.Connector.CoalesceMax, "coalesce-max", 0, "longest wait a busy session's writer takes to gather packages into one write (default 2ms; negative: write at once, never wait)")
 	fs.IntVar(&o.Connector.MaxQueueBytes, "max-queue", 0, "outbound bytes queued per session before a slow-consumer kick (default 4 MiB)")
 	fs.Float64Var(&o.Connector.RequestRate, "max-request-rate", 0, "requests per second per connection (default 200; negative: unlimited)")
 	fs.IntVar(&o.Chat.MaxContentBytes, "max-content", 0, "largest chat content in bytes (default 8192)")
