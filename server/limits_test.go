@@ -3,7 +3,6 @@ package server_test
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -304,7 +303,7 @@ func chatLimits(content int) chat.Limits { return chat.Limits{MaxContentBytes: c
 // never reads from it again.
 func dialNoRead(t *testing.T, addr, name, rid string) *websocket.Conn {
 	t.Helper()
-	d := websocket.Dialer{NetDial: func(network, a string) (net.Conn, error) {
+	d := &websocket.Dialer{NetDial: func(network, a string) (net.Conn, error) {
 		nd := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 			return rc.Control(func(fd uintptr) {
 				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
@@ -312,34 +311,5 @@ func dialNoRead(t *testing.T, addr, name, rid string) *websocket.Conn {
 		}}
 		return nd.Dial(network, a)
 	}}
-	conn, _, err := d.Dial("ws://"+addr+"/", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	_ = conn.WriteMessage(websocket.BinaryMessage, pomelo.AppendPackage(nil, pomelo.Handshake, pomelo.DefaultHandshakeRequest()))
-	if _, _, err := conn.ReadMessage(); err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.WriteMessage(websocket.BinaryMessage, pomelo.HandshakeAckPackage)
-	enter, _ := pomelo.AppendData(nil, &pomelo.Message{Type: pomelo.Request, ID: 1, Route: "connector.entryHandler.enter",
-		Body: fmt.Appendf(nil, `{"username":%q,"rid":%q}`, name, rid)})
-	if err := conn.WriteMessage(websocket.BinaryMessage, enter); err != nil {
-		t.Fatal(err)
-	}
-	return conn
-}
-
-func TestHandshakeTimeout(t *testing.T) {
-	s := servertest.Start(t, server.Options{Connector: connector.Options{HandshakeTimeout: 200 * time.Millisecond}})
-	conn, _, err := websocket.DefaultDialer.Dial("ws://"+s.ConnectorAddrs[0]+"/", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, _, err = conn.ReadMessage()
-	if code, text := closeCode(t, err); code != websocket.CloseNormalClosure || text != "handshake timeout" {
-		t.Fatalf("closed with %d %q, want 1000 \"handshake timeout\"", code, text)
-	}
+	return rawEnter(t, d, addr, name, rid)
 }

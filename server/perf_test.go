@@ -33,64 +33,73 @@ func BenchmarkStorm(b *testing.B) {
 			mode = "off"
 		}
 		b.Run(fmt.Sprintf("members=%d/senders=%d/coalesce=%s", tc.members, tc.senders, mode), func(b *testing.B) {
-			s := servertest.Start(b, server.Options{Connector: connector.Options{RequestRate: -1, Heartbeat: -1, CoalesceMax: tc.coalesce}})
-			var delivered atomic.Int64
-			var wg sync.WaitGroup
-			conns := make([]*websocket.Conn, tc.members)
-			for i := range tc.members {
-				conns[i] = rawMember(b, s.ConnectorAddrs[0], fmt.Sprintf("m%d", i), &delivered, &wg)
-			}
-			deadline := time.Now().Add(60 * time.Second)
-			for s.Rooms().Stats().Members < tc.members {
-				if time.Now().After(deadline) {
-					b.Fatalf("%d of %d members entered", s.Rooms().Stats().Members, tc.members)
-				}
-				time.Sleep(time.Millisecond)
-			}
-			content := bytes.Repeat([]byte("x"), 64)
-			body := fmt.Appendf(nil, `{"content":%q,"target":"*"}`, content)
-			const window = 64 // messages in flight per sender, so queues stay bounded
-			var sent atomic.Int64
-			b.ReportAllocs()
-			b.ResetTimer()
-			cpu0 := cpuTime()
-			start := delivered.Load()
-			var swg sync.WaitGroup
-			for k := range tc.senders {
-				swg.Add(1)
-				go func() {
-					defer swg.Done()
-					for i := k; i < b.N; i += tc.senders {
-						for (sent.Load()-int64(tc.senders*window))*int64(tc.members) > delivered.Load()-start {
-							time.Sleep(50 * time.Microsecond)
-						}
-						sent.Add(1)
-						pkt, _ := pomelo.AppendData(nil, &pomelo.Message{Type: pomelo.Request, ID: uint32(i + 2), Route: "chat.chatHandler.send", Body: body})
-						if err := conns[k].WriteMessage(websocket.BinaryMessage, pkt); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				}()
-			}
-			swg.Wait()
-			want := start + int64(b.N)*int64(tc.members)
-			for delivered.Load() < want {
-				if time.Now().After(deadline.Add(time.Minute)) {
-					b.Fatalf("delivered %d of %d", delivered.Load()-start, want-start)
-				}
-				time.Sleep(100 * time.Microsecond)
-			}
-			b.StopTimer()
-			n := float64(int64(b.N) * int64(tc.members))
-			b.ReportMetric(n/b.Elapsed().Seconds(), "deliveries/s")
-			b.ReportMetric(float64(cpuTime()-cpu0)/n, "cpu-ns/delivery")
-			for _, c := range conns {
-				c.Close()
-			}
-			wg.Wait()
+			runFanout(b, tc.members, tc.senders, tc.coalesce)
 		})
 	}
+}
+
+// runFanout has senders members of one room broadcast b.N 64-byte messages
+// in total to a room of members raw websocket readers, with at most 64
+// messages per sender in flight so queues stay bounded, and reports
+// deliveries/s and CPU per delivery (server and readers: one process).
+// coalesce is the writer's CoalesceMax (0 default, negative off).
+func runFanout(b *testing.B, members, senders int, coalesce time.Duration) {
+	s := servertest.Start(b, server.Options{Connector: connector.Options{RequestRate: -1, Heartbeat: -1, CoalesceMax: coalesce}})
+	var delivered atomic.Int64
+	var wg sync.WaitGroup
+	conns := make([]*websocket.Conn, members)
+	for i := range members {
+		conns[i] = rawMember(b, s.ConnectorAddrs[0], fmt.Sprintf("m%d", i), &delivered, &wg)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for s.Rooms().Stats().Members < members {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d members entered", s.Rooms().Stats().Members, members)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	content := bytes.Repeat([]byte("x"), 64)
+	body := fmt.Appendf(nil, `{"content":%q,"target":"*"}`, content)
+	const window = 64 // messages in flight per sender, so queues stay bounded
+	var sent atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	start := delivered.Load()
+	var swg sync.WaitGroup
+	for k := range senders {
+		swg.Add(1)
+		go func() {
+			defer swg.Done()
+			for i := k; i < b.N; i += senders {
+				for (sent.Load()-int64(senders*window))*int64(members) > delivered.Load()-start {
+					time.Sleep(50 * time.Microsecond)
+				}
+				sent.Add(1)
+				pkt, _ := pomelo.AppendData(nil, &pomelo.Message{Type: pomelo.Request, ID: uint32(i + 2), Route: "chat.chatHandler.send", Body: body})
+				if err := conns[k].WriteMessage(websocket.BinaryMessage, pkt); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	swg.Wait()
+	want := start + int64(b.N)*int64(members)
+	for delivered.Load() < want {
+		if time.Now().After(deadline.Add(time.Minute)) {
+			b.Fatalf("delivered %d of %d", delivered.Load()-start, want-start)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	b.StopTimer()
+	n := float64(int64(b.N) * int64(members))
+	b.ReportMetric(n/b.Elapsed().Seconds(), "deliveries/s")
+	b.ReportMetric(float64(cpuTime()-cpu0)/n, "cpu-ns/delivery")
+	for _, c := range conns {
+		c.Close()
+	}
+	wg.Wait()
 }
 
 // cpuTime is this process's user+system CPU time: per delivery it is a
@@ -110,41 +119,13 @@ type frameCounter struct {
 
 func dialCounter(t *testing.T, addr, name string) (*websocket.Conn, *frameCounter) {
 	t.Helper()
-	conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	_ = conn.WriteMessage(websocket.BinaryMessage, pomelo.AppendPackage(nil, pomelo.Handshake, pomelo.DefaultHandshakeRequest()))
-	if _, _, err := conn.ReadMessage(); err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.WriteMessage(websocket.BinaryMessage, pomelo.HandshakeAckPackage)
-	enter, _ := pomelo.AppendData(nil, &pomelo.Message{Type: pomelo.Request, ID: 1, Route: "connector.entryHandler.enter",
-		Body: fmt.Appendf(nil, `{"username":%q,"rid":"r"}`, name)})
-	_ = conn.WriteMessage(websocket.BinaryMessage, enter)
+	conn := rawEnter(t, nil, addr, name, "r")
 	fc := &frameCounter{}
-	onChat := []byte("\x06onChat")
-	go func() {
-		for {
-			_, frame, err := conn.ReadMessage()
-			if err != nil {
-				return
-			}
-			n := 0
-			_ = pomelo.ForEachPackage(frame, 0, func(p pomelo.Package) error {
-				if p.Type == pomelo.Data && len(p.Body) > 8 && bytes.HasPrefix(p.Body[1:], onChat) {
-					n++
-				}
-				return nil
-			})
-			if n > 0 {
-				fc.first.CompareAndSwap(0, time.Now().UnixNano())
-				fc.frames.Add(1)
-				fc.chats.Add(int64(n))
-			}
-		}
-	}()
+	go readChats(conn, func(n int) {
+		fc.first.CompareAndSwap(0, time.Now().UnixNano())
+		fc.frames.Add(1)
+		fc.chats.Add(int64(n))
+	})
 	return conn, fc
 }
 
