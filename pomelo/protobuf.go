@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // pomelo-protobuf bodies.
@@ -926,9 +927,12 @@ func unzigzag(v uint64) int64 { return int64(v>>1) ^ -int64(v&1) }
 
 func zigzag(v int64) uint64 { return uint64(v<<1) ^ uint64(v>>63) }
 
-// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD
-// as in encoding/json.
-func appendJSONString(dst, s []byte) []byte {
+// AppendJSONString appends s as a JSON string without reflection: quotes,
+// backslashes and control characters escaped, invalid UTF-8 replaced by
+// U+FFFD and U+2028/U+2029 escaped, as encoding/json does (it leaves <, >
+// and & alone: bodies are data, pages render them as text). Push encoders
+// and the protobuf decoder share it.
+func AppendJSONString(dst []byte, s string) []byte {
 	const hexDigits = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0
@@ -956,7 +960,7 @@ func appendJSONString(dst, s []byte) []byte {
 			start = i
 			continue
 		}
-		r, size := utf8.DecodeRune(s[i:])
+		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, `\ufffd`...)
@@ -975,6 +979,11 @@ func appendJSONString(dst, s []byte) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// appendJSONString is AppendJSONString over bytes, without copying them.
+func appendJSONString(dst, s []byte) []byte {
+	return AppendJSONString(dst, unsafe.String(unsafe.SliceData(s), len(s)))
 }
 
 // ---- encoding ----

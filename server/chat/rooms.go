@@ -134,9 +134,9 @@ func RoomError(rid string, err error) error {
 func EncodeUserPush(route, name string) []byte {
 	body := make([]byte, 0, 32+len(name))
 	body = append(body, `{"route":`...)
-	body = appendJSONString(body, route)
+	body = pomelo.AppendJSONString(body, route)
 	body = append(body, `,"user":`...)
-	body = appendJSONString(body, name)
+	body = pomelo.AppendJSONString(body, name)
 	body = append(body, '}')
 	return encodePush(route, body)
 }
@@ -145,11 +145,11 @@ func EncodeUserPush(route, name string) []byte {
 func EncodeChatPush(content, from, target string) []byte {
 	body := make([]byte, 0, 40+len(content)+len(from)+len(target))
 	body = append(body, `{"msg":`...)
-	body = appendJSONString(body, content)
+	body = pomelo.AppendJSONString(body, content)
 	body = append(body, `,"from":`...)
-	body = appendJSONString(body, from)
+	body = pomelo.AppendJSONString(body, from)
 	body = append(body, `,"target":`...)
-	body = appendJSONString(body, target)
+	body = pomelo.AppendJSONString(body, target)
 	body = append(body, '}')
 	return encodePush(PushChat, body)
 }
@@ -161,35 +161,6 @@ func encodePush(route string, body []byte) []byte {
 		panic(err) // push routes are constants shorter than 255 bytes
 	}
 	return pkt
-}
-
-// appendJSONString appends s as a JSON string without reflection.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default: // control characters, and <>& escaped as encoding/json does
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // usersBody encodes the {"users":[...]} response.
