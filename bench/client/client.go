@@ -1,13 +1,14 @@
 // Package client is one simulated pomelo client, built to be cheap: a fleet of
 // thousands of them shares one dialer, one write-buffer pool, one read-buffer
-// pool and one heartbeat wheel, and each connected client owns exactly one
-// goroutine (its reader) and no timers.
+// pool, one heartbeat wheel and (on linux) a few epoll receive loops, and a
+// connected client owns no goroutine and no timer. Elsewhere, or with
+// Options.Pollers < 0, each client owns one reader goroutine instead.
 //
 // A client asks the gate for its connector (QueryEntry: connect, request,
 // close), connects there, shakes hands (dictionary-compressed or string routes,
 // protobuf pushes when the server sends protos), answers heartbeats from the
 // shared wheel, sends requests with ids and notifies, and hands every push to
-// a callback on its reader goroutine with bodies that alias a pooled buffer, so
+// a callback on its receive loop with bodies that alias a shared buffer, so
 // the receive path allocates nothing.
 package client
 
@@ -19,6 +20,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -58,7 +61,13 @@ type Options struct {
 	SourceAddrs int
 	// HandshakeBody replaces the default js-websocket handshake body.
 	HandshakeBody []byte
-	Logger        *slog.Logger
+	// Pollers is the number of epoll receive loops the fleet's clients share
+	// (linux only; see poll_linux.go). 0 means GOMAXPROCS, or the value of
+	// the environment variable CHATBENCH_POLLERS when it is set (an A/B
+	// switch for measurements); a negative value gives every client its own
+	// reader goroutine (gorilla's reader), as on other systems.
+	Pollers int
+	Logger  *slog.Logger
 }
 
 func (o *Options) defaults() {
@@ -83,6 +92,14 @@ func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Pollers == 0 {
+		if n, err := strconv.Atoi(os.Getenv("CHATBENCH_POLLERS")); err == nil {
+			o.Pollers = n
+		}
+	}
+	if o.Pollers == 0 {
+		o.Pollers = runtime.GOMAXPROCS(0)
+	}
 }
 
 // Push is one server push. Route and Body alias a pooled buffer and are valid
@@ -96,17 +113,23 @@ type Push struct {
 	At     int64 // Now() when the frame carrying the push was read
 }
 
-// Handlers are the callbacks of a client; they run on its reader goroutine
-// and must not block. One Handlers value is usually shared by a whole fleet.
+// Handlers are the callbacks of a client. They run on its receive loop: on
+// linux (Options.Pollers >= 0) that is an epoll loop shared by every client of
+// the fleet assigned to it, so a handler that takes long delays the receive of
+// all those clients, and one that blocks on another client's traffic (a
+// blocking Call, a wait for a push) can deadlock the loop. Handlers must not
+// block: record, count, hand work to another goroutine. The same holds for
+// request Callbacks. One Handlers value is usually shared by a whole fleet.
 type Handlers struct {
 	Push   func(p *Push)
 	Kick   func(c *Client, reason []byte)
 	Closed func(c *Client, err error) // once, after the reader stops; err nil on a local Close
 }
 
-// Callback receives a response body (aliasing a pooled buffer, valid only
-// during the call) or an error. It runs on the reader goroutine, or on the
-// heartbeat wheel for timeouts, or on the caller for write errors.
+// Callback receives a response body (aliasing a shared buffer, valid only
+// during the call) or an error. It runs on the receive loop (see Handlers: it
+// must not block), or on the heartbeat wheel for timeouts, or on the caller
+// for write errors.
 type Callback func(body []byte, at int64, err error)
 
 var epoch = time.Now()
@@ -122,6 +145,7 @@ type Fleet struct {
 	wheel  *wheel
 	bufs   sync.Pool // *[]byte frame buffers for reads and writes
 	src    atomic.Uint32
+	polls  pollers // epoll receive loops (linux)
 
 	mu      sync.Mutex
 	dicts   map[string]*pomelo.Dict // by dictVersion
@@ -144,16 +168,20 @@ func NewFleet(opts Options) *Fleet {
 		ReadBufferSize:   opts.ReadBufferSize,
 		WriteBufferSize:  opts.WriteBufferSize,
 		WriteBufferPool:  &sync.Pool{},
-		NetDialContext:   f.dial,
+		NetDialContext:   f.dialSock,
 	}
 	f.wheel = newWheel(f)
 	return f
 }
 
-// Close stops the heartbeat wheel. It does not close the clients.
-func (f *Fleet) Close() { f.wheel.stop() }
+// Close stops the heartbeat wheel. It does not close the clients; a receive
+// loop stops when its last client has closed.
+func (f *Fleet) Close() {
+	f.wheel.stop()
+	f.polls.stop()
+}
 
-func (f *Fleet) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+func (f *Fleet) dialTCP(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := net.Dialer{}
 	if n := f.opts.SourceAddrs; n > 1 {
 		i := f.src.Add(1) % uint32(n)
@@ -192,6 +220,7 @@ type Client struct {
 	closed   atomic.Bool
 	cause    atomic.Pointer[error] // why the client aborted, if it did
 	done     chan struct{}
+	rx       *rxState // receive state on an epoll loop; nil with a reader goroutine
 
 	// ID and Data are free for the caller (the driver keeps its index here).
 	ID   int32
@@ -214,7 +243,7 @@ func (c *Client) LocalAddr() net.Addr { return c.conn.LocalAddr() }
 // Heartbeat is the heartbeat interval the server asked for (0: none).
 func (c *Client) Heartbeat() time.Duration { return c.hb }
 
-// Done is closed when the reader has stopped.
+// Done is closed when the receive path has stopped (and the Closed handler is about to run).
 func (c *Client) Done() <-chan struct{} { return c.done }
 
 // Pending is the number of requests awaiting a response.
@@ -225,7 +254,8 @@ func (c *Client) Pending() int {
 }
 
 // Dial connects to a connector (or any pomelo frontend) at addr and shakes
-// hands; on success the client's reader runs and heartbeats are on the wheel.
+// hands; on success the client receives (on an epoll loop, or its reader
+// goroutine) and heartbeats are on the wheel.
 func (f *Fleet) Dial(ctx context.Context, addr string, h *Handlers) (*Client, error) {
 	c, _, err := f.DialTimed(ctx, addr, h)
 	return c, err
@@ -240,12 +270,32 @@ type Timing struct {
 // DialTimed is Dial that also reports how long each step took. When the
 // error is a *StepError it says which step failed.
 func (f *Fleet) DialTimed(ctx context.Context, addr string, h *Handlers) (*Client, Timing, error) {
+	return f.DialAs(ctx, addr, h, 0)
+}
+
+// DialAs is DialTimed that sets the client's ID before its receive path
+// starts: a handler may run for a push as soon as the handshake is done, on
+// another goroutine, so an ID set after Dial returns would race with it.
+func (f *Fleet) DialAs(ctx context.Context, addr string, h *Handlers, id int32) (*Client, Timing, error) {
 	c, t, err := f.connect(ctx, addr, h)
 	if err != nil {
 		return nil, t, err
 	}
+	c.ID = id
 	c.lastRecv.Store(Now())
-	go c.readLoop()
+	// The handshake response was the last read through gorilla: the server
+	// sends nothing before the ack, and gorilla reads only when asked, so its
+	// buffer holds no byte of a later frame; the kernel keeps whatever arrives
+	// after the ack for the epoll loop (level-triggered, so data that arrived
+	// before the registration is reported at once).
+	polled, err := f.polls.attach(f, c)
+	if err != nil {
+		c.conn.Close()
+		return nil, t, &StepError{"handshake", fmt.Errorf("%s: %w", addr, err)}
+	}
+	if !polled {
+		go c.readLoop()
+	}
 	f.wheel.add(c)
 	return c, t, nil
 }
@@ -566,16 +616,28 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.writeClose()
-	return c.conn.Close()
+	return c.stopReceive()
 }
 
-// abort closes the socket after an error seen outside the reader.
+// abort closes the socket after an error seen outside the receive path.
 func (c *Client) abort(err error) {
 	if c.closed.CompareAndSwap(false, true) {
 		c.cause.Store(&err)
 		c.f.opts.Logger.Debug("client abort", "addr", c.addr, "err", err)
-		c.conn.Close()
+		c.stopReceive()
 	}
+}
+
+// stopReceive makes the receive path stop after closed was set: a reader
+// goroutine's read fails on the closed socket; an epoll loop, which alone
+// closes the sockets it polls (so it never reads a reused descriptor), is
+// woken by shutting the socket's read side and then finishes the client.
+func (c *Client) stopReceive() error {
+	if c.rx != nil {
+		c.rx.wake()
+		return nil
+	}
+	return c.conn.Close()
 }
 
 func (c *Client) takePending(id uint32) (pending, bool) {
@@ -645,6 +707,14 @@ func (c *Client) readLoop() {
 			break
 		}
 	}
+	c.finish(err)
+}
+
+// finish is the end of a receive path: the socket closed, pending requests
+// failed, done closed and the Closed handler called, once. err is what
+// stopped the receive: nil is reported for a local Close (unless the server
+// kicked), the cause for an abort, ErrClosed otherwise.
+func (c *Client) finish(err error) {
 	local := c.closed.Swap(true)
 	if cause := c.cause.Load(); cause != nil {
 		err, local = *cause, false

@@ -23,7 +23,9 @@ func memNow() (heap, stack int64) {
 // server in another process: CHATBENCH_IDLE_TARGET=host:port (a connector)
 // CHATBENCH_IDLE_N=10000 go test -run TestIdleMemory -v ./bench/client
 // Measured 2026-11-25 (2 cores, server in another process): 7,127 B per
-// client at 10,000 (3,018 B heap + 4,109 B reader goroutine stack).
+// client at 10,000 (3,018 B heap + 4,109 B reader goroutine stack); with the
+// epoll receive loops (the linux default) 2,638 B (2,429 B heap + 210 B of
+// stacks); CHATBENCH_POLLERS=-1 gives the reader goroutines back (7,190 B).
 func TestIdleMemory(t *testing.T) {
 	target := os.Getenv("CHATBENCH_IDLE_TARGET")
 	if target == "" {

@@ -207,7 +207,7 @@ func (d *driver) join(ctx context.Context, v *vclient, intended int64) bool {
 		return false
 	}
 	rec.Record(metrics.OpQueryEntry, time.Since(t0))
-	c, tm, err := d.fleet.DialTimed(ctx, addr, &d.handl)
+	c, tm, err := d.fleet.DialAs(ctx, addr, &d.handl, v.idx) // ID before any push
 	if err != nil {
 		code, kind := errCode(err)
 		rec.Error(metrics.OpConnect, code, kind)
@@ -218,7 +218,6 @@ func (d *driver) join(ctx context.Context, v *vclient, intended int64) bool {
 	d.joined.Add(1)
 	rec.Record(metrics.OpConnect, tm.Connect)
 	rec.Record(metrics.OpHandshake, tm.Handshake)
-	c.ID = v.idx
 	v.c.Store(c)
 	v.localStop.Store(false)
 	d.connected.Add(1)

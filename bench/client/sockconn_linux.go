@@ -1,0 +1,216 @@
+package client
+
+import (
+	"context"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// sockConn is the net.Conn under gorilla for a client of an epoll loop. Until
+// detach it is the *net.TCPConn of the dial (the websocket upgrade and the
+// pomelo handshake run on it as usual). detach then takes the socket away
+// from Go's netpoller: it duplicates the descriptor and closes the TCPConn,
+// which removes the socket from Go's epoll set. Otherwise Go keeps it
+// registered (edge-triggered) and every frame the server sends also wakes Go's
+// netpoll for a descriptor nobody waits on, which costs about as much as the
+// epoll loop saves. After detach gorilla still writes through this type
+// (masking, framing, its write lock), with plain write(2) on the
+// non-blocking socket and ppoll(2) until the write deadline when the socket
+// buffer is full.
+//
+// The descriptor is closed exactly once, under mu held exclusively; every
+// other use (write, shutdown) holds mu shared and checks closed, so no use
+// can reach a descriptor number that was closed and reused. Close first shuts
+// the socket down, which makes a writer blocked in ppoll return at once.
+type sockConn struct {
+	tcp      *net.TCPConn // nil after detach
+	fd       int          // after detach
+	detached bool
+	laddr    net.Addr
+	raddr    net.Addr
+	wdl      time.Time // write deadline; set and read under gorilla's write lock
+
+	mu     sync.RWMutex
+	closed bool
+}
+
+func (f *Fleet) dialSock(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := f.dialTCP(ctx, network, addr)
+	if err != nil || f.opts.Pollers < 0 {
+		return c, err
+	}
+	if tcp, ok := c.(*net.TCPConn); ok {
+		return &sockConn{tcp: tcp, fd: -1}, nil
+	}
+	return c, nil
+}
+
+// detach moves the socket from the TCPConn to a descriptor of its own (see
+// the type). On error the connection is unusable and closed.
+func (s *sockConn) detach() error {
+	rc, err := s.tcp.SyscallConn()
+	if err != nil {
+		s.tcp.Close()
+		return err
+	}
+	fd := -1
+	var derr error
+	if err := rc.Control(func(sfd uintptr) {
+		r, _, e := syscall.Syscall(syscall.SYS_FCNTL, sfd, syscall.F_DUPFD_CLOEXEC, 0)
+		if e != 0 {
+			derr = os.NewSyscallError("fcntl", e)
+			return
+		}
+		fd = int(r)
+	}); err != nil {
+		derr = err
+	}
+	s.laddr, s.raddr = s.tcp.LocalAddr(), s.tcp.RemoteAddr()
+	s.tcp.Close() // out of Go's netpoller; fd keeps the socket open
+	s.tcp = nil
+	if derr != nil {
+		s.detached, s.closed = true, true
+		return derr
+	}
+	s.fd, s.detached = fd, true
+	return nil
+}
+
+func (s *sockConn) Read(b []byte) (int, error) {
+	if !s.detached {
+		return s.tcp.Read(b)
+	}
+	return 0, s.opError("read", net.ErrClosed) // the epoll loop reads
+}
+
+func (s *sockConn) Write(b []byte) (int, error) {
+	if !s.detached {
+		return s.tcp.Write(b)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, s.opError("write", net.ErrClosed)
+	}
+	n := 0
+	for n < len(b) {
+		k, err := syscall.Write(s.fd, b[n:])
+		if k > 0 {
+			n += k
+		}
+		switch err {
+		case nil, syscall.EINTR:
+		case syscall.EAGAIN:
+			if err := s.waitWritable(); err != nil {
+				return n, err
+			}
+		default:
+			return n, s.opError("write", os.NewSyscallError("write", err))
+		}
+	}
+	return n, nil
+}
+
+// waitWritable blocks in ppoll(2) until the socket is writable or the write
+// deadline passes.
+func (s *sockConn) waitWritable() error {
+	for {
+		var ts *syscall.Timespec
+		if !s.wdl.IsZero() {
+			d := time.Until(s.wdl)
+			if d <= 0 {
+				return s.opError("write", os.ErrDeadlineExceeded)
+			}
+			t := syscall.NsecToTimespec(int64(d))
+			ts = &t
+		}
+		pfd := struct {
+			fd             int32
+			events, revent int16
+		}{fd: int32(s.fd), events: 0x4 /* POLLOUT */}
+		_, _, e := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1,
+			uintptr(unsafe.Pointer(ts)), 0, 0, 0)
+		if e != 0 && e != syscall.EINTR {
+			return s.opError("write", os.NewSyscallError("ppoll", e))
+		}
+		if pfd.revent != 0 {
+			return nil // writable, or an error the next write reports
+		}
+	}
+}
+
+// shutdownRead makes the socket readable with EOF (the epoll loop then
+// finishes the client), unless it is closed already.
+func (s *sockConn) shutdownRead() {
+	s.mu.RLock()
+	if !s.closed {
+		syscall.Shutdown(s.fd, syscall.SHUT_RD)
+	}
+	s.mu.RUnlock()
+}
+
+func (s *sockConn) Close() error {
+	if !s.detached {
+		if s.tcp == nil {
+			return nil
+		}
+		return s.tcp.Close()
+	}
+	s.mu.RLock()
+	if !s.closed {
+		syscall.Shutdown(s.fd, syscall.SHUT_RDWR) // wakes a writer waiting in ppoll
+	}
+	s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return os.NewSyscallError("close", syscall.Close(s.fd))
+}
+
+func (s *sockConn) LocalAddr() net.Addr {
+	if !s.detached {
+		return s.tcp.LocalAddr()
+	}
+	return s.laddr
+}
+
+func (s *sockConn) RemoteAddr() net.Addr {
+	if !s.detached {
+		return s.tcp.RemoteAddr()
+	}
+	return s.raddr
+}
+
+func (s *sockConn) SetDeadline(t time.Time) error {
+	if !s.detached {
+		return s.tcp.SetDeadline(t)
+	}
+	s.wdl = t
+	return nil
+}
+
+func (s *sockConn) SetReadDeadline(t time.Time) error {
+	if !s.detached {
+		return s.tcp.SetReadDeadline(t)
+	}
+	return nil
+}
+
+func (s *sockConn) SetWriteDeadline(t time.Time) error {
+	if !s.detached {
+		return s.tcp.SetWriteDeadline(t)
+	}
+	s.wdl = t
+	return nil
+}
+
+func (s *sockConn) opError(op string, err error) error {
+	return &net.OpError{Op: op, Net: "tcp", Source: s.laddr, Addr: s.raddr, Err: err}
+}
