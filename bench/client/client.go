@@ -286,8 +286,8 @@ func (f *Fleet) DialAs(ctx context.Context, addr string, h *Handlers, id int32) 
 	// The handshake response was the last read through gorilla: the server
 	// sends nothing before the ack, and gorilla reads only when asked, so its
 	// buffer holds no byte of a later frame; the kernel keeps whatever arrives
-	// after the ack for the epoll loop (level-triggered, so data that arrived
-	// before the registration is reported at once).
+	// after the ack for the epoll loop (epoll_ctl reports a socket that is
+	// readable when it is added, so data that arrived before is not missed).
 	polled, err := f.polls.attach(f, c)
 	if err != nil {
 		c.conn.Close()

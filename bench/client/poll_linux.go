@@ -15,14 +15,16 @@ import (
 // loops per fleet (Options.Pollers) each own an epoll instance and a 64 KiB
 // buffer, and a client is a registration plus an rxState.
 //
-// After the pomelo handshake a client's socket is registered (level-triggered
+// After the pomelo handshake a client's socket is registered (edge-triggered
 // EPOLLIN) with one loop, round robin. The loop waits through the Go
 // netpoller: its epoll descriptor is itself pollable, so the loop goroutine
 // parks only when no socket of its own is ready (one park per batch of
 // events, not per frame) and holds no OS thread while it waits. For each ready
-// socket it does one non-blocking read(2) into the shared buffer: level
-// triggering reports a socket again while bytes remain, so there is no read
-// that ends in EAGAIN. Frames are parsed in place (parseFrames); an
+// socket it does non-blocking read(2)s into the shared buffer until one is
+// shorter than the space offered (the socket is drained, so there is no read
+// that ends in EAGAIN); edge triggering spares epoll_wait re-polling every
+// socket it reported (level triggering re-queues each one and tcp_poll()s it
+// again on the next wait). Frames are parsed in place (parseFrames); an
 // incomplete frame is carried in a pooled buffer until the rest arrives.
 //
 // Writes (requests, heartbeats, pongs, close) still go through gorilla, on a
@@ -40,6 +42,7 @@ const (
 	pollBufSize = 64 << 10
 	pollEvents  = 256
 	wakeSlot    = -1 // event data of the loop's wake pipe
+	epollET     = 1 << 31
 )
 
 // pollers is the fleet's set of receive loops, started at the first attach.
@@ -61,6 +64,7 @@ type poller struct {
 	events []syscall.EpollEvent
 	nev    int
 	ready  []*Client
+	hup    []bool // of ready: the event reported the end of the stream or an error
 	buf    []byte
 	push   Push
 	waitFn func(fd uintptr) bool
@@ -148,6 +152,7 @@ func newPoller(f *Fleet) (*poller, error) {
 		file:   os.NewFile(uintptr(epfd), "epoll"),
 		events: make([]syscall.EpollEvent, pollEvents),
 		ready:  make([]*Client, pollEvents),
+		hup:    make([]bool, pollEvents),
 		buf:    make([]byte, pollBufSize),
 	}
 	p.rc, err = p.file.SyscallConn()
@@ -189,7 +194,7 @@ func (p *poller) add(c *Client, sc *sockConn) (bool, error) {
 	if err == nil {
 		fd := sc.fd
 		rx.fd = fd
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: slot, Pad: rx.gen}
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: slot, Pad: rx.gen}
 		p.mu.Lock()
 		p.slots[slot] = c // the loop sees rx through this lock; rx is its own from here
 		p.mu.Unlock()
@@ -283,13 +288,14 @@ func (p *poller) serve(n int) (exit bool) {
 		}
 		if c := p.slots[ev.Fd]; c != nil && p.gens[ev.Fd] == ev.Pad {
 			p.ready[i] = c
+			p.hup[i] = ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
 		}
 	}
 	p.mu.Unlock()
 	for i := range n {
 		if c := p.ready[i]; c != nil {
 			p.ready[i] = nil
-			p.service(c)
+			p.service(c, p.hup[i])
 		}
 	}
 	if woken {
@@ -307,15 +313,24 @@ func (p *poller) serve(n int) (exit bool) {
 	return exit
 }
 
-// service reads once from a ready socket and consumes its complete frames.
-func (p *poller) service(c *Client) {
+// service reads a ready socket until it is drained and consumes its complete
+// frames. Edge-triggered: a read shorter than the space offered drained the
+// socket (data arriving later is a new edge), unless the event also reported
+// the end of the stream (hup), which a read of the last data does not return.
+func (p *poller) service(c *Client, hup bool) {
+	for p.readOnce(c, hup) {
+	}
+}
+
+// readOnce does one read and returns whether to read again.
+func (p *poller) readOnce(c *Client, hup bool) bool {
 	rx := c.rx
 	if c.closed.Load() {
 		p.finish(c, nil)
-		return
+		return false
 	}
 	var data []byte
-	var n int
+	var n, want int
 	var errno syscall.Errno
 	inCarry := false
 	if rx.carry != nil && rx.need > len(p.buf)/2 {
@@ -326,6 +341,7 @@ func (p *poller) service(c *Client) {
 			copy(nb, cb)
 			cb = nb
 		}
+		want = cap(cb) - len(cb)
 		n, errno = read(rx.fd, cb[len(cb):cap(cb)])
 		data, inCarry = cb[:len(cb)+max(n, 0)], true
 		*rx.carry = cb
@@ -334,20 +350,24 @@ func (p *poller) service(c *Client) {
 		if rx.carry != nil { // less than half the buffer
 			k = copy(p.buf, *rx.carry)
 		}
+		want = len(p.buf) - k
 		n, errno = read(rx.fd, p.buf[k:])
 		data = p.buf[:k+max(n, 0)]
 	}
 	switch {
 	case n == 0:
 		p.finish(c, errEOF)
-		return
+		return false
 	case n < 0:
-		if errno == syscall.EAGAIN || errno == syscall.EINTR {
-			return // level-triggered: reported again if still readable
+		switch errno {
+		case syscall.EAGAIN:
+			return false // drained
+		case syscall.EINTR:
+			return true
 		}
 		p.finish(c, &net.OpError{Op: "read", Net: "tcp", Source: c.conn.LocalAddr(), Addr: c.conn.RemoteAddr(),
 			Err: os.NewSyscallError("read", errno)})
-		return
+		return false
 	}
 	now := Now()
 	c.lastRecv.Store(now)
@@ -372,7 +392,9 @@ func (p *poller) service(c *Client) {
 	rx.need = need
 	if err != nil {
 		p.finish(c, err)
+		return false
 	}
+	return n == want || hup
 }
 
 // finish deregisters and closes c's socket and runs the end of its receive

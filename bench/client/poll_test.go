@@ -237,6 +237,29 @@ func TestServerEnds(t *testing.T) {
 	}
 }
 
+// TestDataThenEOF: frames followed at once by the end of the stream (data
+// and FIN reported in one event): every frame is delivered, then Closed.
+func TestDataThenEOF(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			srv := startRawServer(t)
+			f := NewFleet(Options{Pollers: m.pollers})
+			defer f.Close()
+			for range 50 {
+				s := newSink()
+				c, sc := srv.accept(t, f, s.handlers())
+				sc.write(t, append(pushFrame("onA", "1"), pushFrame("onB", "2")...))
+				sc.raw.Close()
+				s.wait(t, "closed", func() bool { return len(s.closed) == 1 })
+				if len(s.pushes) != 2 || !errors.Is(s.closed[0], ErrClosed) || !strings.Contains(s.closed[0].Error(), "1006") {
+					t.Fatalf("pushes %q, closed %v; want 2 pushes then code 1006", s.pushes, s.closed[0])
+				}
+				<-c.Done()
+			}
+		})
+	}
+}
+
 // TestResponses: responses reach their callbacks by id; pings are answered.
 func TestResponses(t *testing.T) {
 	for _, m := range modes {
