@@ -69,6 +69,7 @@ type Options struct {
 	MaxQueueBytes    int           // outbound queue cap before a slow-consumer kick; default 4 MiB
 	MaxFrameBytes    int           // coalesce packages into frames up to this size; default 64 KiB
 	CoalesceMax      time.Duration // longest wait before the next flush when the writer is behind; default 2ms; negative: flush at once always
+	DirectWriteGap   time.Duration // a push to a session that wrote nothing for this long, with nothing queued, is written at once on the sender's goroutine; default 1ms; negative: always through the writer goroutine
 	RequestRate      float64       // requests+notifies per second per connection; default 200; negative: unlimited
 	RequestBurst     int           // bucket size; default 2 x RequestRate (at least 20)
 	Routes           []string      // server routes for the dictionary (the handler's routes)
@@ -100,6 +101,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.CoalesceMax == 0 {
 		o.CoalesceMax = 2 * time.Millisecond
+	}
+	if o.DirectWriteGap == 0 {
+		o.DirectWriteGap = time.Millisecond
 	}
 	if o.RequestRate == 0 {
 		o.RequestRate = 200

@@ -1,0 +1,76 @@
+package connector
+
+import (
+	"fmt"
+	"net"
+	"syscall"
+	"unsafe"
+
+	"github.com/gorilla/websocket"
+)
+
+// rawWriter writes one frame with one non-blocking writev on the socket's
+// file descriptor, through the runtime's fd lock (syscall.RawConn) so it
+// cannot race with a close. Its buffers are reused: only the goroutine that
+// owns the session's writing flag uses it.
+type rawWriter struct {
+	ok  bool
+	rc  syscall.RawConn
+	hdr [10]byte
+	iov [2]syscall.Iovec
+	n   int
+	err syscall.Errno
+	fn  func(fd uintptr) bool // allocated once: a closure per write would escape
+}
+
+func (w *rawWriter) init(c net.Conn) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	w.rc, w.ok = rc, true
+	w.fn = func(fd uintptr) bool {
+		for {
+			n, _, e := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iov[0])), uintptr(len(w.iov)))
+			if e == syscall.EINTR {
+				continue
+			}
+			w.n, w.err = int(n), e
+			if e != 0 {
+				w.n = 0
+			}
+			return true // never wait: what is left goes to the writer goroutine
+		}
+	}
+}
+
+// writeFrame writes pkt as one binary frame without blocking. It returns a
+// copy of what the kernel did not take (nil when it took everything).
+func (w *rawWriter) writeFrame(pkt []byte) (rest []byte, err error) {
+	h := appendFrameHeader(w.hdr[:0], websocket.BinaryMessage, len(pkt))
+	w.iov[0].Base, w.iov[1].Base = &h[0], &pkt[0]
+	w.iov[0].SetLen(len(h))
+	w.iov[1].SetLen(len(pkt))
+	err = w.rc.Write(w.fn)
+	w.iov = [2]syscall.Iovec{} // do not keep pkt alive
+	if err == nil && w.err != 0 && w.err != syscall.EAGAIN {
+		err = w.err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errWriteDirect, err)
+	}
+	n := w.n
+	if n == len(h)+len(pkt) {
+		return nil, nil
+	}
+	rest = make([]byte, 0, len(h)+len(pkt)-n)
+	if n < len(h) {
+		rest = append(rest, h[n:]...)
+		return append(rest, pkt...), nil
+	}
+	return append(rest, pkt[n-len(h):]...), nil
+}

@@ -1,0 +1,197 @@
+package connector
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/chatbench/chatbench/pomelo"
+)
+
+type nopHandler struct{}
+
+func (nopHandler) Request(*Session, string, []byte) ([]byte, error) { return nil, nil }
+func (nopHandler) Closed(*Session)                                  {}
+
+// dialSession starts a frontend and returns a raw websocket client and the
+// server's session for it.
+func dialSession(t *testing.T, opts Options) (*websocket.Conn, *Session) {
+	t.Helper()
+	opts.HandshakeTimeout = time.Minute
+	f := New(opts, nopHandler{})
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		f.mu.Lock()
+		for _, s := range f.sessions {
+			f.mu.Unlock()
+			return c, s
+		}
+		f.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("no session after dialing")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Concurrent Enqueues, direct writes, queued batches and partial writes must
+// deliver every package exactly once, each sender's in order, in whole
+// frames. The client reads only after every sender returned, so with large
+// packages the kernel takes part of a direct write and the writer goroutine
+// finishes it.
+func TestEnqueueOrderAndWholeFrames(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		gap      time.Duration
+		senders  int
+		size     int
+		perSend  int
+		spacing  time.Duration // busy-wait between a sender's packages
+		readLate bool          // the client reads only after every sender returned
+		partial  bool          // the kernel must refuse part of a direct write
+	}{
+		{name: "direct-when-idle", gap: time.Nanosecond, senders: 8, size: 40, perSend: 3000},
+		{name: "default-gap", senders: 8, size: 40, perSend: 3000},
+		{name: "never-direct", gap: -1, senders: 8, size: 40, perSend: 3000},
+		// a trickle makes the writer finish small batches while packages
+		// arrive: a lost wake-up there stalls the session for good
+		{name: "never-direct-trickle", gap: -1, senders: 1, size: 40, perSend: 5000, spacing: 20 * time.Microsecond},
+		{name: "default-gap-trickle", senders: 2, size: 40, perSend: 5000, spacing: 20 * time.Microsecond},
+		{name: "partial-writes-one-sender", gap: time.Nanosecond, senders: 1, size: 8000, perSend: 2000, readLate: true, partial: true},
+		{name: "partial-writes", gap: time.Nanosecond, senders: 8, size: 8000, perSend: 300, readLate: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			senders := tc.senders
+			partial0 := directPartial.Load()
+			c, s := dialSession(t, Options{DirectWriteGap: tc.gap, MaxQueueBytes: 64 << 20})
+			var wg sync.WaitGroup
+			for g := range senders {
+				wg.Go(func() {
+					for i := range tc.perSend {
+						body := make([]byte, tc.size)
+						binary.BigEndian.PutUint32(body, uint32(g))
+						binary.BigEndian.PutUint32(body[4:], uint32(i))
+						if !s.Enqueue(pomelo.AppendPackage(nil, pomelo.Data, body)) {
+							t.Errorf("sender %d: package %d refused", g, i)
+							return
+						}
+						for t0 := time.Now(); time.Since(t0) < tc.spacing; {
+						}
+					}
+				})
+			}
+			if tc.readLate {
+				wg.Wait()
+			} else {
+				defer wg.Wait()
+			}
+			next := make([]uint32, senders)
+			total := 0
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			for total < senders*tc.perSend {
+				kind, frame, err := c.ReadMessage()
+				if err != nil {
+					t.Fatalf("after %d packages: %v", total, err)
+				}
+				if kind != websocket.BinaryMessage {
+					t.Fatalf("frame kind %d", kind)
+				}
+				err = pomelo.ForEachPackage(frame, 0, func(p pomelo.Package) error {
+					if len(p.Body) != tc.size {
+						return fmt.Errorf("package of %d bytes, want %d", len(p.Body), tc.size)
+					}
+					g, i := binary.BigEndian.Uint32(p.Body), binary.BigEndian.Uint32(p.Body[4:])
+					if int(g) >= senders || i != next[g] {
+						return fmt.Errorf("sender %d: package %d, want %d", g, i, next[g])
+					}
+					next[g]++
+					total++
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.partial && directPartial.Load() == partial0 {
+				t.Fatal("no direct write was cut short: the partial-write path was not exercised")
+			}
+			// the writer clears its flag just after the client has the bytes
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				s.mu.Lock()
+				writing, pend, queued := s.writing, s.pend, len(s.queue)
+				s.mu.Unlock()
+				if !writing && pend == nil && queued == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("after the last package: writing %v, pend %d bytes, queue %d", writing, len(pend), queued)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+}
+
+// The session is the socket's only writer: a ping is answered through it.
+func TestPingGetsPong(t *testing.T) {
+	c, _ := dialSession(t, Options{})
+	pong := make(chan string, 1)
+	c.SetPongHandler(func(data string) error { pong <- data; return nil })
+	if err := c.WriteControl(websocket.PingMessage, []byte("hello"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	go c.ReadMessage() // runs the pong handler
+	select {
+	case got := <-pong:
+		if got != "hello" {
+			t.Fatalf("pong %q, want hello", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no pong")
+	}
+}
+
+// A client's close frame is answered with a close frame (code 1000).
+func TestCloseIsEchoed(t *testing.T) {
+	c, _ := dialSession(t, Options{})
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye")
+	if err := c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err := c.ReadMessage()
+	if !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Fatalf("read after close = %v, want a close frame with code 1000", err)
+	}
+}
+
+func TestAppendFrameHeader(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want []byte
+	}{
+		{0, []byte{0x82, 0}},
+		{125, []byte{0x82, 125}},
+		{126, []byte{0x82, 126, 0, 126}},
+		{65535, []byte{0x82, 126, 0xff, 0xff}},
+		{65536, []byte{0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0}},
+	} {
+		if got := appendFrameHeader(nil, websocket.BinaryMessage, tc.n); string(got) != string(tc.want) {
+			t.Errorf("header(%d) = % x, want % x", tc.n, got, tc.want)
+		}
+	}
+}
