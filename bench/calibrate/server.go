@@ -5,12 +5,14 @@
 // ceilings (Record, Cache) that every bench report compares itself with.
 //
 // The bare server uses the best technique we know for fan-out on loopback
-// websockets: each push is encoded once and the same bytes are queued for
-// every recipient; one writer goroutine per connection swaps its whole queue
-// out and writes it as one websocket message (many pomelo packages in one
-// frame, one write syscall), flushing as soon as the queue is empty. It keeps
-// no statistics, checks no limits and has no timeouts beyond the write
-// deadline: what is left is the cost of the sockets themselves.
+// websockets, package wsout, the same as the reference server's: each push
+// is encoded once and the same bytes go to every recipient; a push to an idle
+// connection is written at once with one non-blocking writev, and a busy
+// connection's writer goroutine swaps its whole queue out and writes it as
+// one websocket message (many pomelo packages in one frame, one write
+// syscall) with load-only coalescing. It keeps no statistics, checks no
+// limits and has no timeouts beyond the writer's: what is left is the cost of
+// the sockets themselves.
 package calibrate
 
 import (
@@ -21,7 +23,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -29,6 +30,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/chatbench/chatbench/pomelo"
+	"github.com/chatbench/chatbench/wsout"
 )
 
 // The routes the driver uses (the chat application's, see the shared pomelo notes).
@@ -40,14 +42,6 @@ const (
 )
 
 var routes = []string{routeQueryEntry, routeEnter, routeSwitch, routeSend}
-
-// writeTimeout bounds one batch write; a connection that cannot take its
-// batch in that time is closed.
-const writeTimeout = 10 * time.Second
-
-// maxQueue is the outbound queue cap (packages) past which a connection is
-// closed rather than letting memory grow without bound.
-const maxQueue = 1 << 16
 
 // Server is the bare fan-out server. One listener serves both the gate
 // (queryEntry answers its own address) and the connector.
@@ -147,11 +141,12 @@ type conn struct {
 	room  *room
 	rid   string
 
-	mu     sync.Mutex
-	queue  [][]byte
-	closed bool
-	wake   chan struct{}
+	out wsout.Writer
 }
+
+// outOpts are every connection's writer options: the reference server's
+// defaults, without counters or a slow-consumer kick.
+var outOpts = wsout.Options{}.WithDefaults()
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	ws, err := s.upgrader.Upgrade(w, r, nil)
@@ -160,101 +155,18 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	s.wg.Add(1)
 	defer s.wg.Done()
-	c := &conn{s: s, ws: ws, wake: make(chan struct{}, 1)}
-	done := make(chan struct{})
-	go func() { c.writeLoop(); close(done) }()
+	c := &conn{s: s, ws: ws}
+	c.out.Start(ws, &outOpts)
 	c.readLoop()
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
-	c.signal()
-	<-done
-	ws.Close()
+	c.out.Close(websocket.CloseNormalClosure, "")
+	<-c.out.Done()
 	if c.room != nil {
 		s.leave(c)
 	}
 }
 
-// enqueue queues a complete package (shared, read-only) for the writer.
-func (c *conn) enqueue(pkt []byte) {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	if len(c.queue) >= maxQueue {
-		c.closed = true
-		c.mu.Unlock()
-		c.signal()
-		return
-	}
-	c.queue = append(c.queue, pkt)
-	first := len(c.queue) == 1
-	c.mu.Unlock()
-	if first { // the writer swaps the whole queue: only an empty one needs a wake-up
-		c.signal()
-	}
-}
-
-func (c *conn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
-// writeLoop writes everything queued as one websocket message and flushes
-// when the queue is empty. Under load (a batch of 4 packages or more: the
-// writer is behind) it yields once before the next swap, and after a batch
-// of 16 or more also waits n x 50us (at most 2 ms) so that one write carries
-// many packages: the same policy as the reference server's connector.
-func (c *conn) writeLoop() {
-	var spare [][]byte
-	for range c.wake {
-		for {
-			c.mu.Lock()
-			batch, closed := c.queue, c.closed
-			c.queue = spare[:0]
-			c.mu.Unlock()
-			n := len(batch)
-			if n > 0 {
-				_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
-				if err := c.write(batch); err != nil {
-					c.mu.Lock()
-					c.closed = true
-					c.mu.Unlock()
-					c.ws.Close() // the reader returns
-					closed = true
-				}
-			}
-			clear(batch)
-			spare = batch
-			if closed {
-				return
-			}
-			if n < 4 {
-				break
-			}
-			runtime.Gosched()
-			if n >= 16 {
-				time.Sleep(min(time.Duration(n)*50*time.Microsecond, 2*time.Millisecond))
-			}
-		}
-	}
-}
-
-func (c *conn) write(batch [][]byte) error {
-	w, err := c.ws.NextWriter(websocket.BinaryMessage)
-	if err != nil {
-		return err
-	}
-	for _, p := range batch {
-		if _, err := w.Write(p); err != nil {
-			return err
-		}
-	}
-	return w.Close()
-}
+// enqueue hands a complete package (shared, read-only) to the writer.
+func (c *conn) enqueue(pkt []byte) { _ = c.out.Enqueue(pkt) }
 
 var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/chatbench/chatbench/pomelo"
 	"github.com/chatbench/chatbench/server/metrics"
+	"github.com/chatbench/chatbench/wsout"
 )
 
 // Pomelo error codes answered in {"code":N,"error":true,"message":...}.
@@ -102,9 +103,6 @@ func (o *Options) setDefaults() {
 	if o.CoalesceMax == 0 {
 		o.CoalesceMax = 2 * time.Millisecond
 	}
-	if o.DirectWriteGap == 0 {
-		o.DirectWriteGap = time.Millisecond
-	}
 	if o.RequestRate == 0 {
 		o.RequestRate = 200
 	}
@@ -129,6 +127,7 @@ type Frontend struct {
 	metrics   *metrics.Set
 	log       *slog.Logger
 	upgrader  websocket.Upgrader
+	out       wsout.Options // every session's writer
 
 	nextID   atomic.Uint64
 	mu       sync.Mutex
@@ -150,6 +149,16 @@ func New(opts Options, h Handler) *Frontend {
 		stop: make(chan struct{}),
 	}
 	go f.sweep()
+	m := opts.Metrics
+	f.out = wsout.Options{
+		WriteTimeout: opts.WriteTimeout, MaxQueueBytes: opts.MaxQueueBytes, MaxFrameBytes: opts.MaxFrameBytes,
+		CoalesceMax: opts.CoalesceMax, DirectWriteGap: opts.DirectWriteGap,
+		SlowConsumerKick: pomelo.AppendPackage(nil, pomelo.Kick, kickBody(wsout.SlowConsumerReason)),
+		Counters: &wsout.Counters{
+			Frames: &m.FramesOut, Packages: &m.PackagesOut, Pushes: &m.PushesDelivered,
+			Dropped: &m.PushesDropped, SlowConsumers: &m.SlowConsumers,
+		},
+	}.WithDefaults()
 	f.upgrader = websocket.Upgrader{
 		ReadBufferSize:  1024,
 		WriteBufferSize: 16 << 10,
@@ -199,7 +208,7 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f.draining {
 		f.mu.Unlock()
 		s.Close(websocket.CloseGoingAway, "server shutting down")
-		s.writeLoop()
+		<-s.out.Done()
 		return
 	}
 	f.sessions[s.ID] = s
@@ -213,10 +222,9 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.metrics.Connections.Add(-1)
 		f.wg.Done()
 	}()
-	go s.writeLoop()
 	s.readLoop()
 	s.Close(websocket.CloseNormalClosure, "")
-	<-s.done
+	<-s.out.Done()
 	f.handler.Closed(s)
 }
 

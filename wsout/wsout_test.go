@@ -1,8 +1,9 @@
-package connector
+package wsout
 
 import (
 	"encoding/binary"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -14,37 +15,37 @@ import (
 	"github.com/chatbench/chatbench/pomelo"
 )
 
-type nopHandler struct{}
-
-func (nopHandler) Request(*Session, string, []byte) ([]byte, error) { return nil, nil }
-func (nopHandler) Closed(*Session)                                  {}
-
-// dialSession starts a frontend and returns a raw websocket client and the
-// server's session for it.
-func dialSession(t *testing.T, opts Options) (*websocket.Conn, *Session) {
+// dialWriter starts a websocket server whose connection writes through a
+// Writer and reads until the client goes (then closes the Writer, as a
+// server does). It returns the client's end and the Writer.
+func dialWriter(t *testing.T, opts Options) (*websocket.Conn, *Writer) {
 	t.Helper()
-	opts.HandshakeTimeout = time.Minute
-	f := New(opts, nopHandler{})
-	srv := httptest.NewServer(f)
+	opts = opts.WithDefaults()
+	got := make(chan *Writer, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		c, err := (&websocket.Upgrader{}).Upgrade(rw, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		w := new(Writer)
+		w.Start(c, &opts)
+		got <- w
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				break
+			}
+		}
+		w.Close(websocket.CloseNormalClosure, "")
+		<-w.Done()
+	}))
 	t.Cleanup(srv.Close)
 	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		f.mu.Lock()
-		for _, s := range f.sessions {
-			f.mu.Unlock()
-			return c, s
-		}
-		f.mu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatal("no session after dialing")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	return c, <-got
 }
 
 // Concurrent Enqueues, direct writes, queued batches and partial writes must
@@ -76,7 +77,7 @@ func TestEnqueueOrderAndWholeFrames(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			senders := tc.senders
 			partial0 := directPartial.Load()
-			c, s := dialSession(t, Options{DirectWriteGap: tc.gap, MaxQueueBytes: 64 << 20})
+			c, s := dialWriter(t, Options{DirectWriteGap: tc.gap, MaxQueueBytes: 64 << 20})
 			var wg sync.WaitGroup
 			for g := range senders {
 				wg.Go(func() {
@@ -84,8 +85,8 @@ func TestEnqueueOrderAndWholeFrames(t *testing.T) {
 						body := make([]byte, tc.size)
 						binary.BigEndian.PutUint32(body, uint32(g))
 						binary.BigEndian.PutUint32(body[4:], uint32(i))
-						if !s.Enqueue(pomelo.AppendPackage(nil, pomelo.Data, body)) {
-							t.Errorf("sender %d: package %d refused", g, i)
+						if err := s.Enqueue(pomelo.AppendPackage(nil, pomelo.Data, body)); err != nil {
+							t.Errorf("sender %d: package %d: %v", g, i, err)
 							return
 						}
 						for t0 := time.Now(); time.Since(t0) < tc.spacing; {
@@ -146,9 +147,9 @@ func TestEnqueueOrderAndWholeFrames(t *testing.T) {
 	}
 }
 
-// The session is the socket's only writer: a ping is answered through it.
+// The Writer is the socket's only writer: a ping is answered through it.
 func TestPingGetsPong(t *testing.T) {
-	c, _ := dialSession(t, Options{})
+	c, _ := dialWriter(t, Options{})
 	pong := make(chan string, 1)
 	c.SetPongHandler(func(data string) error { pong <- data; return nil })
 	if err := c.WriteControl(websocket.PingMessage, []byte("hello"), time.Now().Add(time.Second)); err != nil {
@@ -167,7 +168,7 @@ func TestPingGetsPong(t *testing.T) {
 
 // A client's close frame is answered with a close frame (code 1000).
 func TestCloseIsEchoed(t *testing.T) {
-	c, _ := dialSession(t, Options{})
+	c, _ := dialWriter(t, Options{})
 	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye")
 	if err := c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)); err != nil {
 		t.Fatal(err)
