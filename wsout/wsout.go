@@ -214,10 +214,18 @@ func (w *Writer) writeDirect(pkt []byte) {
 	if rest != nil {
 		directPartial.Add(1)
 	}
+	if err != nil {
+		w.closeLocked(websocket.CloseAbnormalClosure, "write failed: "+err.Error(), nil, false)
+	}
+	// A writer woken while this write owned the socket waits for this
+	// signal, also when the connection was closed meanwhile (then closeLocked
+	// above did not signal): without it the connection never finishes.
 	wake := len(w.queue) > 0 || len(w.ctrl) > 0 || rest != nil || w.closed
 	w.mu.Unlock()
+	if wake {
+		w.signal()
+	}
 	if err != nil {
-		w.Close(websocket.CloseAbnormalClosure, "write failed: "+err.Error())
 		return
 	}
 	if c := w.opts.Counters; c != nil {
@@ -226,9 +234,6 @@ func (w *Writer) writeDirect(pkt []byte) {
 		if isPush(pkt) {
 			c.Pushes.Add(1)
 		}
-	}
-	if wake {
-		w.signal()
 	}
 }
 

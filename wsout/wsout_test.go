@@ -3,6 +3,7 @@ package wsout
 import (
 	"encoding/binary"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -194,5 +195,41 @@ func TestAppendFrameHeader(t *testing.T) {
 		if got := appendFrameHeader(nil, websocket.BinaryMessage, tc.n); string(got) != string(tc.want) {
 			t.Errorf("header(%d) = % x, want % x", tc.n, got, tc.want)
 		}
+	}
+}
+
+// A client that vanishes (reset) while direct writes are under way: the
+// writes fail while the reader closes the Writer, and the Writer must still
+// finish (a writer that waits for a failed direct write's signal forever
+// leaves a session, and its room membership, behind).
+func TestWriterFinishesWhenDirectWritesFail(t *testing.T) {
+	for i := range 100 {
+		c, w := dialWriter(t, Options{DirectWriteGap: time.Nanosecond})
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				pkt := pomelo.AppendPackage(nil, pomelo.Data, make([]byte, 100))
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if w.Enqueue(pkt) != nil {
+						return
+					}
+				}
+			})
+		}
+		c.NetConn().(*net.TCPConn).SetLinger(0) // close with a reset
+		c.NetConn().Close()
+		select {
+		case <-w.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("run %d: the writer did not finish after the client reset", i)
+		}
+		close(stop)
+		wg.Wait()
 	}
 }
