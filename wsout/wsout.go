@@ -132,6 +132,7 @@ func (w *Writer) Start(c *websocket.Conn, opts *Options) {
 	w.sock.nc = c.NetConn()
 	if opts.DirectWriteGap >= 0 {
 		w.sock.raw.init(w.sock.nc)
+		startProbe()
 	}
 	c.SetPingHandler(func(data string) error {
 		w.enqueueControl(appendFrameHeader(nil, websocket.PongMessage, len(data)), data)
@@ -169,7 +170,7 @@ func (w *Writer) Enqueue(pkt []byte) error {
 		return ErrClosed
 	}
 	if w.sock.raw.ok && !w.writing && len(w.queue) == 0 && len(w.ctrl) == 0 && w.pend == nil &&
-		len(pkt) > 0 && len(pkt) <= directMaxBytes {
+		len(pkt) > 0 && len(pkt) <= directMaxBytes && !saturated.Load() {
 		if now := monotime(); now-w.lastWrite >= int64(w.opts.DirectWriteGap) {
 			w.writing = true
 			w.mu.Unlock()

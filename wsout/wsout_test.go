@@ -233,3 +233,15 @@ func TestWriterFinishesWhenDirectWritesFail(t *testing.T) {
 		wg.Wait()
 	}
 }
+
+func TestParseCPU(t *testing.T) {
+	busy, total, ok := parseCPU([]byte("cpu  100 5 50 800 20 3 2 0 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n"))
+	if !ok || busy != 160 || total != 980 {
+		t.Fatalf("parseCPU = %d, %d, %v; want 160, 980, true", busy, total, ok)
+	}
+	for _, bad := range []string{"", "intr 1 2 3", "cpu 1 2 x 4 5"} {
+		if _, _, ok := parseCPU([]byte(bad)); ok {
+			t.Errorf("parseCPU(%q) ok, want not ok", bad)
+		}
+	}
+}
