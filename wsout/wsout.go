@@ -174,6 +174,7 @@ func (w *Writer) Enqueue(pkt []byte) error {
 		if now := monotime(); now-w.lastWrite >= int64(w.opts.DirectWriteGap) {
 			w.writing = true
 			w.mu.Unlock()
+			directWrites.Add(1)
 			w.writeDirect(pkt)
 			return nil
 		}
@@ -238,8 +239,8 @@ func (w *Writer) writeDirect(pkt []byte) {
 	}
 }
 
-// directPartial counts direct writes the kernel took only in part (tests).
-var directPartial atomic.Int64
+// Direct writes, and those the kernel took only in part (tests).
+var directWrites, directPartial atomic.Int64
 
 // enqueueControl queues a control frame (header, then payload).
 func (w *Writer) enqueueControl(header []byte, payload string) {

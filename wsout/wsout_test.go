@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -242,6 +243,32 @@ func TestParseCPU(t *testing.T) {
 	for _, bad := range []string{"", "intr 1 2 3", "cpu 1 2 x 4 5"} {
 		if _, _, ok := parseCPU([]byte(bad)); ok {
 			t.Errorf("parseCPU(%q) ok, want not ok", bad)
+		}
+	}
+}
+
+func TestMain(m *testing.M) {
+	probeOn = false
+	os.Exit(m.Run())
+}
+
+// On a saturated machine a push to an idle connection goes through the
+// writer goroutine, not straight to the socket.
+func TestSaturatedMachineQueues(t *testing.T) {
+	c, w := dialWriter(t, Options{DirectWriteGap: time.Nanosecond})
+	defer saturated.Store(false)
+	for _, sat := range []bool{false, true} {
+		saturated.Store(sat)
+		before := directWrites.Load()
+		if err := w.Enqueue(pomelo.AppendPackage(nil, pomelo.Data, []byte("x"))); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, _, err := c.ReadMessage(); err != nil {
+			t.Fatal(err)
+		}
+		if direct := directWrites.Load() > before; direct == sat {
+			t.Errorf("saturated %v: direct write %v", sat, direct)
 		}
 	}
 }
