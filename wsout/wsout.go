@@ -160,7 +160,16 @@ func monotime() int64 { return int64(time.Since(monoEpoch)) }
 // MaxQueueBytes, the connection is closed as a slow consumer (after
 // SlowConsumerKick) instead of stalling the caller: ErrSlowConsumer. On a
 // closing connection it returns ErrClosed.
-func (w *Writer) Enqueue(pkt []byte) error {
+func (w *Writer) Enqueue(pkt []byte) error { return w.enqueue(pkt, true) }
+
+// EnqueueQueued is Enqueue without the direct write: the package always goes
+// to the writer goroutine. For a caller that fans out to many connections
+// from one goroutine for a whole process (a NATS subscription handler),
+// where direct writes would put every write of the process on that one
+// goroutine.
+func (w *Writer) EnqueueQueued(pkt []byte) error { return w.enqueue(pkt, false) }
+
+func (w *Writer) enqueue(pkt []byte, direct bool) error {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -169,7 +178,7 @@ func (w *Writer) Enqueue(pkt []byte) error {
 		}
 		return ErrClosed
 	}
-	if w.sock.raw.ok && !w.writing && len(w.queue) == 0 && len(w.ctrl) == 0 && w.pend == nil &&
+	if direct && w.sock.raw.ok && !w.writing && len(w.queue) == 0 && len(w.ctrl) == 0 && w.pend == nil &&
 		len(pkt) > 0 && len(pkt) <= directMaxBytes && !saturated.Load() {
 		if now := monotime(); now-w.lastWrite >= int64(w.opts.DirectWriteGap) {
 			w.writing = true

@@ -270,9 +270,9 @@ func (r *Remote) deliver(m *nats.Msg) {
 	switch d.Op {
 	case OpPush:
 		if len(d.Name) == 0 {
-			r.local.Broadcast(string(d.RID), func(s *connector.Session) { s.Enqueue(d.Packet) })
+			r.local.Broadcast(string(d.RID), func(s *connector.Session) { s.EnqueueQueued(d.Packet) })
 		} else {
-			_ = r.local.SendTo(string(d.RID), string(d.Name), func(s *connector.Session) { s.Enqueue(d.Packet) })
+			_ = r.local.SendTo(string(d.RID), string(d.Name), func(s *connector.Session) { s.EnqueueQueued(d.Packet) })
 		}
 	case OpJoined:
 		r.mu.Lock()

@@ -53,6 +53,11 @@ func (s *Session) RemoteAddr() string { return s.remoteAddr }
 // sender. It reports whether the package was taken.
 func (s *Session) Enqueue(pkt []byte) bool { return s.out.Enqueue(pkt) == nil }
 
+// EnqueueQueued is Enqueue through the session's writer goroutine only (see
+// wsout.Writer.EnqueueQueued): for the split connector's NATS push handler,
+// one goroutine that fans out every push of the connector.
+func (s *Session) EnqueueQueued(pkt []byte) bool { return s.out.EnqueueQueued(pkt) == nil }
+
 // Kick closes the session after sending a KICK package with reason.
 func (s *Session) Kick(reason string) {
 	s.out.Kick(pomelo.AppendPackage(nil, pomelo.Kick, kickBody(reason)), websocket.ClosePolicyViolation, reason)
