@@ -16,11 +16,11 @@
 package calibrate
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -168,7 +168,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 // enqueue hands a complete package (shared, read-only) to the writer.
 func (c *conn) enqueue(pkt []byte) { _ = c.out.Enqueue(pkt) }
 
-var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+// framePool recycles read buffers (bytes.Buffer.ReadFrom reads a whole
+// message into one, reusing its capacity).
+var framePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func (c *conn) readLoop() {
 	handshook := false
@@ -177,8 +179,10 @@ func (c *conn) readLoop() {
 		if err != nil {
 			return
 		}
-		bp := framePool.Get().(*[]byte)
-		b, err := readAll(r, (*bp)[:0])
+		buf := framePool.Get().(*bytes.Buffer)
+		buf.Reset()
+		_, err = buf.ReadFrom(r)
+		b := buf.Bytes()
 		if err == nil {
 			err = pomelo.ForEachPackage(b, 0, func(p pomelo.Package) error {
 				switch p.Type {
@@ -200,28 +204,11 @@ func (c *conn) readLoop() {
 				return nil
 			})
 		}
-		*bp = b
-		if cap(b) <= 64<<10 {
-			framePool.Put(bp)
+		if buf.Cap() <= 64<<10 {
+			framePool.Put(buf)
 		}
 		if err != nil {
 			return
-		}
-	}
-}
-
-func readAll(r io.Reader, b []byte) ([]byte, error) {
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return b, err
 		}
 	}
 }
