@@ -52,20 +52,9 @@ func (w *rawWriter) init(c net.Conn) {
 // copy of what the kernel did not take (nil when it took everything).
 func (w *rawWriter) writeFrame(pkt []byte) (rest []byte, err error) {
 	h := appendFrameHeader(w.hdr[:0], websocket.BinaryMessage, len(pkt))
-	w.iov[0].Base, w.iov[1].Base = &h[0], &pkt[0]
-	w.iov[0].SetLen(len(h))
-	w.iov[1].SetLen(len(pkt))
-	err = w.rc.Write(w.fn)
-	w.iov = [2]syscall.Iovec{} // do not keep pkt alive
-	if err == nil && w.err != 0 && w.err != syscall.EAGAIN {
-		err = w.err
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errWriteDirect, err)
-	}
-	n := w.n
-	if n == len(h)+len(pkt) {
-		return nil, nil
+	n, err := w.writev(h, pkt)
+	if err != nil || n == len(h)+len(pkt) {
+		return nil, err
 	}
 	rest = make([]byte, 0, len(h)+len(pkt)-n)
 	if n < len(h) {
@@ -73,4 +62,33 @@ func (w *rawWriter) writeFrame(pkt []byte) (rest []byte, err error) {
 		return append(rest, pkt...), nil
 	}
 	return append(rest, pkt[n-len(h):]...), nil
+}
+
+// write writes b (complete frames) without blocking. It returns a copy of
+// what the kernel did not take (nil when it took everything).
+func (w *rawWriter) write(b []byte) (rest []byte, err error) {
+	n, err := w.writev(b, nil)
+	if err != nil || n == len(b) {
+		return nil, err
+	}
+	return append([]byte(nil), b[n:]...), nil
+}
+
+// writev is one non-blocking writev of a and b (b may be empty).
+func (w *rawWriter) writev(a, b []byte) (int, error) {
+	w.iov[0].Base = &a[0]
+	w.iov[0].SetLen(len(a))
+	if len(b) > 0 {
+		w.iov[1].Base = &b[0]
+		w.iov[1].SetLen(len(b))
+	}
+	err := w.rc.Write(w.fn)
+	w.iov = [2]syscall.Iovec{} // do not keep a or b alive
+	if err == nil && w.err != 0 && w.err != syscall.EAGAIN {
+		err = w.err
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", errWriteDirect, err)
+	}
+	return w.n, nil
 }

@@ -11,3 +11,5 @@ type rawWriter struct{ ok bool }
 func (w *rawWriter) init(net.Conn) {}
 
 func (w *rawWriter) writeFrame([]byte) ([]byte, error) { return nil, errWriteDirect }
+
+func (w *rawWriter) write([]byte) ([]byte, error) { return nil, errWriteDirect }

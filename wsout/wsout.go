@@ -8,23 +8,28 @@
 // calibration server (bench/calibrate) both use it, so the machine's ceiling
 // is measured with the same write technique as the server it judges.
 //
-// A package goes out in one of two ways:
+// A package goes out in one of three ways:
 //
-//   - Direct: when nothing is queued, nothing is being written and the
-//     connection wrote nothing for Options.DirectWriteGap, Enqueue writes the
-//     package as one frame with one non-blocking writev on the caller's
-//     goroutine. Under light load that spares the writer goroutine's wake-up
-//     and park per push, which on a 2-core machine costs as much CPU as the
-//     chat logic. A write the kernel takes only in part leaves its tail for
-//     the writer goroutine, so a slow client never blocks the caller.
+//   - Direct: when the machine has CPU to spare (busy.go), nothing is queued,
+//     nothing is being written and the connection wrote nothing for
+//     Options.DirectWriteGap, Enqueue writes the package as one frame with
+//     one non-blocking writev on the caller's goroutine. Under light load
+//     that spares the writer goroutine's wake-up and park per push, which on
+//     a 2-core machine costs as much CPU as the chat logic. A write the
+//     kernel takes only in part leaves its tail for the writer goroutine, so
+//     a slow client never blocks the caller.
+//   - Flushed: on a saturated machine the package joins the connection's
+//     queue and the connection joins a flusher's list; the flusher writes it
+//     within Options.FlushWindow, together with whatever else was queued
+//     meanwhile, without blocking (flush.go).
 //   - Queued: otherwise the package joins a byte-capped queue that the writer
 //     goroutine drains, packing everything queued into as few frames as it
 //     can and writing them with one syscall (see loop for its load-only
 //     coalescing).
 //
 // A writing flag under the lock makes the socket's owner exclusive (a direct
-// write or the writer goroutine, never both), which keeps frames whole and
-// packages in Enqueue order.
+// write, a flusher or the writer goroutine, never two), which keeps frames
+// whole and packages in Enqueue order.
 package wsout
 
 import (
@@ -47,10 +52,13 @@ type Options struct {
 	MaxFrameBytes  int           // pack packages into frames up to this size; default 64 KiB
 	CoalesceMax    time.Duration // longest wait before the next flush when the writer is behind; default 2ms; negative: never wait
 	DirectWriteGap time.Duration // write at once on the caller's goroutine when the connection wrote nothing for this long and has nothing queued; default 1ms; negative: never
+	FlushWindow    time.Duration // on a saturated machine, pushes wait up to this long for a flusher instead of waking the writer goroutine; default 1ms; negative: no flushers
 	// SlowConsumerKick is written before closing a slow consumer (the
 	// pomelo KICK package with the reason); nil: none.
 	SlowConsumerKick []byte
 	Counters         *Counters // nil: not counted
+
+	flush *flushSet // set by WithDefaults when FlushWindow > 0
 }
 
 // SlowConsumerReason is the close reason of a connection whose queue passed
@@ -81,6 +89,12 @@ func (o Options) WithDefaults() Options {
 	if o.DirectWriteGap == 0 {
 		o.DirectWriteGap = time.Millisecond
 	}
+	if o.FlushWindow == 0 {
+		o.FlushWindow = time.Millisecond
+	}
+	if o.FlushWindow > 0 && o.flush == nil {
+		o.flush = newFlushSet(o.FlushWindow)
+	}
 	return o
 }
 
@@ -109,6 +123,10 @@ type Writer struct {
 	code      int      // websocket close code to send
 	wake      chan struct{}
 	done      chan struct{} // closed when the writer goroutine has exited
+	scheduled bool          // listed with a flusher
+	shard     uint32        // which flusher
+	// flushSpare is an emptied queue array for the next flush to swap in
+	flushSpare [][]byte
 
 	sock sockWriter // owned by whoever holds writing
 }
@@ -130,9 +148,12 @@ func (w *Writer) Start(c *websocket.Conn, opts *Options) {
 	w.wake = make(chan struct{}, 1)
 	w.done = make(chan struct{})
 	w.sock.nc = c.NetConn()
-	if opts.DirectWriteGap >= 0 {
+	if opts.DirectWriteGap >= 0 || opts.flush != nil {
 		w.sock.raw.init(w.sock.nc)
 		startProbe()
+	}
+	if opts.flush != nil {
+		w.shard = opts.flush.assign()
 	}
 	c.SetPingHandler(func(data string) error {
 		w.enqueueControl(appendFrameHeader(nil, websocket.PongMessage, len(data)), data)
@@ -162,11 +183,11 @@ func monotime() int64 { return int64(time.Since(monoEpoch)) }
 // closing connection it returns ErrClosed.
 func (w *Writer) Enqueue(pkt []byte) error { return w.enqueue(pkt, true) }
 
-// EnqueueQueued is Enqueue without the direct write: the package always goes
-// to the writer goroutine. For a caller that fans out to many connections
-// from one goroutine for a whole process (a NATS subscription handler),
-// where direct writes would put every write of the process on that one
-// goroutine.
+// EnqueueQueued is Enqueue without the direct write: the package is never
+// written on the caller's goroutine (a flusher or the writer goroutine
+// writes it). For a caller that fans out to many connections from one
+// goroutine for a whole process (a NATS subscription handler), where direct
+// writes would put every write of the process on that one goroutine.
 func (w *Writer) EnqueueQueued(pkt []byte) error { return w.enqueue(pkt, false) }
 
 func (w *Writer) enqueue(pkt []byte, direct bool) error {
@@ -178,8 +199,9 @@ func (w *Writer) enqueue(pkt []byte, direct bool) error {
 		}
 		return ErrClosed
 	}
-	if direct && w.sock.raw.ok && !w.writing && len(w.queue) == 0 && len(w.ctrl) == 0 && w.pend == nil &&
-		len(pkt) > 0 && len(pkt) <= directMaxBytes && !saturated.Load() {
+	sat := saturated.Load()
+	if direct && !sat && w.opts.DirectWriteGap >= 0 && w.sock.raw.ok && !w.writing && len(w.queue) == 0 &&
+		len(w.ctrl) == 0 && w.pend == nil && len(pkt) > 0 && len(pkt) <= directMaxBytes {
 		if now := monotime(); now-w.lastWrite >= int64(w.opts.DirectWriteGap) {
 			w.writing = true
 			w.mu.Unlock()
@@ -201,6 +223,16 @@ func (w *Writer) enqueue(pkt []byte, direct bool) error {
 	w.queue = append(w.queue, pkt)
 	w.queued += len(pkt)
 	first := len(w.queue) == 1
+	if first && sat && w.opts.flush != nil && w.sock.raw.ok && !w.writing && w.pend == nil && len(w.ctrl) == 0 {
+		// a listed connection's flusher takes whatever is queued when it comes
+		schedule := !w.scheduled
+		w.scheduled = true
+		w.mu.Unlock()
+		if schedule {
+			w.opts.flush.schedule(w)
+		}
+		return nil
+	}
 	w.mu.Unlock()
 	// The writer takes the whole queue: only an empty one needs a wake-up. A
 	// writer woken during a direct write waits for that write's own signal.
@@ -223,7 +255,7 @@ func (w *Writer) writeDirect(pkt []byte) {
 	w.lastWrite = monotime()
 	w.pend = rest
 	if rest != nil {
-		directPartial.Add(1)
+		partialWrites.Add(1)
 	}
 	if err != nil {
 		w.closeLocked(websocket.CloseAbnormalClosure, "write failed: "+err.Error(), nil, false)
@@ -239,17 +271,24 @@ func (w *Writer) writeDirect(pkt []byte) {
 	if err != nil {
 		return
 	}
+	pushes := 0
+	if isPush(pkt) {
+		pushes = 1
+	}
+	w.count(1, 1, pushes)
+}
+
+func (w *Writer) count(frames, packages, pushes int) {
 	if c := w.opts.Counters; c != nil {
-		c.Frames.Add(1)
-		c.Packages.Add(1)
-		if isPush(pkt) {
-			c.Pushes.Add(1)
-		}
+		c.Frames.Add(uint64(frames))
+		c.Packages.Add(uint64(packages))
+		c.Pushes.Add(uint64(pushes))
 	}
 }
 
-// Direct writes, and those the kernel took only in part (tests).
-var directWrites, directPartial atomic.Int64
+// Direct writes, flushers' writes, and direct or flushers' writes the kernel
+// took only in part (tests).
+var directWrites, flushWrites, partialWrites atomic.Int64
 
 // enqueueControl queues a control frame (header, then payload).
 func (w *Writer) enqueueControl(header []byte, payload string) {
@@ -400,7 +439,21 @@ func (w *Writer) writeBatch(pend []byte, ctrl, batch [][]byte) error {
 	for _, c := range ctrl {
 		b = append(b, c...)
 	}
-	frames, pushes, packages := 0, 0, 0
+	b, frames, pushes, packages := w.pack(b, batch)
+	err := w.sock.write(b, w.opts.WriteTimeout)
+	if cap(b) <= 1<<20 { // let an outsized buffer go
+		*bp = b[:0]
+		outBufs.Put(bp)
+	}
+	if err != nil {
+		return err
+	}
+	w.count(frames, packages, pushes)
+	return nil
+}
+
+// pack appends batch to b as binary frames of at most MaxFrameBytes each.
+func (w *Writer) pack(b []byte, batch [][]byte) (_ []byte, frames, pushes, packages int) {
 	for len(batch) > 0 {
 		size, k := 0, 0
 		for k < len(batch) && (k == 0 || size+len(batch[k]) <= w.opts.MaxFrameBytes) {
@@ -418,20 +471,7 @@ func (w *Writer) writeBatch(pend []byte, ctrl, batch [][]byte) error {
 		packages += k
 		frames++
 	}
-	err := w.sock.write(b, w.opts.WriteTimeout)
-	if cap(b) <= 1<<20 { // let an outsized buffer go
-		*bp = b[:0]
-		outBufs.Put(bp)
-	}
-	if err != nil {
-		return err
-	}
-	if c := w.opts.Counters; c != nil {
-		c.Frames.Add(uint64(frames))
-		c.Packages.Add(uint64(packages))
-		c.Pushes.Add(uint64(pushes))
-	}
-	return nil
+	return b, frames, pushes, packages
 }
 
 // write is a blocking write bounded by timeout.

@@ -57,14 +57,17 @@ func dialWriter(t *testing.T, opts Options) (*websocket.Conn, *Writer) {
 // finishes it.
 func TestEnqueueOrderAndWholeFrames(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		gap      time.Duration
-		senders  int
-		size     int
-		perSend  int
-		spacing  time.Duration // busy-wait between a sender's packages
-		readLate bool          // the client reads only after every sender returned
-		partial  bool          // the kernel must refuse part of a direct write
+		name         string
+		gap          time.Duration
+		senders      int
+		size         int
+		perSend      int
+		spacing      time.Duration // busy-wait between a sender's packages
+		readLate     bool          // the client reads only after every sender returned
+		partial      bool          // the kernel must refuse part of a direct or flusher's write
+		busy         bool          // the machine is saturated
+		flushed      bool          // flushers must write some packages
+		smallBuffers bool          // a 16 KiB send buffer
 	}{
 		{name: "direct-when-idle", gap: time.Nanosecond, senders: 8, size: 40, perSend: 3000},
 		{name: "default-gap", senders: 8, size: 40, perSend: 3000},
@@ -75,11 +78,24 @@ func TestEnqueueOrderAndWholeFrames(t *testing.T) {
 		{name: "default-gap-trickle", senders: 2, size: 40, perSend: 5000, spacing: 20 * time.Microsecond},
 		{name: "partial-writes-one-sender", gap: time.Nanosecond, senders: 1, size: 8000, perSend: 2000, readLate: true, partial: true},
 		{name: "partial-writes", gap: time.Nanosecond, senders: 8, size: 8000, perSend: 300, readLate: true},
+		// more than flushMaxBytes per window: the writer goroutine takes over
+		{name: "saturated", senders: 8, size: 40, perSend: 3000, busy: true},
+		{name: "saturated-trickle", senders: 2, size: 40, perSend: 2000, spacing: 300 * time.Microsecond, busy: true, flushed: true},
+		// one package per flush (spaced past the flush window) into small
+		// socket buffers: a flusher's write is cut short
+		{name: "saturated-partial-writes", senders: 1, size: 20 << 10, perSend: 100, spacing: 3 * time.Millisecond, readLate: true, partial: true, busy: true, flushed: true, smallBuffers: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			senders := tc.senders
-			partial0 := directPartial.Load()
+			partial0, flushed0 := partialWrites.Load(), flushWrites.Load()
+			saturated.Store(tc.busy)
+			defer saturated.Store(false)
 			c, s := dialWriter(t, Options{DirectWriteGap: tc.gap, MaxQueueBytes: 64 << 20})
+			if tc.smallBuffers {
+				if err := s.sock.nc.(*net.TCPConn).SetWriteBuffer(16 << 10); err != nil {
+					t.Fatal(err)
+				}
+			}
 			var wg sync.WaitGroup
 			for g := range senders {
 				wg.Go(func() {
@@ -128,8 +144,11 @@ func TestEnqueueOrderAndWholeFrames(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if tc.partial && directPartial.Load() == partial0 {
-				t.Fatal("no direct write was cut short: the partial-write path was not exercised")
+			if tc.partial && partialWrites.Load() == partial0 {
+				t.Fatal("no write was cut short: the partial-write path was not exercised")
+			}
+			if flushed := flushWrites.Load() > flushed0; flushed && !tc.busy || !flushed && tc.flushed {
+				t.Fatalf("saturated %v: flushers wrote %v", tc.busy, flushed)
 			}
 			// the writer clears its flag just after the client has the bytes
 			deadline := time.Now().Add(5 * time.Second)
@@ -203,8 +222,12 @@ func TestAppendFrameHeader(t *testing.T) {
 // writes fail while the reader closes the Writer, and the Writer must still
 // finish (a writer that waits for a failed direct write's signal forever
 // leaves a session, and its room membership, behind).
+// The same on a saturated machine, where flushers write.
 func TestWriterFinishesWhenDirectWritesFail(t *testing.T) {
-	for i := range 100 {
+	defer saturated.Store(false)
+	for i := range 200 {
+		busy := i%2 == 1
+		saturated.Store(busy)
 		c, w := dialWriter(t, Options{DirectWriteGap: time.Nanosecond})
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
@@ -228,7 +251,7 @@ func TestWriterFinishesWhenDirectWritesFail(t *testing.T) {
 		select {
 		case <-w.Done():
 		case <-time.After(5 * time.Second):
-			t.Fatalf("run %d: the writer did not finish after the client reset", i)
+			t.Fatalf("run %d (saturated %v): the writer did not finish after the client reset", i, busy)
 		}
 		close(stop)
 		wg.Wait()
@@ -252,14 +275,20 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// On a saturated machine a push to an idle connection goes through the
-// writer goroutine, not straight to the socket.
+// On a saturated machine a push to an idle connection goes to a flusher
+// (or, without flushers, the writer goroutine), not straight to the socket.
 func TestSaturatedMachineQueues(t *testing.T) {
-	c, w := dialWriter(t, Options{DirectWriteGap: time.Nanosecond})
 	defer saturated.Store(false)
-	for _, sat := range []bool{false, true} {
-		saturated.Store(sat)
-		before := directWrites.Load()
+	for _, tc := range []struct {
+		sat    bool
+		window time.Duration
+		way    string
+	}{
+		{false, 0, "direct"}, {true, 0, "flusher"}, {true, -1, "writer"}, {false, -1, "direct"},
+	} {
+		c, w := dialWriter(t, Options{DirectWriteGap: time.Nanosecond, FlushWindow: tc.window})
+		saturated.Store(tc.sat)
+		direct0, flushed0 := directWrites.Load(), flushWrites.Load()
 		if err := w.Enqueue(pomelo.AppendPackage(nil, pomelo.Data, []byte("x"))); err != nil {
 			t.Fatal(err)
 		}
@@ -267,8 +296,15 @@ func TestSaturatedMachineQueues(t *testing.T) {
 		if _, _, err := c.ReadMessage(); err != nil {
 			t.Fatal(err)
 		}
-		if direct := directWrites.Load() > before; direct == sat {
-			t.Errorf("saturated %v: direct write %v", sat, direct)
+		way := "writer"
+		switch {
+		case directWrites.Load() > direct0:
+			way = "direct"
+		case flushWrites.Load() > flushed0:
+			way = "flusher"
+		}
+		if way != tc.way {
+			t.Errorf("saturated %v, flush window %v: written by the %s, want the %s", tc.sat, tc.window, way, tc.way)
 		}
 	}
 }

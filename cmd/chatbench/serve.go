@@ -39,6 +39,7 @@ func runServe(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Connector.MaxPackageBytes, "max-package", 0, "largest client frame in bytes (default 65536)")
 	fs.DurationVar(&o.Connector.CoalesceMax, "coalesce-max", 0, "longest wait a busy session's writer takes to gather packages into one write (default 2ms; negative: write at once, never wait)")
 	fs.DurationVar(&o.Connector.DirectWriteGap, "direct-write-gap", 0, "a push to a session idle this long is written at once on the sender's goroutine instead of by the session's writer (default 1ms; negative: never)")
+	fs.DurationVar(&o.Connector.FlushWindow, "flush-window", 0, "on a saturated machine, pushes wait up to this long for a flusher goroutine that writes many sessions, instead of waking each session's writer (default 1ms; negative: never)")
 	fs.IntVar(&o.Connector.MaxQueueBytes, "max-queue", 0, "outbound bytes queued per session before a slow-consumer kick (default 4 MiB)")
 	fs.Float64Var(&o.Connector.RequestRate, "max-request-rate", 0, "requests per second per connection (default 200; negative: unlimited)")
 	fs.IntVar(&o.Chat.MaxContentBytes, "max-content", 0, "largest chat content in bytes (default 8192)")

@@ -111,7 +111,7 @@ func (f *serveFlags) topologyFlagsError(changed func(name string) bool) error {
 var forwarded = map[string]bool{
 	"heartbeat": true, "heartbeat-timeout": true, "max-package": true, "max-queue": true,
 	"max-request-rate": true, "max-content": true, "max-rooms": true, "max-members": true,
-	"log-level": true, "request-timeout": true, "conn-timeout": true, "coalesce-max": true, "direct-write-gap": true,
+	"log-level": true, "request-timeout": true, "conn-timeout": true, "coalesce-max": true, "direct-write-gap": true, "flush-window": true,
 }
 
 func (f *serveFlags) splitTopology() (*cluster.Topology, error) {

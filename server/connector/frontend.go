@@ -71,6 +71,7 @@ type Options struct {
 	MaxFrameBytes    int           // coalesce packages into frames up to this size; default 64 KiB
 	CoalesceMax      time.Duration // longest wait before the next flush when the writer is behind; default 2ms; negative: flush at once always
 	DirectWriteGap   time.Duration // a push to a session that wrote nothing for this long, with nothing queued, is written at once on the sender's goroutine; default 1ms; negative: always through the writer goroutine
+	FlushWindow      time.Duration // on a saturated machine, pushes wait up to this long for a flusher goroutine instead of waking the session's writer; default 1ms; negative: no flushers
 	RequestRate      float64       // requests+notifies per second per connection; default 200; negative: unlimited
 	RequestBurst     int           // bucket size; default 2 x RequestRate (at least 20)
 	Routes           []string      // server routes for the dictionary (the handler's routes)
@@ -152,7 +153,7 @@ func New(opts Options, h Handler) *Frontend {
 	m := opts.Metrics
 	f.out = wsout.Options{
 		WriteTimeout: opts.WriteTimeout, MaxQueueBytes: opts.MaxQueueBytes, MaxFrameBytes: opts.MaxFrameBytes,
-		CoalesceMax: opts.CoalesceMax, DirectWriteGap: opts.DirectWriteGap,
+		CoalesceMax: opts.CoalesceMax, DirectWriteGap: opts.DirectWriteGap, FlushWindow: opts.FlushWindow,
 		SlowConsumerKick: pomelo.AppendPackage(nil, pomelo.Kick, kickBody(wsout.SlowConsumerReason)),
 		Counters: &wsout.Counters{
 			Frames: &m.FramesOut, Packages: &m.PackagesOut, Pushes: &m.PushesDelivered,
