@@ -139,7 +139,7 @@ func BenchmarkReceive(b *testing.B) {
 	for i := range b.N {
 		k := i % len(pushes)
 		if k == 0 {
-			v.lastSeq = nil // the pushes start over: forget their sequence numbers
+			v.lastSeq = seqTable{} // the pushes start over: forget their sequence numbers
 		}
 		d.onPush(pushes[k])
 	}
