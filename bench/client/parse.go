@@ -105,13 +105,19 @@ func ChatMsg(p *Push) ([]byte, bool) {
 	b := p.Body
 	const prefix = `{"msg":"` // how both pomelo and the reference server order it
 	if len(b) > len(prefix) && string(b[:len(prefix)]) == prefix {
-		for k := len(prefix); k < len(b); k++ {
-			switch b[k] {
-			case '\\':
-				k++
-			case '"':
-				return b[len(prefix):k], true
+		// the closing quote is the first one not escaped; IndexByte scans
+		// the whole message (the padded stamps the driver sends) word-wise
+		for k := len(prefix); k < len(b); {
+			q := bytes.IndexByte(b[k:], '"')
+			if q < 0 {
+				break
 			}
+			q += k
+			e := bytes.IndexByte(b[k:q], '\\')
+			if e < 0 {
+				return b[len(prefix):q], true
+			}
+			k += e + 2 // past the escaped byte
 		}
 		return nil, false
 	}

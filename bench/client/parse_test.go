@@ -40,6 +40,8 @@ func TestChatMsgJSON(t *testing.T) {
 		{`{"from":"msg","msg" : "x"}`, "x", true},
 		{`{"from":"a"}`, "", false},
 		{`{"msg":"unterminated`, "", false},
+		{`{"msg":"say \"hi\" \\","from":"a"}`, `say \"hi\" \\`, true},
+		{`{"msg":"escaped end\"`, "", false},
 	}
 	for _, tc := range tests {
 		msg, ok := ChatMsg(&Push{Body: []byte(tc.body)})

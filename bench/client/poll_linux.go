@@ -161,11 +161,12 @@ func newPoller(f *Fleet) (*poller, error) {
 		return nil, err
 	}
 	p.waitFn = func(fd uintptr) bool {
-		n, err := syscall.EpollWait(int(fd), p.events, 0)
-		if err != nil || n <= 0 {
+		n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, fd,
+			uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), 0, 0, 0)
+		if e != 0 || int(n) <= 0 {
 			return false // EINTR included: wait again
 		}
-		p.nev = n
+		p.nev = int(n)
 		return true
 	}
 	return p, nil
@@ -425,11 +426,16 @@ func (rx *rxState) wake() { rx.sc.shutdownRead() }
 
 // read is a non-blocking read(2) without the allocation-free but heavier
 // os/syscall wrappers: n < 0 with errno on error, 0 at EOF.
+//
+// It and the loop's epoll_wait (timeout 0) never block, so they are raw
+// system calls: entersyscall would wake sysmon from its idle sleep after
+// every quiet spell (back to its 20 µs tick) and let it hand the loop's P
+// to another thread during a long read; both cost more than the calls.
 func read(fd int, b []byte) (int, syscall.Errno) {
 	if len(b) == 0 {
 		return -1, syscall.EAGAIN
 	}
-	r, _, e := syscall.Syscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	r, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
 	if e != 0 {
 		return -1, e
 	}

@@ -135,10 +135,21 @@ const maxStints = 8
 
 // presence is a client's recent room history: written under the rooms'
 // locks by the control and sender goroutines, read by its reader goroutine
-// for every onChat (its own lock: uncontended).
+// for every onChat. Writers (rare: room changes) publish a new copy, so the
+// reader takes no lock.
 type presence struct {
-	mu     sync.Mutex
-	stints []stint
+	mu     sync.Mutex // writers
+	stints atomic.Pointer[[]stint]
+}
+
+// update publishes a copy of the stints changed by fn (p.mu held).
+func (p *presence) update(fn func([]stint) []stint) {
+	var cur []stint
+	if s := p.stints.Load(); s != nil {
+		cur = *s
+	}
+	next := fn(slices.Clone(cur))
+	p.stints.Store(&next)
 }
 
 func (p *presence) begin(s stint) {
@@ -146,11 +157,13 @@ func (p *presence) begin(s stint) {
 		return
 	}
 	p.mu.Lock()
-	if len(p.stints) >= maxStints {
-		p.stints = slices.Delete(p.stints, 0, 1)
-	}
-	s.to = openSeq
-	p.stints = append(p.stints, s)
+	p.update(func(stints []stint) []stint {
+		if len(stints) >= maxStints {
+			stints = slices.Delete(stints, 0, 1)
+		}
+		s.to = openSeq
+		return append(stints, s)
+	})
 	p.mu.Unlock()
 }
 
@@ -161,14 +174,18 @@ func (p *presence) end(room int32, transit bool, seq uint64, maybe []uint64) {
 		return
 	}
 	p.mu.Lock()
-	for i := len(p.stints) - 1; i >= 0; i-- {
-		st := &p.stints[i]
-		if st.room == room && st.transit == transit && st.to == openSeq {
-			st.to = seq
-			st.maybe = append(st.maybe, maybe...)
-			break
+	p.update(func(stints []stint) []stint {
+		for i := len(stints) - 1; i >= 0; i-- {
+			st := &stints[i]
+			if st.room == room && st.transit == transit && st.to == openSeq {
+				st.to = seq
+				// clipped: the published copy shares the array
+				st.maybe = append(slices.Clip(st.maybe), maybe...)
+				break
+			}
 		}
-	}
+		return stints
+	})
 	p.mu.Unlock()
 }
 
@@ -182,11 +199,14 @@ const (
 // class tells whether the client was an expected recipient of the message
 // roomSeq of room, a possible one (in transit), or neither.
 func (p *presence) class(room int32, seq uint64) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	s := p.stints.Load()
+	if s == nil {
+		return notRecipient
+	}
 	c := notRecipient
-	for i := range p.stints {
-		st := &p.stints[i]
+	// newest first: the current stint decides most deliveries
+	for i := len(*s) - 1; i >= 0; i-- {
+		st := &(*s)[i]
 		if st.room != room {
 			continue
 		}

@@ -103,7 +103,7 @@ type vclient struct {
 	leaveSeen atomic.Int32
 
 	// reader goroutine only
-	lastSeq map[int32]uint32
+	lastSeq seqTable
 }
 
 type driver struct {

@@ -61,25 +61,22 @@ func (d *driver) onChat(v *vclient, p *client.Push) {
 		v.rec.Error(metrics.OpDelivery, 0, metrics.KindProtocol)
 		return
 	}
-	if v.lastSeq == nil {
-		v.lastSeq = make(map[int32]uint32, 8)
-	}
-	last, seen := v.lastSeq[st.sender]
+	last, seen := v.lastSeq.slot(st.sender)
 	r := v.cur.Load()
 	switch {
-	case seen && st.seq == last:
+	case seen && st.seq == *last:
 		v.rec.Add(metrics.Duplicated, 1)
 		if r >= 0 {
 			d.rooms[r].dup.Add(1)
 		}
 		return
-	case seen && st.seq < last:
+	case seen && st.seq < *last:
 		v.rec.Add(metrics.OutOfOrder, 1)
 		if r >= 0 {
 			d.rooms[r].ooo.Add(1)
 		}
 	default:
-		v.lastSeq[st.sender] = st.seq
+		*last = st.seq
 	}
 	// was v a recipient? a member of the sender's room when it was sent
 	// (the private target only), or a member in transit (room switch)

@@ -57,10 +57,14 @@ func TestStampRoundTrip(t *testing.T) {
 
 // chatPush builds an onChat push the way the server sends it (JSON).
 func chatPush(d *driver, to int32, sender int32) (*client.Push, *entry) {
+	return chatPushSeq(d, to, sender, 1)
+}
+
+func chatPushSeq(d *driver, to, sender int32, seq uint32) (*client.Push, *entry) {
 	gid, e := d.tab.alloc()
 	e.sender, e.target, e.room, e.intended = sender, -1, d.clients[sender].home, client.Now()
 	d.rooms[e.room].beginSend(e)
-	msg := appendStamp(nil, gid, sender, 1, e.intended, 64)
+	msg := appendStamp(nil, gid, sender, seq, e.intended, 64)
 	body := fmt.Sprintf(`{"msg":"%s","from":"%s","target":"*"}`, msg, d.clients[sender].name)
 	c := &client.Client{ID: to}
 	return &client.Push{Client: c, Route: []byte("onChat"), Body: []byte(body), At: client.Now()}, e
@@ -117,21 +121,27 @@ func TestHopTransitAccounting(t *testing.T) {
 }
 
 // BenchmarkReceive is the driver's receive path for one onChat push: parse
-// the push, read the stamp, dedupe, account, record the latency.
+// the push, read the stamp, dedupe, account, record the latency. The receiver
+// hears from a room of 100 senders, each push its sender's next message.
 func BenchmarkReceive(b *testing.B) {
-	d := testDriver(b, 100, 1)
+	const senders, rounds = 100, 100
+	d := testDriver(b, senders, 1)
 	var pushes []*client.Push
-	for s := range int32(100) {
-		p, _ := chatPush(d, 0, s)
-		pushes = append(pushes, p)
+	for seq := range uint32(rounds) {
+		for s := range int32(senders) {
+			p, _ := chatPushSeq(d, 0, s, seq+1)
+			pushes = append(pushes, p)
+		}
 	}
 	v := d.clients[0]
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		s := i % len(pushes)
-		delete(v.lastSeq, int32(s)) // as if each push were the sender's next message
-		d.onPush(pushes[s])
+		k := i % len(pushes)
+		if k == 0 {
+			v.lastSeq = seqTable{} // the pushes start over: forget their sequence numbers
+		}
+		d.onPush(pushes[k])
 	}
 }
 

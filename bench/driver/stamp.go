@@ -35,6 +35,23 @@ type stamp struct {
 	intended int64
 }
 
+const noDigit = 0xff
+
+// base36 is the value of each base-36 digit, noDigit for other bytes: a
+// single load per byte of the stamp, which every delivery parses.
+var base36 = func() (t [256]byte) {
+	for i := range t {
+		t[i] = noDigit
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = byte(c - '0')
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = byte(c-'a') + 10
+	}
+	return t
+}()
+
 // parseStamp reads a stamp at the start of msg without allocating.
 func parseStamp(msg []byte) (s stamp, ok bool) {
 	if len(msg) < 2 || msg[0] != '~' {
@@ -46,17 +63,11 @@ func parseStamp(msg []byte) (s stamp, ok bool) {
 		var v uint64
 		n := 0
 		for ; i < len(msg); i++ {
-			c := msg[i]
-			var d uint64
-			switch {
-			case c >= '0' && c <= '9':
-				d = uint64(c - '0')
-			case c >= 'a' && c <= 'z':
-				d = uint64(c-'a') + 10
-			default:
+			d := base36[msg[i]]
+			if d == noDigit {
 				goto end
 			}
-			v = v*36 + d
+			v = v*36 + uint64(d)
 			n++
 		}
 	end:
