@@ -42,6 +42,7 @@ type Record struct {
 	Errors               int64               `json:"errors"`
 	Driver               metrics.DriverCheck `json:"driver"`
 	ResultsDir           string              `json:"results_dir,omitempty"` // the calibration run's own results
+	ServerNice           int                 `json:"server_nice"`           // the bare server ran this many nice steps below the driver
 }
 
 // ShapeOf is the readable key of a scenario's shape: what the ceiling

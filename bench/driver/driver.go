@@ -30,10 +30,11 @@ import (
 
 // Options configure a run. Zero values mean the documented defaults.
 type Options struct {
-	Scenario *scenario.Scenario // required
-	Target   string             // gate host:port; required
-	Topology string             // recorded in the summary ("single", "split", "external")
-	Commit   string             // recorded in the summary
+	Scenario   *scenario.Scenario // required
+	Target     string             // gate host:port; required
+	Topology   string             // recorded in the summary ("single", "split", "external")
+	ServerNice int                // recorded in the summary: how much nicer than the driver the server runs
+	Commit     string             // recorded in the summary
 	// Out is the results root: the run writes Out/<scenario>-<time>/.
 	// Empty: nothing is written.
 	Out string
@@ -220,6 +221,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	sum.Clients = s.Clients
 	sum.Rooms = s.Rooms.Count
 	sum.Topology = opts.Topology
+	sum.ServerNice = opts.ServerNice
 	sum.Target = opts.Target
 	sum.Commit = opts.Commit
 	sum.Driver = d.judge(check, sum)

@@ -16,7 +16,8 @@ type Summary struct {
 	Clients     int     `json:"clients"` // scenario client count
 	Rooms       int     `json:"rooms"`   // scenario room count
 	Topology    string  `json:"topology"`
-	Target      string  `json:"target"` // gate host:port driven
+	Target      string  `json:"target"`                // gate host:port driven
+	ServerNice  int     `json:"server_nice,omitempty"` // the started server ran this many nice steps below the driver (0: same priority, or not started by the driver)
 	Commit      string  `json:"commit"`
 	GoVersion   string  `json:"go_version"`
 	GOMAXPROCS  int     `json:"gomaxprocs"`

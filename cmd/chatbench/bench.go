@@ -49,6 +49,7 @@ type benchFlags struct {
 	logLevel    string
 	ceiling     string
 	failOnBound bool
+	serverNice  int // startNiced
 }
 
 // Exit codes of chatbench bench (besides 0, and 2 for a usage error).
@@ -92,6 +93,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&f.late, "late", 10*time.Millisecond, "a send later than this after its scheduled time counts as late")
 	fs.BoolVar(&f.quiet, "quiet", false, "no live progress line")
 	fs.StringVar(&f.logLevel, "log-level", "warn", "driver log level: debug, info, warn or error")
+	fs.IntVar(&f.serverNice, "server-nice", defaultServerNice, "run the server this bench starts (and the bare calibration server) this many nice steps below the driver, so a saturated machine delays the server, not the measuring driver (0: same priority; ignored with --target)")
 	fs.BoolVar(&f.failOnBound, "fail-on-driver-bound", false, "exit 98 when the driver, not the server, was the bottleneck (default: warn, exit 0)")
 	fs.StringVar(&f.ceiling, "ceiling", "auto", "compare with this machine's bare fan-out ceiling (chatbench calibrate): auto (cached, else measured after the run; loopback targets only), recalibrate, or off")
 	fs.Usage = func() {
@@ -117,6 +119,9 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	if f.drain <= 0 {
 		return usageErr("--drain %v: must be > 0", f.drain)
 	}
+	if f.serverNice < 0 || f.serverNice > 19 {
+		return usageErr("--server-nice %d: use 0 (same priority as the driver) to 19", f.serverNice)
+	}
 	if f.late <= 0 {
 		return usageErr("--late %v: must be > 0", f.late)
 	}
@@ -132,7 +137,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 
-	topology := "external"
+	topology, serverNice := "external", 0
 	if f.target == "" {
 		switch f.topology {
 		case "single", "split":
@@ -148,12 +153,12 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 		}
 		defer srv.stop()
 		f.target = srv.gate
-		topology = f.topology
+		topology, serverNice = f.topology, f.serverNice
 		fmt.Fprintf(os.Stderr, "chatbench bench: started the reference server (%s), gate %s\n", f.topology, f.target)
 	}
 
 	opts := driver.Options{
-		Scenario: s, Target: f.target, Topology: topology, Commit: commitID(), Out: f.out,
+		Scenario: s, Target: f.target, Topology: topology, ServerNice: serverNice, Commit: commitID(), Out: f.out,
 		SourceAddrs: f.sourceAddrs, LateThreshold: f.late, DrainTimeout: f.drain, Logger: log,
 	}
 	if !f.quiet {
@@ -346,12 +351,13 @@ func startServer(ctx context.Context, f benchFlags) (*childServer, error) {
 	if f.shards > 0 {
 		args = append(args, "--shards", strconv.Itoa(f.shards))
 	}
-	return startChild(ctx, exe, args, readyTimeout)
+	return startChild(ctx, exe, args, f.serverNice, readyTimeout)
 }
 
-// startChild runs exe args and waits for its READY line (stdout); other
-// stdout and stderr lines go to our stderr prefixed [serve].
-func startChild(ctx context.Context, exe string, args []string, timeout time.Duration) (*childServer, error) {
+// startChild runs exe args, nice steps nicer than us (startNiced), and waits
+// for its READY line (stdout); other stdout and stderr lines go to our
+// stderr prefixed [serve].
+func startChild(ctx context.Context, exe string, args []string, nice int, timeout time.Duration) (*childServer, error) {
 	cmd := exec.Command(exe, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
 	stderr, err := cmd.StderrPipe()
@@ -362,7 +368,8 @@ func startChild(ctx context.Context, exe string, args []string, timeout time.Dur
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	release, err := startNiced(cmd, nice)
+	if err != nil {
 		return nil, fmt.Errorf("start %s serve: %w", exe, err)
 	}
 	s := &childServer{cmd: cmd, done: make(chan error, 1)}
@@ -387,7 +394,7 @@ func startChild(ctx context.Context, exe string, args []string, timeout time.Dur
 		}
 	}()
 	// Wait reaps the child once its output is read (Wait closes the pipes)
-	go func() { pipes.Wait(); s.done <- cmd.Wait() }()
+	go func() { pipes.Wait(); err := cmd.Wait(); release(); s.done <- err }()
 	command := exe + " " + strings.Join(args, " ")
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()

@@ -265,7 +265,7 @@ func TestStartChild(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			s, err := startChild(ctx, "/bin/sh", []string{"-c", tc.script}, 500*time.Millisecond)
+			s, err := startChild(ctx, "/bin/sh", []string{"-c", tc.script}, 0, 500*time.Millisecond)
 			if tc.errHas != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.errHas) {
 					t.Fatalf("startChild: %v, want an error with %q", err, tc.errHas)

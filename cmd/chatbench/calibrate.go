@@ -42,6 +42,7 @@ func runCalibrate(ctx context.Context, args []string) error {
 	fs.IntVar(&runs, "runs", 2, "measurements of the shape; the best clean one is the ceiling")
 	fs.IntVar(&f.sourceAddrs, "source-addrs", 0, "spread client sockets over 127.0.0.1..N (default: one per 25,000 clients)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no live progress line")
+	fs.IntVar(&f.serverNice, "server-nice", defaultServerNice, "run the bare server this many nice steps below the driver, as bench runs the reference server (0: same priority)")
 	fs.StringVar(&serve, "serve", "", "run only the bare fan-out server on this host:port (what calibrate starts as its child)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -55,6 +56,9 @@ func runCalibrate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if f.serverNice < 0 || f.serverNice > 19 {
+		return usageErr("--server-nice %d: use 0 (same priority as the driver) to 19", f.serverNice)
+	}
 	if cacheDir == "" {
 		cacheDir = calibrationDirFor(f.out)
 	}
@@ -62,7 +66,7 @@ func runCalibrate(ctx context.Context, args []string) error {
 	if !f.quiet {
 		progress = os.Stderr
 	}
-	rec, path, cached, err := ceiling(ctx, s, cacheDir, recalibrate, runs, f.sourceAddrs, progress)
+	rec, path, cached, err := ceiling(ctx, s, cacheDir, recalibrate, runs, f.sourceAddrs, f.serverNice, progress)
 	if err != nil {
 		return err
 	}
@@ -71,17 +75,20 @@ func runCalibrate(ctx context.Context, args []string) error {
 }
 
 // ceiling returns this machine's calibrated ceiling for s: from the cache, or
-// measured now (bare server as a child process, our driver against it) and
-// cached. path is the cache file.
-func ceiling(ctx context.Context, s *scenario.Scenario, cacheDir string, recalibrate bool, runs, sourceAddrs int, progress io.Writer) (rec *calibrate.Record, path string, cached bool, err error) {
+// measured now (bare server as a child process nice steps below us, our
+// driver against it) and cached. path is the cache file.
+func ceiling(ctx context.Context, s *scenario.Scenario, cacheDir string, recalibrate bool, runs, sourceAddrs, nice int, progress io.Writer) (rec *calibrate.Record, path string, cached bool, err error) {
 	cache := calibrate.Cache{Dir: cacheDir}
 	m := metrics.DetectMachine()
 	if !recalibrate {
 		rec, err := cache.Load(m, s)
-		if err == nil && rec.Valid() {
+		if err == nil && rec.Valid() && rec.ServerNice == nice {
 			return rec, "", true, nil
 		}
-		if err == nil {
+		if err == nil && rec.ServerNice != nice {
+			fmt.Fprintf(os.Stderr, "chatbench calibrate: the cached ceiling was measured with the bare server at nice +%d, this run's server is at +%d: measuring again\n",
+				rec.ServerNice, nice)
+		} else if err == nil {
 			fmt.Fprintf(os.Stderr, "chatbench calibrate: the cached ceiling was not a clean measurement (driver-bound %v, lost %d, errors %d): measuring again\n",
 				rec.Driver.DriverBound, rec.Lost, rec.Errors)
 		} else if !errors.Is(err, os.ErrNotExist) {
@@ -95,7 +102,7 @@ func ceiling(ctx context.Context, s *scenario.Scenario, cacheDir string, recalib
 	if err := raiseFileLimit(s.Clients); err != nil {
 		return nil, "", false, err
 	}
-	bare, err := startBare(ctx)
+	bare, err := startBare(ctx, nice)
 	if err != nil {
 		return nil, "", false, err
 	}
@@ -110,6 +117,7 @@ func ceiling(ctx context.Context, s *scenario.Scenario, cacheDir string, recalib
 	if err != nil {
 		return nil, "", false, err
 	}
+	rec.ServerNice = nice
 	if rec.Lost > 0 || rec.Errors > 0 {
 		fmt.Fprintf(os.Stderr, "chatbench calibrate: warning: the bare run lost %d deliveries and saw %d errors\n", rec.Lost, rec.Errors)
 	}
@@ -160,7 +168,7 @@ type bareChild struct {
 	done chan error
 }
 
-func startBare(ctx context.Context) (*bareChild, error) {
+func startBare(ctx context.Context, nice int) (*bareChild, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("start the bare server: %w", err)
@@ -172,7 +180,8 @@ func startBare(ctx context.Context) (*bareChild, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	release, err := startNiced(cmd, nice)
+	if err != nil {
 		return nil, fmt.Errorf("start %s calibrate --serve: %w", exe, err)
 	}
 	b := &bareChild{cmd: cmd, done: make(chan error, 1)}
@@ -186,7 +195,7 @@ func startBare(ctx context.Context) (*bareChild, error) {
 			}
 		}
 	}()
-	go func() { b.done <- cmd.Wait() }()
+	go func() { err := cmd.Wait(); release(); b.done <- err }()
 	select {
 	case l := <-lines:
 		addr, ok := strings.CutPrefix(l, "listening ")
@@ -228,7 +237,7 @@ func withCeiling(ctx context.Context, mode string, f benchFlags, s *scenario.Sce
 	if !f.quiet {
 		progress = os.Stderr
 	}
-	rec, path, cached, err := ceiling(ctx, s, calibrationDirFor(f.out), mode == "recalibrate", 2, f.sourceAddrs, progress)
+	rec, path, cached, err := ceiling(ctx, s, calibrationDirFor(f.out), mode == "recalibrate", 2, f.sourceAddrs, f.serverNice, progress)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "chatbench bench: no ceiling: %v\n", err)
 		return
