@@ -5,8 +5,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // A flushSet is the flusher goroutines of one Options: on a saturated
@@ -123,23 +121,8 @@ func (w *Writer) flush() {
 	}
 	*bp = b[:0]
 	outBufs.Put(bp)
-	w.mu.Lock()
-	w.flushSpare = batch[:0]
-	w.writing = false
-	w.lastWrite = monotime()
-	w.pend = rest
-	if rest != nil {
-		partialWrites.Add(1)
-	}
-	if err != nil {
-		w.closeLocked(websocket.CloseAbnormalClosure, "write failed: "+err.Error(), nil, false)
-	}
-	// as in writeDirect: a writer woken meanwhile waits for this signal
-	wake := len(w.queue) > 0 || len(w.ctrl) > 0 || rest != nil || w.closed
-	w.mu.Unlock()
-	if wake {
-		w.signal()
-	}
+	w.flushSpare = batch[:0] // only this flusher uses it, and only while it owns the socket
+	w.endWrite(rest, err)
 	if err == nil {
 		w.count(frames, packages, pushes)
 	}

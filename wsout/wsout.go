@@ -250,6 +250,22 @@ func (w *Writer) writeDirect(pkt []byte) {
 	if err == nil {
 		rest, err = w.sock.raw.writeFrame(pkt)
 	}
+	w.endWrite(rest, err)
+	if err != nil {
+		return
+	}
+	pushes := 0
+	if isPush(pkt) {
+		pushes = 1
+	}
+	w.count(1, 1, pushes)
+}
+
+// endWrite ends a direct or flusher's non-blocking write: it hands the
+// socket back, leaves the tail the kernel refused (rest) to the writer
+// goroutine, closes the connection after an error, and wakes the writer
+// when it has work.
+func (w *Writer) endWrite(rest []byte, err error) {
 	w.mu.Lock()
 	w.writing = false
 	w.lastWrite = monotime()
@@ -268,14 +284,6 @@ func (w *Writer) writeDirect(pkt []byte) {
 	if wake {
 		w.signal()
 	}
-	if err != nil {
-		return
-	}
-	pushes := 0
-	if isPush(pkt) {
-		pushes = 1
-	}
-	w.count(1, 1, pushes)
 }
 
 func (w *Writer) count(frames, packages, pushes int) {
