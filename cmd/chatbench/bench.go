@@ -214,8 +214,7 @@ func verdict(res *driver.Result, failOnBound bool, out io.Writer) error {
 }
 
 func usageErr(format string, args ...any) error {
-	fmt.Fprintf(os.Stderr, "chatbench bench: "+format+"\n", args...)
-	return errUsage
+	return fmt.Errorf("%w: "+format, append([]any{errUsage}, args...)...)
 }
 
 // load loads the scenario and applies the overrides, naming the flag at fault.

@@ -26,6 +26,8 @@ func TestUsageErrorsAreExplained(t *testing.T) {
 		{[]string{"serve", "--gate-port", "70000"}, "--gate-port 70000"},
 		{[]string{"serve", "--host", "0.0.0.0"}, "add --advertise-host"},
 		{[]string{"bench", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"bench", "--scenario", "chat", "--server-nice", "25"}, "--server-nice 25: use 0 (same priority as the driver) to 19"},
+		{[]string{"calibrate", "--server-nice", "-1"}, "--server-nice -1: use 0 (same priority as the driver) to 19"},
 		{[]string{"report", "--bogus"}, "unknown flag: --bogus"},
 	} {
 		var stderr bytes.Buffer
