@@ -18,7 +18,7 @@ import (
 // writes there cost more writes for the same deliveries (p99 about 2x worse
 // at 100 k/s). A probe reads the machine's CPU time (/proc/stat) every
 // probeTick and turns direct writes off while the machine is busier than
-// busyOn, on again below busyOff.
+// busyOn, on again below busyOff; meanwhile flushers write (flush.go).
 const (
 	probeTick = 100 * time.Millisecond
 	busyOn    = 0.90
