@@ -48,12 +48,7 @@ func TestSplitFrames(t *testing.T) {
 	want := []string{`onA "a"`, "onBig " + big, `onFrag "fragmented"`, `onZ "z"`}
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			srv := startRawServer(t)
-			f := NewFleet(Options{Pollers: m.pollers})
-			defer f.Close()
-			s := newSink()
-			c, sc := srv.accept(t, f, s.handlers())
-			defer c.Close()
+			c, sc, s := connectSink(t, Options{Pollers: m.pollers})
 			if (c.rx != nil) != (m.pollers > 0) {
 				t.Fatalf("epoll registration %v with Pollers %d", c.rx != nil, m.pollers)
 			}
@@ -87,12 +82,7 @@ func TestSplitFrames(t *testing.T) {
 func TestManyFramesOneWrite(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			srv := startRawServer(t)
-			f := NewFleet(Options{Pollers: m.pollers})
-			defer f.Close()
-			s := newSink()
-			c, sc := srv.accept(t, f, s.handlers())
-			defer c.Close()
+			_, sc, s := connectSink(t, Options{Pollers: m.pollers})
 			const n = 2000 // ~40 KB
 			var b []byte
 			for i := range n {
@@ -131,12 +121,7 @@ func TestLargeMessages(t *testing.T) {
 	for _, m := range modes {
 		for _, tc := range tests {
 			t.Run(m.name+"/"+tc.name, func(t *testing.T) {
-				srv := startRawServer(t)
-				f := NewFleet(Options{Pollers: m.pollers, MaxMessage: tc.max})
-				defer f.Close()
-				s := newSink()
-				c, sc := srv.accept(t, f, s.handlers())
-				defer c.Close()
+				_, sc, s := connectSink(t, Options{Pollers: m.pollers, MaxMessage: tc.max})
 				stream := append(append([]byte(nil), tc.stream...), pushFrame("onEnd", "1")...)
 				go sc.raw.Write(stream) // fails when the client closed first (too big)
 				if tc.ok {
@@ -186,9 +171,7 @@ func TestServerEnds(t *testing.T) {
 	for _, m := range modes {
 		for _, tc := range tests {
 			t.Run(m.name+"/"+tc.name, func(t *testing.T) {
-				srv := startRawServer(t)
-				f := NewFleet(Options{Pollers: m.pollers})
-				defer f.Close()
+				srv, f := startFleet(t, Options{Pollers: m.pollers})
 				s := newSink()
 				var kicked atomic.Int32
 				h := s.handlers()
@@ -242,9 +225,7 @@ func TestServerEnds(t *testing.T) {
 func TestDataThenEOF(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			srv := startRawServer(t)
-			f := NewFleet(Options{Pollers: m.pollers})
-			defer f.Close()
+			srv, f := startFleet(t, Options{Pollers: m.pollers})
 			for range 50 {
 				s := newSink()
 				c, sc := srv.accept(t, f, s.handlers())
@@ -264,9 +245,7 @@ func TestDataThenEOF(t *testing.T) {
 func TestResponses(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			srv := startRawServer(t)
-			f := NewFleet(Options{Pollers: m.pollers})
-			defer f.Close()
+			srv, f := startFleet(t, Options{Pollers: m.pollers})
 			c, sc := srv.accept(t, f, nil)
 			defer c.Close()
 			go func() { // answer every request with its id, after a ping
@@ -316,9 +295,7 @@ func TestResponses(t *testing.T) {
 func TestCloseRacesData(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			srv := startRawServer(t)
-			f := NewFleet(Options{Pollers: m.pollers})
-			defer f.Close()
+			srv, f := startFleet(t, Options{Pollers: m.pollers})
 			var chunk []byte
 			for range 64 {
 				chunk = append(chunk, pushFrame("onChat", `{"msg":"flood"}`)...)

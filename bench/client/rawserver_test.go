@@ -109,6 +109,27 @@ func (c *rawConn) write(t testing.TB, b []byte) {
 }
 
 // accept dials a client to s and returns both ends.
+// startFleet starts a raw server and a fleet with opts; the fleet closes
+// at the end of the test, before the server.
+func startFleet(t testing.TB, opts Options) (*rawServer, *Fleet) {
+	t.Helper()
+	srv := startRawServer(t)
+	f := NewFleet(opts)
+	t.Cleanup(f.Close)
+	return srv, f
+}
+
+// connectSink is startFleet plus one client whose pushes go to a sink; the
+// client closes at the end of the test.
+func connectSink(t testing.TB, opts Options) (*Client, *rawConn, *sink) {
+	t.Helper()
+	srv, f := startFleet(t, opts)
+	s := newSink()
+	c, sc := srv.accept(t, f, s.handlers())
+	t.Cleanup(func() { c.Close() })
+	return c, sc, s
+}
+
 func (s *rawServer) accept(t testing.TB, f *Fleet, h *Handlers) (*Client, *rawConn) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
