@@ -110,32 +110,24 @@ func TestBenchBinary(t *testing.T) {
 		}
 	}
 	head, _ := exec.Command("git", "-C", cwd, "rev-parse", "--short=12", "HEAD").Output()
-	clean := filepath.Join(cwd, "clean.yaml")
-	if err := os.WriteFile(clean, []byte(`
-name: clean
+	// the same small chat run with a threshold it meets and one it cannot
+	scenarioFile := func(name, thresholds string) string {
+		path := filepath.Join(cwd, name+".yaml")
+		body := "name: " + name + `
 clients: 20
 rooms: {count: 2}
 phases:
   - {kind: enter, arrival_rate: 2000}
   - {kind: chat, duration: 1s, rate: 2}
   - {kind: leave, arrival_rate: 4000}
-thresholds: {loss_max: 0}
-`), 0o644); err != nil {
-		t.Fatal(err)
+thresholds: ` + thresholds + "\n"
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
 	}
-	impossible := filepath.Join(cwd, "impossible.yaml")
-	if err := os.WriteFile(impossible, []byte(`
-name: impossible
-clients: 20
-rooms: {count: 2}
-phases:
-  - {kind: enter, arrival_rate: 2000}
-  - {kind: chat, duration: 1s, rate: 2}
-  - {kind: leave, arrival_rate: 4000}
-thresholds: {min_deliveries_per_s: 1000000000}
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	clean := scenarioFile("clean", "{loss_max: 0}")
+	impossible := scenarioFile("impossible", "{min_deliveries_per_s: 1000000000}")
 	common := []string{"--quiet", "--ceiling", "off", "--drain", "5s"}
 	tests := []struct {
 		name    string
