@@ -13,6 +13,7 @@ import (
 
 	"github.com/chatbench/chatbench/bench/client"
 	"github.com/chatbench/chatbench/bench/metrics"
+	"github.com/chatbench/chatbench/bench/pace"
 	"github.com/chatbench/chatbench/bench/scenario"
 )
 
@@ -36,17 +37,11 @@ func arrivals(ctx context.Context, items []int32, rate float64, conc, maxInfligh
 		t0 := client.Now()
 		gap := float64(time.Second) / rate
 		sem := make(chan struct{}, max(maxInflight, 1))
-		timer := time.NewTimer(0)
-		defer timer.Stop()
+		timer := pace.NewTimer()
+		defer timer.Close()
 		for k, it := range items {
 			at := t0 + int64(float64(k)*gap)
-			if wait := at - client.Now(); wait > 0 {
-				timer.Reset(time.Duration(wait))
-				select {
-				case <-timer.C:
-				case <-ctx.Done():
-				}
-			}
+			timer.Wait(ctx, time.Duration(at-client.Now())) // ctx is checked below
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():

@@ -9,6 +9,7 @@ import (
 
 	"github.com/chatbench/chatbench/bench/client"
 	"github.com/chatbench/chatbench/bench/metrics"
+	"github.com/chatbench/chatbench/bench/pace"
 	"github.com/chatbench/chatbench/bench/scenario"
 )
 
@@ -127,21 +128,14 @@ func (d *driver) worker(ctx context.Context, pi int, p scenario.Phase, w, nw int
 	heap.Init(&h)
 	sb := &sendBuf{}
 	payload := p.PayloadBytes(d.s)
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	timer := pace.NewTimer()
+	defer timer.Close()
 	for h.Len() > 0 {
 		ev := h[0]
 		if ev.at >= end {
 			break
 		}
-		if wait := ev.at - client.Now(); wait > 0 {
-			timer.Reset(time.Duration(wait))
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-				return
-			}
-		} else if ctx.Err() != nil {
+		if timer.Wait(ctx, time.Duration(ev.at-client.Now())) != nil {
 			return
 		}
 		v := d.clients[ev.cl]

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"time"
 )
@@ -13,8 +14,17 @@ import (
 // <prefix>-<command>-<pid>.pprof, from <delay> after start for <length>
 // (defaults 0 and 30s): `go tool pprof -top bin/chatbench FILE`. Used by the
 // perf work (docs/perf.md); a child process inherits the variable.
+//
+// CHATBENCH_TRACE=<prefix>[,<delay>[,<length>]] writes a Go execution trace the
+// same way (<prefix>-<command>-<pid>.trace; `go tool trace -pprof=sched FILE`
+// gives where goroutines waited to run).
 func init() {
-	v := os.Getenv("CHATBENCH_CPUPROFILE")
+	startProfile("CHATBENCH_CPUPROFILE", "pprof", func(f *os.File) error { return pprof.StartCPUProfile(f) }, pprof.StopCPUProfile)
+	startProfile("CHATBENCH_TRACE", "trace", func(f *os.File) error { return trace.Start(f) }, trace.Stop)
+}
+
+func startProfile(env, ext string, start func(*os.File) error, stop func()) {
+	v := os.Getenv(env)
 	if v == "" {
 		return
 	}
@@ -32,20 +42,20 @@ func init() {
 	if len(os.Args) > 1 {
 		cmd = os.Args[1]
 	}
-	path := fmt.Sprintf("%s-%s-%d.pprof", parts[0], cmd, os.Getpid())
+	path := fmt.Sprintf("%s-%s-%d.%s", parts[0], cmd, os.Getpid(), ext)
 	go func() {
 		time.Sleep(delay)
 		f, err := os.Create(path)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "CHATBENCH_CPUPROFILE: %v\n", err)
+			fmt.Fprintf(os.Stderr, "%s: %v\n", env, err)
 			return
 		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(os.Stderr, "CHATBENCH_CPUPROFILE: %v\n", err)
+		if err := start(f); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", env, err)
 			return
 		}
 		time.Sleep(length)
-		pprof.StopCPUProfile()
+		stop()
 		f.Close()
 	}()
 }
