@@ -23,9 +23,10 @@ import (
 // takes part of a write, or its queue holds more than flushMaxBytes) goes
 // to its writer goroutine, which may block; a flusher never does.
 type flushSet struct {
-	window time.Duration
-	shards []flushShard
-	next   atomic.Uint32
+	window   time.Duration
+	idleExit time.Duration // a flusher with nothing listed for this long exits
+	shards   []flushShard
+	next     atomic.Uint32
 }
 
 type flushShard struct {
@@ -40,8 +41,14 @@ type flushShard struct {
 // connection's writer goroutine, so a flusher never copies a big tail.
 const flushMaxBytes = 64 << 10
 
+// flusherIdleExit is how long a flusher waits for work before it exits (the
+// next listed connection starts it again): flushers are per Options, and a
+// server that made many Frontends, or a machine that was saturated once,
+// should not keep their goroutines for good.
+const flusherIdleExit = 10 * time.Second
+
 func newFlushSet(window time.Duration) *flushSet {
-	s := &flushSet{window: window, shards: make([]flushShard, runtime.GOMAXPROCS(0))}
+	s := &flushSet{window: window, idleExit: flusherIdleExit, shards: make([]flushShard, runtime.GOMAXPROCS(0))}
 	for i := range s.shards {
 		s.shards[i].set = s
 		s.shards[i].wake = make(chan struct{}, 1)
@@ -71,11 +78,27 @@ func (s *flushSet) schedule(w *Writer) {
 	}
 }
 
-// run is a flusher goroutine; it lives as long as the process and parks
-// while its list is empty.
+// run is a flusher goroutine; it parks while its list is empty and exits
+// after idleExit of that.
 func (sh *flushShard) run() {
 	var spare []*Writer
-	for range sh.wake {
+	idle := time.NewTimer(sh.set.idleExit)
+	defer idle.Stop()
+	for {
+		select {
+		case <-sh.wake:
+		case <-idle.C:
+			sh.mu.Lock()
+			if len(sh.ws) == 0 {
+				sh.started = false
+				sh.mu.Unlock()
+				return
+			}
+			sh.mu.Unlock()
+			idle.Reset(sh.set.idleExit)
+			continue // the wake of the first listed connection is in the channel
+		}
+		idle.Reset(sh.set.idleExit)
 		time.Sleep(sh.set.window)
 		sh.mu.Lock()
 		ws := sh.ws

@@ -308,3 +308,38 @@ func TestSaturatedMachineQueues(t *testing.T) {
 		}
 	}
 }
+
+// A flusher with nothing to do exits, and the next push on a saturated
+// machine starts it again.
+func TestIdleFlusherExitsAndRestarts(t *testing.T) {
+	defer saturated.Store(false)
+	c, w := dialWriter(t, Options{DirectWriteGap: time.Nanosecond})
+	set := w.opts.flush
+	set.idleExit = 20 * time.Millisecond // before any flusher starts
+	sh := &set.shards[w.shard]
+	running := func() bool {
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		return sh.started
+	}
+	saturated.Store(true)
+	for round := range 2 {
+		flushed0 := flushWrites.Load()
+		if err := w.Enqueue(pomelo.AppendPackage(nil, pomelo.Data, []byte("x"))); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, _, err := c.ReadMessage(); err != nil {
+			t.Fatal(err)
+		}
+		if flushWrites.Load() == flushed0 {
+			t.Fatalf("round %d: the push was not written by a flusher", round)
+		}
+		for deadline := time.Now().Add(5 * time.Second); running(); {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the flusher still runs 5s after its last write (idle exit 20ms)", round)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
