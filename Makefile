@@ -76,5 +76,5 @@ perf: build perf-bench
 	$(BIN) perf $(if $(PERF_ONLY),--only $(PERF_ONLY)) $(if $(RECALIBRATE),--recalibrate) $(if $(OUT),--out $(OUT))
 
 perf-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime=$(PERF_BENCHTIME) ./pomelo/ ./server/chat/ ./server/room/ ./bench/driver/ ./bench/metrics/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime=$(PERF_BENCHTIME) ./pomelo/ ./server/chat/ ./server/room/ ./bench/driver/ ./bench/metrics/ ./bench/pace/
 	$(GO) test -run '^$$' -bench 'RoomBroadcast|Storm' -benchmem -benchtime=$(PERF_BENCHTIME) ./server/
