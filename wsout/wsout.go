@@ -30,6 +30,9 @@
 // A writing flag under the lock makes the socket's owner exclusive (a direct
 // write, a flusher or the writer goroutine, never two), which keeps frames
 // whole and packages in Enqueue order.
+//
+// Fanout (fanout.go) spreads one broadcast's Enqueues, hence its direct
+// writes, over the CPUs while the machine has CPU to spare.
 package wsout
 
 import (

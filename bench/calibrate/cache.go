@@ -67,7 +67,7 @@ func ShapeOf(s *scenario.Scenario) string {
 // measureVersion changes when what a calibration measures changes (the
 // driver's phase accounting, the bare server's technique): older cached
 // records then no longer match.
-const measureVersion = "7: sends wake on a timerfd (pace), not the runtime millisecond; storm phases last their duration; storms compare active deliveries/s (Rate); bare writer is wsout (direct writes when idle, flushers and coalescing under load); best of runs"
+const measureVersion = "8: broadcasts fan out over the CPUs when idle (wsout.Fanout); sends wake on a timerfd (pace), not the runtime millisecond; storm phases last their duration; storms compare active deliveries/s (Rate); bare writer is wsout (direct writes when idle, flushers and coalescing under load); best of runs"
 
 // shapeHash hashes everything of the effective scenario that changes the
 // work (not its name, description or thresholds), and measureVersion.

@@ -290,9 +290,12 @@ func (c *conn) send(body []byte) []byte {
 	pkt = append(pkt, '}')
 	if all {
 		r.mu.Lock()
-		for _, x := range r.members {
-			x.enqueue(pkt)
-		}
+		ms := r.members
+		wsout.Fanout(len(ms), func(lo, hi int) { // the reference server's fan-out
+			for _, x := range ms[lo:hi] {
+				x.enqueue(pkt)
+			}
+		})
 		r.mu.Unlock()
 		return okBody
 	}

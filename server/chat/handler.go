@@ -3,6 +3,7 @@ package chat
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/chatbench/chatbench/wsout"
 	"unicode/utf8"
 
 	"github.com/chatbench/chatbench/server/connector"
@@ -179,9 +180,11 @@ type Local struct {
 
 // NewLocal returns an in-process backend.
 func NewLocal(l room.Limits) *Local {
-	return &Local{Rooms: NewRooms[*connector.Session](l, func(s *connector.Session, _, _ string, pkt []byte) {
+	rooms := NewRooms[*connector.Session](l, func(s *connector.Session, _, _ string, pkt []byte) {
 		s.Enqueue(pkt)
-	})}
+	})
+	rooms.Registry.Fanout = wsout.Fanout
+	return &Local{Rooms: rooms}
 }
 
 // Enter implements Backend.

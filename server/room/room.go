@@ -37,6 +37,12 @@ type Limits struct {
 type Registry[E comparable] struct {
 	limits Limits
 
+	// Fanout, when set, runs a broadcast's deliveries: part(lo, hi) delivers
+	// to endpoints [lo, hi), and Fanout returns when all of [0, n) are done
+	// (it may run parts concurrently; the room's lock is held throughout).
+	// Nil: one after another on the caller's goroutine.
+	Fanout func(n int, part func(lo, hi int))
+
 	mu    sync.RWMutex
 	rooms map[string]*Room[E]
 }
@@ -232,8 +238,16 @@ func (g *Registry[E]) Broadcast(id string, deliver func(e E)) int {
 		return 0
 	}
 	r.mu.Lock()
-	for _, e := range r.endpoints {
-		deliver(e)
+	if eps := r.endpoints; g.Fanout != nil {
+		g.Fanout(len(eps), func(lo, hi int) {
+			for _, e := range eps[lo:hi] {
+				deliver(e)
+			}
+		})
+	} else {
+		for _, e := range eps {
+			deliver(e)
+		}
 	}
 	n := len(r.members)
 	r.mu.Unlock()

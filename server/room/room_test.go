@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -129,5 +130,41 @@ func BenchmarkBroadcast(b *testing.B) {
 			}
 			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "deliveries/s")
 		})
+	}
+}
+
+// With a Fanout that runs parts concurrently, a broadcast still reaches every
+// distinct endpoint exactly once, and has reached all of them when it
+// returns (the room's lock is held until then, so broadcasts stay ordered).
+func TestBroadcastThroughFanout(t *testing.T) {
+	g := NewRegistry[int](Limits{})
+	const members = 37
+	for i := range members {
+		if _, err := g.Join("r", fmt.Sprint("m", i), i/2, nil); err != nil { // two members per endpoint
+			t.Fatal(err)
+		}
+	}
+	var parts atomic.Int32
+	g.Fanout = func(n int, part func(lo, hi int)) {
+		var wg sync.WaitGroup
+		for lo := 0; lo < n; lo += 5 {
+			wg.Add(1)
+			go func() { defer wg.Done(); parts.Add(1); part(lo, min(lo+5, n)) }()
+		}
+		wg.Wait()
+	}
+	for round := range 3 {
+		hits := make([]atomic.Int32, members/2+1)
+		if n := g.Broadcast("r", func(e int) { hits[e].Add(1) }); n != members {
+			t.Fatalf("round %d: broadcast reached %d members, want %d", round, n, members)
+		}
+		for e := range hits {
+			if got := hits[e].Load(); got != 1 {
+				t.Fatalf("round %d: endpoint %d delivered %d times, want 1", round, e, got)
+			}
+		}
+	}
+	if parts.Load() == 0 {
+		t.Fatal("Broadcast did not go through Fanout")
 	}
 }

@@ -246,11 +246,19 @@ func RunSuite(t *testing.T, start func(t *testing.T) Target) {
 		}
 		wg.Wait()
 		perRoom := clients / rooms
+		order := make([][]string, rooms) // the first member's onChat order, per room
 		for i, c := range cs {
 			want := perRoom * perClient
 			next := map[string]int{}
 			for n := 0; n < want; n++ {
 				p := c.WaitPush("onChat")
+				msg, _ := p.Body["msg"].(string)
+				// a room's pushes are totally ordered: every member sees them in the same order
+				if r := i % rooms; i < rooms {
+					order[r] = append(order[r], msg)
+				} else if msg != order[r][n] {
+					t.Fatalf("client %d: onChat %d of room%d is %q, its first member got %q", i, n, r, msg, order[r][n])
+				}
 				var from, k int
 				if _, err := fmt.Sscanf(p.Body["msg"].(string), "%d:%d", &from, &k); err != nil {
 					t.Fatalf("client %d: bad msg %v", i, p.Body)
