@@ -17,13 +17,8 @@ type hint struct {
 	fd int
 }
 
-const (
-	tfdNonblock = syscall.O_NONBLOCK
-	tfdCloexec  = syscall.O_CLOEXEC
-)
-
 func newHint() hint {
-	fd, _, e := syscall.RawSyscall(syscall.SYS_TIMERFD_CREATE, 1 /* CLOCK_MONOTONIC */, tfdNonblock|tfdCloexec, 0)
+	fd, _, e := syscall.RawSyscall(syscall.SYS_TIMERFD_CREATE, 1 /* CLOCK_MONOTONIC */, syscall.O_NONBLOCK|syscall.O_CLOEXEC /* TFD_NONBLOCK|TFD_CLOEXEC */, 0)
 	if e != 0 {
 		return hint{fd: -1}
 	}

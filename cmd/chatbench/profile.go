@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"runtime/pprof"
 	"runtime/trace"
@@ -19,11 +20,11 @@ import (
 // same way (<prefix>-<command>-<pid>.trace; `go tool trace -pprof=sched FILE`
 // gives where goroutines waited to run).
 func init() {
-	startProfile("CHATBENCH_CPUPROFILE", "pprof", func(f *os.File) error { return pprof.StartCPUProfile(f) }, pprof.StopCPUProfile)
-	startProfile("CHATBENCH_TRACE", "trace", func(f *os.File) error { return trace.Start(f) }, trace.Stop)
+	startProfile("CHATBENCH_CPUPROFILE", "pprof", pprof.StartCPUProfile, pprof.StopCPUProfile)
+	startProfile("CHATBENCH_TRACE", "trace", trace.Start, trace.Stop)
 }
 
-func startProfile(env, ext string, start func(*os.File) error, stop func()) {
+func startProfile(env, ext string, start func(io.Writer) error, stop func()) {
 	v := os.Getenv(env)
 	if v == "" {
 		return
