@@ -135,14 +135,7 @@ func TestLargeMessages(t *testing.T) {
 				if !errors.Is(s.closed[0], websocket.ErrReadLimit) || len(s.pushes) != 0 {
 					t.Errorf("closed with %v after %d pushes, want the read limit and none", s.closed[0], len(s.pushes))
 				}
-				select {
-				case ce := <-sc.closes:
-					if ce.Code != websocket.CloseMessageTooBig {
-						t.Errorf("close code %d, want %d", ce.Code, websocket.CloseMessageTooBig)
-					}
-				case <-time.After(10 * time.Second):
-					t.Error("no close frame from the client")
-				}
+				sc.wantClose(t, websocket.CloseMessageTooBig)
 			})
 		}
 	}
@@ -202,14 +195,7 @@ func TestServerEnds(t *testing.T) {
 				}
 				<-c.Done()
 				if tc.echo != 0 {
-					select {
-					case ce := <-sc.closes:
-						if ce.Code != tc.echo {
-							t.Errorf("client's close code %d, want %d", ce.Code, tc.echo)
-						}
-					case <-time.After(10 * time.Second):
-						t.Error("no close frame from the client")
-					}
+					sc.wantClose(t, tc.echo)
 				}
 				c.Close() // after the end: no second Closed
 				if len(s.closed) != 1 {

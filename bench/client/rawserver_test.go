@@ -34,6 +34,19 @@ type rawConn struct {
 	gone   chan struct{}              // the server's reader stopped
 }
 
+// wantClose waits for the client's close frame and checks its code.
+func (c *rawConn) wantClose(t testing.TB, code int) {
+	t.Helper()
+	select {
+	case ce := <-c.closes:
+		if ce.Code != code {
+			t.Errorf("client's close code %d, want %d", ce.Code, code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("no close frame from the client")
+	}
+}
+
 func startRawServer(t testing.TB) *rawServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
