@@ -28,6 +28,7 @@ func TestUsageErrorsAreExplained(t *testing.T) {
 		{[]string{"bench", "--bogus"}, "unknown flag: --bogus"},
 		{[]string{"bench", "--scenario", "chat", "--server-nice", "25"}, "--server-nice 25: use 0 (same priority as the driver) to 19"},
 		{[]string{"calibrate", "--server-nice", "-1"}, "--server-nice -1: use 0 (same priority as the driver) to 19"},
+		{[]string{"perf", "--latency-runs", "0"}, "--latency-runs 0: use 1 to 20"},
 		{[]string{"report", "--bogus"}, "unknown flag: --bogus"},
 	} {
 		var stderr bytes.Buffer

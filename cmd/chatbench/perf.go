@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -65,17 +67,25 @@ type perfRun struct {
 	rows   []perfRow
 	recal  bool
 	single map[string]*metrics.Summary
+	// latencyRuns is how many times the latency target is measured: one
+	// run's p99 moves by a fifth from run to run on a shared 2-core machine.
+	latencyRuns int
 }
 
 func runPerf(ctx context.Context, args []string) error {
 	fs := newFlags("perf")
 	var out, only string
 	var recal bool
+	var latencyRuns int
 	fs.StringVar(&out, "out", "", "results of the perf runs (default results/perf-<time>)")
 	fs.StringVar(&only, "only", "storm,split,latency,memory,clients,bound", "which targets to measure (comma-separated)")
 	fs.BoolVar(&recal, "recalibrate", false, "measure the ceilings again instead of using the cached ones")
+	fs.IntVar(&latencyRuns, "latency-runs", 3, "runs of the latency target; the row gives the run with the median p99 and the range")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if latencyRuns < 1 || latencyRuns > 20 {
+		return usageErr("--latency-runs %d: use 1 to 20", latencyRuns)
 	}
 	if out == "" {
 		out = filepath.Join("results", "perf-"+time.Now().Format("20060102-150405"))
@@ -96,7 +106,7 @@ func runPerf(ctx context.Context, args []string) error {
 	if os.Getenv(calibrationEnv) == "" {
 		os.Setenv(calibrationEnv, calibrationDirFor("results"))
 	}
-	p := &perfRun{ctx: ctx, exe: exe, out: out, log: logf, recal: recal, single: map[string]*metrics.Summary{}}
+	p := &perfRun{ctx: ctx, exe: exe, out: out, log: logf, recal: recal, single: map[string]*metrics.Summary{}, latencyRuns: latencyRuns}
 	load0 := loadavg()
 	start := time.Now()
 	want := map[string]bool{}
@@ -286,22 +296,54 @@ func (p *perfRun) split() error {
 }
 
 func (p *perfRun) latency() error {
-	sum, err := p.bench("latency", "--scenario", "latency", "--ceiling", "off")
-	if err != nil {
-		return err
+	var sums []*metrics.Summary
+	for i := range p.latencyRuns {
+		name := "latency"
+		if p.latencyRuns > 1 {
+			name = fmt.Sprintf("latency-%d", i+1)
+		}
+		sum, err := p.bench(name, "--scenario", "latency", "--ceiling", "off")
+		if err != nil {
+			return err
+		}
+		sums = append(sums, sum)
 	}
+	row, median := latencyRow(sums)
+	p.rows = append(p.rows, row)
+	p.single["latency"] = median
+	return nil
+}
+
+// latencyRow judges the latency target on the run with the median p99 (of
+// an even count, the higher of the two middle runs) and gives the range of
+// all runs; a driver-bound run or one below the rate fails it.
+func latencyRow(sums []*metrics.Summary) (perfRow, *metrics.Summary) {
+	byP99 := slices.Clone(sums)
+	slices.SortStableFunc(byP99, func(a, b *metrics.Summary) int {
+		return cmp.Compare(a.Ops["delivery"].P99Us, b.Ops["delivery"].P99Us)
+	})
+	sum := byP99[len(byP99)/2]
 	d := sum.Ops["delivery"]
 	p99 := time.Duration(d.P99Us) * time.Microsecond
-	row := perfRow{name: "p99 delivery at 100k deliveries/s (latency)", target: fmt.Sprintf("<= %v at >= %s/s", perfP99, count(perfLatencyRate))}
+	row := perfRow{name: "p99 delivery at 100k deliveries/s (latency)", target: fmt.Sprintf("<= %v at >= %s/s, 0 lost", perfP99, count(perfLatencyRate))}
 	row.measured = fmt.Sprintf("p99 %s (p50 %s, p99.9 %s) at %s/s, lost %d", usText(d.P99Us), usText(d.P50Us), usText(d.P999Us), count(sum.DeliveriesPerSec), sum.Counters.Lost)
-	if sum.Driver.DriverBound {
-		row.measured += " DRIVER-BOUND"
+	if n := len(sums); n > 1 {
+		row.measured += fmt.Sprintf("; median of %d runs, p99 %s to %s", n, usText(byP99[0].Ops["delivery"].P99Us), usText(byP99[n-1].Ops["delivery"].P99Us))
+	}
+	ok := p99 <= perfP99
+	bound := 0
+	for _, s := range sums {
+		if s.Driver.DriverBound {
+			bound++
+		}
+		ok = ok && s.DeliveriesPerSec >= perfLatencyRate && s.Counters.Lost == 0
+	}
+	if bound > 0 {
+		row.measured += fmt.Sprintf(" DRIVER-BOUND (%d of %d runs)", bound, len(sums))
 	}
 	row.ratio = fmt.Sprintf("%.2f", float64(p99)/float64(perfP99))
-	row.met = yes(p99 <= perfP99 && sum.DeliveriesPerSec >= perfLatencyRate && !sum.Driver.DriverBound)
-	p.rows = append(p.rows, row)
-	p.single["latency"] = sum
-	return nil
+	row.met = yes(ok && bound == 0)
+	return row, sum
 }
 
 func (p *perfRun) idleScenario(clients int) (string, error) {
