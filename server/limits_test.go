@@ -3,6 +3,7 @@ package server_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -239,27 +240,52 @@ func TestLimits(t *testing.T) {
 			t.Fatalf("codes = %v, want 404s then 429", codes)
 		}
 	})
-	t.Run("slow consumer is kicked, the room goes on", func(t *testing.T) {
-		s := servertest.Start(t, server.Options{Connector: connector.Options{MaxQueueBytes: 64 << 10, RequestRate: -1}})
-		slow := dialNoRead(t, s.ConnectorAddrs[0], "slow", "r")
-		fast, _ := servertest.Enter(t, s.GateAddr, "fast", "r")
-		big := strings.Repeat("y", 4000)
-		// The slow client never reads: its socket buffers fill, then its queue passes 64 KiB.
-		deadline := time.Now().Add(10 * time.Second)
-		for s.Metrics().SlowConsumers.Load() == 0 {
-			if time.Now().After(deadline) {
-				t.Fatal("slow consumer never kicked")
-			}
-			fast.Request("chat.chatHandler.send", map[string]any{"content": big, "target": "*"})
+	// 20 members: a broadcast that large goes through wsout.Fanout on an idle machine
+	for _, others := range []int{0, 18} {
+		t.Run(fmt.Sprintf("slow consumer is kicked, the room of %d goes on", others+2), func(t *testing.T) { slowConsumer(t, others) })
+	}
+}
+
+// slowConsumer: a member that never reads is kicked once its queue passes
+// the limit; the others get its onLeave and the room goes on.
+func slowConsumer(t *testing.T, others int) {
+	s := servertest.Start(t, server.Options{Connector: connector.Options{MaxQueueBytes: 64 << 10, RequestRate: -1}})
+	slow := dialNoRead(t, s.ConnectorAddrs[0], "slow", "r")
+	fast, _ := servertest.Enter(t, s.GateAddr, "fast", "r")
+	var rest []*servertest.Client
+	for i := range others {
+		c, _ := servertest.Enter(t, s.GateAddr, fmt.Sprint("m", i), "r")
+		rest = append(rest, c)
+	}
+	big := strings.Repeat("y", 4000)
+	// The slow client never reads: its socket buffers fill, then its queue passes 64 KiB.
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Metrics().SlowConsumers.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("slow consumer never kicked")
 		}
-		if p := fast.WaitPush("onLeave"); p.Body["user"] != "slow" {
-			t.Fatalf("onLeave = %v", p.Body)
+		fast.Request("chat.chatHandler.send", map[string]any{"content": big, "target": "*"})
+	}
+	// The server lets go of the kicked connection after the goodbye's
+	// CloseTimeout (1s), not its 10s WriteTimeout, though its socket stays full.
+	for deadline := time.Now().Add(5 * time.Second); s.Metrics().Connections.Load() != int64(others+1); {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections 5s after the kick, want %d: the kicked one is still held", s.Metrics().Connections.Load(), others+1)
 		}
-		_ = slow
-		if r := fast.Request("chat.chatHandler.send", map[string]any{"content": "still here", "target": "*"}); len(r) != 0 {
-			t.Fatalf("send after kick = %v", r)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if p := fast.WaitPush("onLeave"); p.Body["user"] != "slow" {
+		t.Fatalf("onLeave = %v", p.Body)
+	}
+	_ = slow
+	if r := fast.Request("chat.chatHandler.send", map[string]any{"content": "still here", "target": "*"}); len(r) != 0 {
+		t.Fatalf("send after kick = %v", r)
+	}
+	for _, c := range rest {
+		if p := c.WaitPush("onLeave"); p.Body["user"] != "slow" {
+			t.Fatalf("%v: onLeave = %v", c, p.Body)
 		}
-	})
+	}
 }
 
 func TestHTTPEndpoints(t *testing.T) {

@@ -51,6 +51,7 @@ import (
 // Options configure a Writer. Zero values mean the documented defaults.
 type Options struct {
 	WriteTimeout   time.Duration // longest a write may block; default 10s
+	CloseTimeout   time.Duration // longest the goodbye (kick, close frame) may take before the socket is closed; default 1s
 	MaxQueueBytes  int           // queued bytes past which the connection is closed as a slow consumer; default 4 MiB
 	MaxFrameBytes  int           // pack packages into frames up to this size; default 64 KiB
 	CoalesceMax    time.Duration // longest wait before the next flush when the writer is behind; default 2ms; negative: never wait
@@ -79,6 +80,9 @@ type Counters struct {
 func (o Options) WithDefaults() Options {
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
+	}
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = time.Second
 	}
 	if o.MaxQueueBytes <= 0 {
 		o.MaxQueueBytes = 4 << 20
@@ -342,6 +346,11 @@ func (w *Writer) closeLocked(code int, reason string, kick []byte, drop bool) {
 		clear(w.queue)
 		w.queue = w.queue[:0]
 		w.queued = 0
+		if w.writing {
+			// A slow consumer's socket is full: a write under way would
+			// block for the rest of its WriteTimeout before the goodbye.
+			_ = w.sock.nc.SetWriteDeadline(time.Now().Add(w.opts.CloseTimeout))
+		}
 	}
 	w.signal()
 }
@@ -526,11 +535,14 @@ func appendFrameHeader(b []byte, opcode int, n int) []byte {
 
 // finish sends the kick (if any) and a close frame, then closes the socket so
 // the reader returns. The writer goroutine is the socket's only writer by now.
+// The goodbye gets CloseTimeout, not WriteTimeout: a slow consumer's socket is
+// full, and waiting the whole WriteTimeout on it held the connection, its
+// goroutines and its descriptor 10 s after the kick.
 func (w *Writer) finish() {
 	w.mu.Lock()
 	reason, code, kick := w.reason, w.code, w.kick
 	w.mu.Unlock()
-	deadline := time.Now().Add(w.opts.WriteTimeout)
+	deadline := time.Now().Add(w.opts.CloseTimeout)
 	_ = w.conn.SetWriteDeadline(deadline)
 	if kick != nil {
 		_ = w.conn.WriteMessage(websocket.BinaryMessage, kick)
