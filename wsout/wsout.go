@@ -51,7 +51,7 @@ import (
 // Options configure a Writer. Zero values mean the documented defaults.
 type Options struct {
 	WriteTimeout   time.Duration // longest a write may block; default 10s
-	CloseTimeout   time.Duration // longest the goodbye (kick, close frame) may take before the socket is closed; default 1s
+	CloseTimeout   time.Duration // once closing, longest what is left (tail, control frames, kick, close frame) may take before the socket is closed; default 1s
 	MaxQueueBytes  int           // queued bytes past which the connection is closed as a slow consumer; default 4 MiB
 	MaxFrameBytes  int           // pack packages into frames up to this size; default 64 KiB
 	CoalesceMax    time.Duration // longest wait before the next flush when the writer is behind; default 2ms; negative: never wait
@@ -346,11 +346,13 @@ func (w *Writer) closeLocked(code int, reason string, kick []byte, drop bool) {
 		clear(w.queue)
 		w.queue = w.queue[:0]
 		w.queued = 0
-		if w.writing {
-			// A slow consumer's socket is full: a write under way would
-			// block for the rest of its WriteTimeout before the goodbye.
-			_ = w.sock.nc.SetWriteDeadline(time.Now().Add(w.opts.CloseTimeout))
-		}
+	}
+	if w.writing {
+		// Closing bounds what is left to write by CloseTimeout (see finish):
+		// a write under way to a full socket (a slow consumer's) would
+		// otherwise block for the rest of its WriteTimeout. (A writer that
+		// re-arms its deadline right after this may still get WriteTimeout.)
+		_ = w.sock.nc.SetWriteDeadline(time.Now().Add(w.opts.CloseTimeout))
 	}
 	w.signal()
 }
@@ -402,6 +404,9 @@ func (w *Writer) loop() {
 
 			n := len(batch)
 			if busy {
+				if closed {
+					w.sock.cut(w.opts.CloseTimeout) // the tail and control frames before the goodbye
+				}
 				err := w.writeBatch(pend, ctrl, batch)
 				w.mu.Lock()
 				w.writing = false
@@ -503,6 +508,12 @@ func (s *sockWriter) write(b []byte, timeout time.Duration) error {
 	return err
 }
 
+// cut moves the write deadline to d from now, earlier than arm would keep it.
+func (s *sockWriter) cut(d time.Duration) {
+	s.deadline = time.Now().Add(d)
+	_ = s.nc.SetWriteDeadline(s.deadline)
+}
+
 // arm keeps the write deadline at least timeout/2 away, which spares a timer
 // update per write: a write gets between timeout/2 and timeout. A direct
 // write never waits, but the runtime refuses any write past the deadline.
@@ -535,9 +546,10 @@ func appendFrameHeader(b []byte, opcode int, n int) []byte {
 
 // finish sends the kick (if any) and a close frame, then closes the socket so
 // the reader returns. The writer goroutine is the socket's only writer by now.
-// The goodbye gets CloseTimeout, not WriteTimeout: a slow consumer's socket is
-// full, and waiting the whole WriteTimeout on it held the connection, its
-// goroutines and its descriptor 10 s after the kick.
+// Everything written after a close, the goodbye included, gets CloseTimeout,
+// not WriteTimeout: a slow consumer's socket is full, and waiting the whole
+// WriteTimeout on it held the connection, its goroutines and its descriptor
+// 10 s after the kick.
 func (w *Writer) finish() {
 	w.mu.Lock()
 	reason, code, kick := w.reason, w.code, w.kick

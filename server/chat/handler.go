@@ -3,11 +3,11 @@ package chat
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/chatbench/chatbench/wsout"
 	"unicode/utf8"
 
 	"github.com/chatbench/chatbench/server/connector"
 	"github.com/chatbench/chatbench/server/room"
+	"github.com/chatbench/chatbench/wsout"
 )
 
 // Backend is where rooms live, seen from a connector: in this process

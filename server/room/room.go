@@ -238,6 +238,7 @@ func (g *Registry[E]) Broadcast(id string, deliver func(e E)) int {
 		return 0
 	}
 	r.mu.Lock()
+	// two loops, not one closure for both: without Fanout a broadcast allocates nothing
 	if eps := r.endpoints; g.Fanout != nil {
 		g.Fanout(len(eps), func(lo, hi int) {
 			for _, e := range eps[lo:hi] {
