@@ -183,7 +183,7 @@ func NewLocal(l room.Limits) *Local {
 	rooms := NewRooms[*connector.Session](l, func(s *connector.Session, _, _ string, pkt []byte) {
 		s.Enqueue(pkt)
 	})
-	rooms.Registry.Fanout = wsout.Fanout
+	rooms.Fanout = wsout.Fanout
 	return &Local{Rooms: rooms}
 }
 

@@ -46,6 +46,9 @@ type Rooms[E comparable] struct {
 	// so a split shard can keep its connectors' view of membership in order
 	// with the pushes.
 	Joined, Left func(e E, rid, name string)
+	// Fanout, when set, runs a chat broadcast's deliveries
+	// (room.Registry.BroadcastFanout); nil: one after another.
+	Fanout func(n int, part func(lo, hi int))
 }
 
 // NewRooms returns Rooms over a new registry with the given limits.
@@ -108,7 +111,14 @@ func (c *Rooms[E]) LeaveEndpoint(e E) int {
 func (c *Rooms[E]) Send(rid, from, content, target string) error {
 	pkt := EncodeChatPush(content, from, target)
 	if target == "*" {
-		if c.Registry.Broadcast(rid, func(x E) { c.Deliver(x, rid, "", pkt) }) == 0 {
+		deliver := func(x E) { c.Deliver(x, rid, "", pkt) }
+		n := 0
+		if c.Fanout != nil {
+			n = c.Registry.BroadcastFanout(rid, c.Fanout, deliver)
+		} else {
+			n = c.Registry.Broadcast(rid, deliver)
+		}
+		if n == 0 {
 			return connector.Errorf(connector.CodeNotInRoom, "room %q does not exist", rid)
 		}
 		return nil

@@ -37,12 +37,6 @@ type Limits struct {
 type Registry[E comparable] struct {
 	limits Limits
 
-	// Fanout, when set, runs a broadcast's deliveries: part(lo, hi) delivers
-	// to endpoints [lo, hi), and Fanout returns when all of [0, n) are done
-	// (it may run parts concurrently; the room's lock is held throughout).
-	// Nil: one after another on the caller's goroutine.
-	Fanout func(n int, part func(lo, hi int))
-
 	mu    sync.RWMutex
 	rooms map[string]*Room[E]
 }
@@ -238,18 +232,31 @@ func (g *Registry[E]) Broadcast(id string, deliver func(e E)) int {
 		return 0
 	}
 	r.mu.Lock()
-	// two loops, not one closure for both: without Fanout a broadcast allocates nothing
-	if eps := r.endpoints; g.Fanout != nil {
-		g.Fanout(len(eps), func(lo, hi int) {
-			for _, e := range eps[lo:hi] {
-				deliver(e)
-			}
-		})
-	} else {
-		for _, e := range eps {
+	for _, e := range r.endpoints {
+		deliver(e)
+	}
+	n := len(r.members)
+	r.mu.Unlock()
+	return n
+}
+
+// BroadcastFanout is Broadcast with the deliveries run by fan: part(lo, hi)
+// delivers to endpoints [lo, hi), and fan returns when all of [0, n) are
+// done (it may run parts concurrently; the room's lock is held throughout,
+// so broadcasts stay totally ordered). A separate method because deliver
+// escapes here: Broadcast allocates nothing.
+func (g *Registry[E]) BroadcastFanout(id string, fan func(n int, part func(lo, hi int)), deliver func(e E)) int {
+	r := g.Get(id)
+	if r == nil {
+		return 0
+	}
+	r.mu.Lock()
+	eps := r.endpoints
+	fan(len(eps), func(lo, hi int) {
+		for _, e := range eps[lo:hi] {
 			deliver(e)
 		}
-	}
+	})
 	n := len(r.members)
 	r.mu.Unlock()
 	return n

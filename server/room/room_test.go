@@ -133,7 +133,7 @@ func BenchmarkBroadcast(b *testing.B) {
 	}
 }
 
-// With a Fanout that runs parts concurrently, a broadcast still reaches every
+// With a fan-out that runs parts concurrently, a broadcast still reaches every
 // distinct endpoint exactly once, and has reached all of them when it
 // returns (the room's lock is held until then, so broadcasts stay ordered).
 func TestBroadcastThroughFanout(t *testing.T) {
@@ -145,7 +145,7 @@ func TestBroadcastThroughFanout(t *testing.T) {
 		}
 	}
 	var parts atomic.Int32
-	g.Fanout = func(n int, part func(lo, hi int)) {
+	fan := func(n int, part func(lo, hi int)) {
 		var wg sync.WaitGroup
 		for lo := 0; lo < n; lo += 5 {
 			wg.Add(1)
@@ -155,7 +155,7 @@ func TestBroadcastThroughFanout(t *testing.T) {
 	}
 	for round := range 3 {
 		hits := make([]atomic.Int32, members/2+1)
-		if n := g.Broadcast("r", func(e int) { hits[e].Add(1) }); n != members {
+		if n := g.BroadcastFanout("r", fan, func(e int) { hits[e].Add(1) }); n != members {
 			t.Fatalf("round %d: broadcast reached %d members, want %d", round, n, members)
 		}
 		for e := range hits {
@@ -165,6 +165,6 @@ func TestBroadcastThroughFanout(t *testing.T) {
 		}
 	}
 	if parts.Load() == 0 {
-		t.Fatal("Broadcast did not go through Fanout")
+		t.Fatal("BroadcastFanout did not go through fan")
 	}
 }
