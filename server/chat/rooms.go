@@ -42,7 +42,7 @@ type Rooms[E comparable] struct {
 	// "", or only to member target. It runs under the room's lock: no blocking.
 	Deliver func(e E, rid, target string, pkt []byte)
 	// Joined and Left, when set, run under the room's lock right after a
-	// member joined (before its onAdd) or left (before the others' onLeave),
+	// member joined (after the others' onAdd) or left (before the others' onLeave),
 	// so a split shard can keep its connectors' view of membership in order
 	// with the pushes.
 	Joined, Left func(e E, rid, name string)
@@ -56,26 +56,36 @@ func NewRooms[E comparable](l room.Limits, deliver func(e E, rid, target string,
 	return &Rooms[E]{Registry: room.NewRegistry[E](l), Deliver: deliver}
 }
 
-// Enter adds name to rid behind endpoint e, pushes onAdd to every member (the
-// new one included) and returns the member names.
+// Enter adds name to rid behind endpoint e, pushes onAdd to the members
+// already in the room (as stock pomelo's chat remote does: the newcomer gets
+// no onAdd of itself, it reads the room from the returned names) and returns
+// the member names, the newcomer included.
 func (c *Rooms[E]) Enter(rid, name string, e E) ([]string, error) {
 	return c.EnterWith(rid, name, e, nil)
 }
 
 // EnterWith is Enter with a per-call hook: joined, when not nil, runs under
-// the room's lock right after the member joined, before Joined and the onAdd
-// push. A split shard uses it to tell the member's connector which session
-// joined, in order with the room's pushes.
+// the room's lock right after the onAdd push to the others, before Joined. A
+// split shard uses it to tell the member's connector which session joined, in
+// order with the room's pushes: the connector adds the newcomer to its local
+// view after the onAdd went by, so the newcomer does not get it.
 func (c *Rooms[E]) EnterWith(rid, name string, e E, joined func()) ([]string, error) {
 	users, err := c.Registry.Join(rid, name, e, func(r *room.Room[E]) {
+		if r.Len() > 1 {
+			pkt := EncodeUserPush(PushAdd, name)
+			r.Endpoints(func(x E) {
+				// an endpoint whose only member is the newcomer has nobody to tell
+				if x != e || r.Count(e) > 1 {
+					c.Deliver(x, rid, "", pkt)
+				}
+			})
+		}
 		if joined != nil {
 			joined()
 		}
 		if c.Joined != nil {
 			c.Joined(e, rid, name)
 		}
-		pkt := EncodeUserPush(PushAdd, name)
-		r.Endpoints(func(x E) { c.Deliver(x, rid, "", pkt) })
 	})
 	if err != nil {
 		return nil, RoomError(rid, err)

@@ -32,7 +32,6 @@ func BenchmarkSendEcho(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			c, _ := servertest.Enter(b, tc.start(b), "alice", "r")
-			c.WaitPush("onAdd")
 			body := map[string]any{"content": "hello", "target": "*"}
 			b.ResetTimer()
 			for b.Loop() {

@@ -172,7 +172,8 @@ func usersOn(prefix string, i, connectors, n int) []string {
 	return out
 }
 
-// enterAll enters each of names into rid and waits until everyone saw every onAdd.
+// enterAll enters each of names into rid and waits until everyone saw the
+// onAdd of every later joiner (a newcomer gets none of itself).
 func enterAll(t *testing.T, gate, rid string, names ...string) []*servertest.Client {
 	t.Helper()
 	var cs []*servertest.Client
@@ -181,7 +182,7 @@ func enterAll(t *testing.T, gate, rid string, names ...string) []*servertest.Cli
 		cs = append(cs, c)
 	}
 	for i, c := range cs {
-		for range len(names) - i {
+		for range len(names) - i - 1 {
 			c.WaitPush("onAdd")
 		}
 	}

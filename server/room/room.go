@@ -298,6 +298,9 @@ func (r *Room[E]) Endpoints(fn func(e E)) {
 	}
 }
 
+// Count returns how many members of r are behind endpoint e; r.mu must be held.
+func (r *Room[E]) Count(e E) int { return r.refs[e] }
+
 // Has reports whether name is a member of r; r.mu must be held.
 func (r *Room[E]) Has(name string) bool { _, ok := r.members[name]; return ok }
 

@@ -39,16 +39,21 @@ func RunSuite(t *testing.T, start func(t *testing.T) Target) {
 		if !slices.Equal(users, []string{"alice"}) {
 			t.Fatalf("alice users = %v", users)
 		}
-		if p := alice.WaitPush("onAdd"); p.Body["user"] != "alice" || p.Body["route"] != "onAdd" {
-			t.Fatalf("alice's own onAdd = %v", p.Body)
-		}
 		bob, users := Enter(t, tg.GateAddr, "bob", "r1")
 		if !slices.Equal(users, []string{"alice", "bob"}) {
 			t.Fatalf("bob users = %v", users)
 		}
+		// Stock pomelo: onAdd goes to the members already in, not to the
+		// newcomer. A broadcast after the enters marks where the room's
+		// earlier pushes end (a room's pushes arrive in order).
+		if p := alice.WaitPush("onAdd"); p.Body["user"] != "bob" || p.Body["route"] != "onAdd" {
+			t.Fatalf("alice's onAdd = %v, want bob's", p.Body)
+		}
+		alice.Request("chat.chatHandler.send", map[string]any{"content": "mark", "target": "*"})
 		for _, c := range []*Client{alice, bob} {
-			if p := c.WaitPush("onAdd"); p.Body["user"] != "bob" {
-				t.Fatalf("onAdd = %v, want bob", p.Body)
+			c.WaitPush("onChat")
+			for _, p := range c.Pushes() {
+				t.Errorf("unexpected push before the mark: %s %v", p.Route, p.Body)
 			}
 		}
 		// A second alice in r1 is refused; the first one is not disturbed.
@@ -121,7 +126,6 @@ func RunSuite(t *testing.T, start func(t *testing.T) Target) {
 		alice, _ := Enter(t, tg.GateAddr, "alice", "r")
 		bob, _ := Enter(t, tg.GateAddr, "bob", "r")
 		alice.WaitPush("onAdd")
-		alice.WaitPush("onAdd")
 		bob.Close()
 		if p := alice.WaitPush("onLeave"); p.Body["user"] != "bob" || p.Body["route"] != "onLeave" {
 			t.Fatalf("onLeave = %v", p.Body)
@@ -137,7 +141,7 @@ func RunSuite(t *testing.T, start func(t *testing.T) Target) {
 		alice, _ := Enter(t, tg.GateAddr, "alice", "a")
 		stay, _ := Enter(t, tg.GateAddr, "stay", "a")
 		there, _ := Enter(t, tg.GateAddr, "there", "b")
-		there.WaitPush("onAdd") // its own
+		stay.Pushes()
 		alice.Pushes()
 		r := alice.Request("connector.entryHandler.switchRoom", map[string]any{"rid": "b"})
 		users, _ := r["users"].([]any)
@@ -156,6 +160,11 @@ func RunSuite(t *testing.T, start func(t *testing.T) Target) {
 		there.Request("chat.chatHandler.send", map[string]any{"content": "new room", "target": "*"})
 		if p := alice.WaitPush("onChat"); p.Body["msg"] != "new room" {
 			t.Fatalf("alice's first onChat after switching = %v", p.Body)
+		}
+		for _, p := range alice.Pushes() { // the newcomer gets no onAdd of itself
+			if p.Route == "onAdd" {
+				t.Errorf("alice got %v after switching into b", p.Body)
+			}
 		}
 		// Sending now goes to room b.
 		alice.Request("chat.chatHandler.send", map[string]any{"content": "from alice", "target": "*"})
