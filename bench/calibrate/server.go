@@ -347,7 +347,8 @@ func (c *conn) switchRoom(body []byte) []byte {
 	return users
 }
 
-// join adds c as name to room rid, pushes onAdd to every member (c too) and
+// join adds c as name to room rid, pushes onAdd to the members already in
+// (not to c: stock pomelo tells the newcomer nothing of itself) and
 // returns the {"users":[...]} body. It sets c.room and c.rid.
 func (s *Server) join(c *conn, rid, name string) ([]byte, bool) {
 	if c.name == "" {
@@ -379,7 +380,9 @@ func (s *Server) join(c *conn, rid, name string) ([]byte, bool) {
 		pkt := userPush("onAdd", name)
 		users := []byte(`{"users":[`)
 		for i, x := range r.members {
-			x.enqueue(pkt)
+			if x != c {
+				x.enqueue(pkt)
+			}
 			if i > 0 {
 				users = append(users, ',')
 			}

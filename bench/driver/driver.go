@@ -98,7 +98,7 @@ type vclient struct {
 	leaving   atomic.Bool  // selected to leave in the current leave phase
 	leftRoom  atomic.Int32
 	localStop atomic.Bool  // we closed it
-	addExp    atomic.Int32 // onAdd pushes for this client's enter expected (members + self)
+	addExp    atomic.Int32 // onAdd pushes for this client's enter expected (the members already in)
 	addSeen   atomic.Int32
 	leaveExp  atomic.Int32 // onLeave pushes for this client's leave expected (members that stay)
 	leaveSeen atomic.Int32

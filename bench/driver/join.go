@@ -114,8 +114,8 @@ func (d *driver) enterPhase(ctx context.Context, p scenario.Phase) error {
 	if len(todo) > 0 && d.joined.Load() == joined && d.connected.Load() == 0 && err == nil {
 		return fmt.Errorf("%w: no client connected to %s by the end of the enter phase (%v)", ErrUnreachable, d.opts.Target, lastErr(&d.lastDialErr))
 	}
-	// wait for the onAdd fan-out: every member already in (and the newcomer
-	// itself) must see the newcomer's onAdd
+	// wait for the onAdd fan-out: every member already in must see the
+	// newcomer's onAdd (the newcomer gets none of itself, as in stock pomelo)
 	missing := func() (n int64) {
 		for _, i := range todo {
 			v := d.clients[i]
@@ -222,7 +222,10 @@ func (d *driver) join(ctx context.Context, v *vclient, intended int64) bool {
 	body, _ := json.Marshal(map[string]string{"username": v.name, "rid": r.id})
 	v.moveAt.Store(client.Now())
 	r.mu.Lock()
-	v.addExp.Store(int32(len(r.members)) + 1) // members already in, and itself
+	// the members already in (those whose enter answered: they are in the
+	// server's room before this enter; one still entering may or may not
+	// be, and is not counted)
+	v.addExp.Store(int32(len(r.members)))
 	r.mu.Unlock()
 	t1 := time.Now()
 	resp, err := c.Call(ctx, routeEnter, body)

@@ -20,7 +20,9 @@ func (d *driver) onPush(p *client.Push) {
 	case "onChat":
 		d.onChat(v, p)
 	case "onAdd":
-		if j, ok := d.byName[string(client.UserField(p))]; ok {
+		// a newcomer's onAdd of itself is not counted (stock pomelo sends
+		// none, but can once on a connector's first push over a new link)
+		if j, ok := d.byName[string(client.UserField(p))]; ok && j != id {
 			d.clients[j].addSeen.Add(1)
 			if t := d.clients[j].moveAt.Load(); t > 0 {
 				v.rec.Record(d.opAdd, time.Duration(p.At-t))
