@@ -107,7 +107,9 @@ function fakeServer({ enter }) {
           let res = {};
           if (m.route === Routes.queryEntry) res = { code: 200, host: '127.0.0.1', port: 3051 };
           if (m.route === Routes.enter) {
-            this.serverSend(encodePackage(PackageType.DATA, encodeMessage({ type: MessageType.PUSH, route: 'onAdd', body: JSON.stringify({ user: body.username }) })));
+            // as stock pomelo: no onAdd of the newcomer itself, but a member
+            // entering right after it can be announced before its answer
+            this.serverSend(encodePackage(PackageType.DATA, encodeMessage({ type: MessageType.PUSH, route: 'onAdd', body: JSON.stringify({ user: 'carol' }) })));
             res = enter;
           }
           this.serverSend(encodePackage(PackageType.DATA, encodeMessage({ type: MessageType.RESPONSE, id: m.id, body: JSON.stringify(res) })));
@@ -129,7 +131,7 @@ describe('join', () => {
     });
     assert.deepEqual(users, ['bob', 'alice']);
     assert.deepEqual(connector, { host: '127.0.0.1', port: 3051 }, 'the connector the gate answered');
-    assert.deepEqual(adds, ['alice'], 'listeners attached before enter answered');
+    assert.deepEqual(adds, ['carol'], 'listeners attached before enter answered');
     assert.deepEqual(seen, [
       ['ws://127.0.0.1:3014/', Routes.queryEntry, { uid: 'alice' }],
       ['ws://127.0.0.1:3051/', Routes.enter, { username: 'alice', rid: 'room1' }],

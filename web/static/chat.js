@@ -119,8 +119,10 @@ export async function join(name, room, deps) {
   if (isErrorResponse(entry)) throw new ChatError(Routes.queryEntry, entry);
   const client = new PomeloClient(opts);
   await client.connect(wsURL(entry.host, entry.port, deps.location));
-  // Listeners must be attached by the caller before enter answers, since the
-  // server pushes onAdd for the newcomer too: hand the client out early.
+  // Listeners must be attached by the caller before enter answers: a member
+  // who enters right after us is announced (onAdd) before our answer may
+  // arrive. We get no onAdd of ourselves (stock pomelo): the answer's users
+  // list the room, us included. Hand the client out early.
   deps.onClient?.(client);
   let res;
   try {
