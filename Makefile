@@ -79,4 +79,4 @@ perf: build perf-bench
 perf-bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime=$(PERF_BENCHTIME) ./pomelo/ ./server/chat/ ./server/room/ ./bench/driver/ ./bench/metrics/ ./bench/pace/
 	$(GO) test -run '^$$' -bench 'RoomBroadcast|Storm' -benchmem -benchtime=$(PERF_BENCHTIME) ./server/
-	$(GO) test -run '^$$' -bench LoopbackFloor -benchtime=$(PERF_BENCHTIME) ./wsout/
+	$(GO) test -run '^$$' -bench LoopbackFloor -benchtime=$(PERF_BENCHTIME) ./internal/wsout/

@@ -29,8 +29,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/chatbench/chatbench/internal/wsout"
 	"github.com/chatbench/chatbench/pomelo"
-	"github.com/chatbench/chatbench/wsout"
 )
 
 // The routes the driver uses (the chat application's, see the shared pomelo notes).

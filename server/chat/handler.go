@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"unicode/utf8"
 
+	"github.com/chatbench/chatbench/internal/wsout"
 	"github.com/chatbench/chatbench/server/connector"
 	"github.com/chatbench/chatbench/server/room"
-	"github.com/chatbench/chatbench/wsout"
 )
 
 // Backend is where rooms live, seen from a connector: in this process

@@ -19,9 +19,9 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/chatbench/chatbench/internal/wsout"
 	"github.com/chatbench/chatbench/pomelo"
 	"github.com/chatbench/chatbench/server/metrics"
-	"github.com/chatbench/chatbench/wsout"
 )
 
 // Pomelo error codes answered in {"code":N,"error":true,"message":...}.

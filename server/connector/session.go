@@ -6,8 +6,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/chatbench/chatbench/internal/wsout"
 	"github.com/chatbench/chatbench/pomelo"
-	"github.com/chatbench/chatbench/wsout"
 )
 
 // Session is one client websocket. Application state (UID, Name, Room, Data)
