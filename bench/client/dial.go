@@ -85,10 +85,12 @@ func (f *Fleet) connect(ctx context.Context, addr string, h *Handlers) (*Client,
 func (c *Client) handshake(ctx context.Context) error {
 	f := c.f
 	body := f.opts.HandshakeBody
+	var sent versions // what this client announces (nothing with a custom body)
 	f.mu.Lock()
 	ver := f.lastVer[c.addr]
 	f.mu.Unlock()
 	if body == nil {
+		sent = ver
 		body = pomelo.DefaultHandshakeRequest()
 		if ver[0] != "" || ver[1] != "" {
 			req := pomelo.HandshakeRequest{Sys: &pomelo.ClientSys{
@@ -130,15 +132,15 @@ func (c *Client) handshake(ctx context.Context) error {
 	if resp.Code != pomelo.CodeOK {
 		return &HandshakeError{Code: resp.Code}
 	}
-	if err := c.adopt(resp.Sys); err != nil {
+	if err := c.adopt(resp.Sys, sent); err != nil {
 		return err
 	}
 	return c.write(pomelo.HandshakeAckPackage)
 }
 
-// adopt takes the dictionary, protos and heartbeat of a server handshake,
-// sharing one parsed dictionary and proto set per version across the fleet.
-func (c *Client) adopt(sys *pomelo.ServerSys) error {
+// adopt takes the heartbeat, dictionary and protos of a server handshake
+// (adoptSys), given the versions this client announced in it.
+func (c *Client) adopt(sys *pomelo.ServerSys, sent versions) error {
 	if sys == nil {
 		return nil
 	}
@@ -146,33 +148,12 @@ func (c *Client) adopt(sys *pomelo.ServerSys) error {
 	c.hb = time.Duration(sys.Heartbeat) * time.Second
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	ver := f.lastVer[c.addr]
-	if sys.UseDict {
-		if len(sys.Dict) > 0 || len(sys.RouteToCode) > 0 {
-			d := f.dicts[sys.DictVersion]
-			if d == nil || sys.DictVersion == "" {
-				d = pomelo.DictFromHandshake(sys)
-				if sys.DictVersion != "" {
-					f.dicts[sys.DictVersion] = d
-				}
-			}
-			c.dict = d
-		} else if d := f.dicts[sys.DictVersion]; d != nil {
-			c.dict = d
-		} else {
-			return fmt.Errorf("server uses dictionary %q without sending it", sys.DictVersion)
-		}
-		ver[0] = sys.DictVersion
+	a, err := f.adoptSys(sys, sent)
+	if err != nil {
+		return err
 	}
-	if sys.UseProto {
-		ps, pv, err := f.adoptProtos(sys.Protos, ver[1])
-		if err != nil {
-			return err
-		}
-		c.protos = ps
-		ver[1] = pv
-	}
-	f.lastVer[c.addr] = ver
+	c.dict, c.protos = a.dict, a.protos
+	f.lastVer[c.addr] = a.vers
 	return nil
 }
 

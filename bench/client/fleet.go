@@ -89,7 +89,7 @@ type Fleet struct {
 	mu      sync.Mutex
 	dicts   map[string]*pomelo.Dict // by dictVersion
 	protos  map[string]*protoSet    // by protoVersion
-	lastVer map[string][2]string    // addr -> dictVersion, protoVersion last seen
+	lastVer map[string]versions     // addr -> dictVersion, protoVersion last seen
 }
 
 // NewFleet returns a fleet; Close it to stop its heartbeat wheel.
@@ -99,7 +99,7 @@ func NewFleet(opts Options) *Fleet {
 		opts:    opts,
 		dicts:   map[string]*pomelo.Dict{},
 		protos:  map[string]*protoSet{},
-		lastVer: map[string][2]string{},
+		lastVer: map[string]versions{},
 	}
 	f.bufs.New = func() any { b := make([]byte, 0, 2048); return &b }
 	f.dialer = websocket.Dialer{

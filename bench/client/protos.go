@@ -1,9 +1,6 @@
 package client
 
 import (
-	"encoding/json"
-	"fmt"
-
 	"github.com/chatbench/chatbench/pomelo"
 )
 
@@ -32,40 +29,6 @@ func (ps *protoSet) chatFields(body []byte) (msg, from, target []byte, ok bool) 
 	}
 	f, ok := protoFields(body, ps.chatTags)
 	return f[0], f[1], f[2], ok && f[0] != nil
-}
-
-// adoptProtos parses sys.protos once per version for the whole fleet (the
-// caller holds f.mu); a server that omits protos because the client already
-// holds its version gets the cached set.
-func (f *Fleet) adoptProtos(raw json.RawMessage, ver string) (*protoSet, string, error) {
-	if len(raw) == 0 {
-		if ps := f.protos[ver]; ps != nil {
-			return ps, ver, nil
-		}
-		return nil, ver, nil
-	}
-	p, err := pomelo.ParseProtos(raw)
-	if err != nil {
-		return nil, "", fmt.Errorf("handshake protos: %w", err)
-	}
-	ver = string(p.Version)
-	if ps := f.protos[ver]; ps != nil && ver != "" {
-		return ps, ver, nil
-	}
-	ps := &protoSet{p: p, server: map[string]bool{}, client: map[string]bool{}}
-	for _, r := range p.ServerRoutes() {
-		ps.server[r] = true
-	}
-	for _, r := range p.ClientRoutes() {
-		ps.client[r] = true
-	}
-	if ps.server["onChat"] {
-		ps.chatTags = chatTags(p)
-	}
-	if ver != "" {
-		f.protos[ver] = ps
-	}
-	return ps, ver, nil
 }
 
 // chatTags finds the tags of onChat's msg, from and target by encoding a
