@@ -56,6 +56,9 @@ type Options struct {
 	// once in an open-model enter phase (default 1000). Arrivals past it wait
 	// for a slot with their intended time kept: the wait is in their latency.
 	MaxInflightJoins int
+	// Split makes the run one part of a run split over several driver
+	// processes (nil: the whole run). See Split.
+	Split *Split
 }
 
 // Result is what a run produced.
@@ -141,7 +144,8 @@ type driver struct {
 	refused     atomic.Int64 // joins failed before reaching a connector, this enter phase
 	lastDialErr atomic.Value // error of the last failed queryEntry or connect
 
-	self *selfCheck
+	self  *selfCheck
+	split *splitState // nil: a whole run
 }
 
 // Run runs the scenario and writes its results.
@@ -168,6 +172,17 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		opts.MaxInflightJoins = 1000
 	}
 	s := opts.Scenario
+	if sp := opts.Split; sp != nil {
+		switch {
+		case sp.Count < 1 || sp.Index < 0 || sp.Index >= sp.Count:
+			return nil, fmt.Errorf("driver: split part %d of %d", sp.Index, sp.Count)
+		case sp.Barrier == nil || sp.Send == nil:
+			return nil, errors.New("driver: split without Barrier or Send")
+		}
+		if err := CheckSplit(s, sp.Count); err != nil {
+			return nil, fmt.Errorf("driver: %w", err)
+		}
+	}
 	baseline := memInUse() // before any per-client state exists
 	d := newDriver(opts, time.Now())
 	defer d.fleet.Close()
@@ -177,9 +192,16 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	res := &Result{}
 
 	stopProgress := d.startProgress()
+	stopSplit := d.startSplit()
 	var runErr error
 	for pi, p := range s.Phases {
 		if ctx.Err() != nil {
+			break
+		}
+		if err := d.barrier(ctx, pi); err != nil {
+			if !errors.Is(err, context.Canceled) {
+				runErr = fmt.Errorf("phase %q: %w", p.Name, err)
+			}
 			break
 		}
 		d.phase.Store(int32(pi))
@@ -209,7 +231,14 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			break
 		}
 	}
+	if runErr == nil && ctx.Err() == nil && d.split != nil {
+		// no part closes its clients while another still counts on them
+		if err := d.barrier(ctx, len(s.Phases)); err != nil && !errors.Is(err, context.Canceled) {
+			runErr = fmt.Errorf("end of the run: %w", err)
+		}
+	}
 	d.closeAll()
+	stopSplit()
 	stopProgress()
 	end := time.Now()
 	check := d.self.stop()
@@ -218,7 +247,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	sum.Scenario = s.Name
 	sum.Description = s.Description
 	sum.Seed = s.Seed
-	sum.Clients = s.Clients
+	sum.Clients = d.ownedCount()
 	sum.Rooms = s.Rooms.Count
 	sum.Topology = opts.Topology
 	sum.ServerNice = opts.ServerNice
@@ -285,6 +314,9 @@ func failMisrouted(sum *metrics.Summary) {
 func newDriver(opts Options, start time.Time) *driver {
 	s := opts.Scenario
 	d := &driver{opts: opts, s: s, log: opts.Logger, asg: s.Assign()}
+	if opts.Split != nil {
+		d.split = newSplitState(opts.Split, s.Clients)
+	}
 	co := opts.Client
 	co.SourceAddrs = opts.SourceAddrs
 	co.Logger = opts.Logger
@@ -377,7 +409,11 @@ func (d *driver) roomStats() []RoomStats {
 	for i, r := range d.rooms {
 		r.mu.Lock()
 		st := r.stats
-		st.Members = len(r.members)
+		for m := range r.members {
+			if d.owns(m) {
+				st.Members++
+			}
+		}
 		r.mu.Unlock()
 		st.Room = r.id
 		st.Duplicated += r.dup.Load()

@@ -89,7 +89,7 @@ func arrivals(ctx context.Context, items []int32, rate float64, conc, maxInfligh
 func (d *driver) enterPhase(ctx context.Context, p scenario.Phase) error {
 	var todo []int32
 	for _, v := range d.clients {
-		if v.c.Load() == nil {
+		if v.c.Load() == nil && d.owns(v.idx) {
 			todo = append(todo, v.idx)
 		}
 	}
@@ -103,7 +103,7 @@ func (d *driver) enterPhase(ctx context.Context, p scenario.Phase) error {
 	d.refused.Store(0)
 	firstN := int64(min(unreachableAfter, len(todo)))
 	joined := d.joined.Load()
-	err := arrivals(ctx, todo, p.ArrivalRate, p.Concurrency, d.opts.MaxInflightJoins, p.Duration, func(ctx context.Context, i int32, intended int64) {
+	err := arrivals(ctx, todo, d.scaledRate(p.ArrivalRate), d.scaledConc(p.Concurrency), d.opts.MaxInflightJoins, p.Duration, func(ctx context.Context, i int32, intended int64) {
 		if !d.join(ctx, d.clients[i], intended) && d.joined.Load() == joined && d.refused.Add(1) >= firstN {
 			cancel(fmt.Errorf("%w: the first %d connections to %s all failed (%v)", ErrUnreachable, firstN, d.opts.Target, lastErr(&d.lastDialErr)))
 		}
@@ -224,8 +224,8 @@ func (d *driver) join(ctx context.Context, v *vclient, intended int64) bool {
 	r.mu.Lock()
 	// the members already in (those whose enter answered: they are in the
 	// server's room before this enter; one still entering may or may not
-	// be, and is not counted)
-	v.addExp.Store(int32(len(r.members)))
+	// be, and is not counted); in a split run, those of this part
+	v.addExp.Store(int32(d.ownedMembers(r)))
 	r.mu.Unlock()
 	t1 := time.Now()
 	resp, err := c.Call(ctx, routeEnter, body)
@@ -269,19 +269,27 @@ func (d *driver) leavePhase(ctx context.Context, p scenario.Phase) error {
 	if share <= 0 {
 		share = 1
 	}
-	var todo []int32
+	var todo, remote []int32
 	leavers := make([]int64, len(d.rooms))
 	for _, v := range d.clients {
-		if v.c.Load() == nil || v.cur.Load() < 0 {
+		own := d.owns(v.idx)
+		// another part's clients: in a room as the barrier published them
+		if (own && v.c.Load() == nil) || v.cur.Load() < 0 {
 			continue
 		}
 		if share >= 1 || d.s.Pick(int(v.idx), share, p.Name) {
 			v.leaving.Store(true)
-			todo = append(todo, v.idx)
+			if own {
+				todo = append(todo, v.idx)
+			} else {
+				v.leftRoom.Store(v.cur.Load())
+				remote = append(remote, v.idx)
+			}
 			leavers[v.cur.Load()]++
 		}
 	}
 	// every member that stays must see one onLeave per leaver of its room
+	// (in a split run: every member of this part)
 	stays := make([]int32, len(d.rooms))
 	for r, n := range leavers {
 		if n == 0 {
@@ -289,7 +297,7 @@ func (d *driver) leavePhase(ctx context.Context, p scenario.Phase) error {
 		}
 		stay := 0
 		for _, m := range d.rooms[r].memberList() {
-			if !d.clients[m].leaving.Load() {
+			if !d.clients[m].leaving.Load() && d.owns(m) {
 				stay++
 			}
 		}
@@ -301,9 +309,17 @@ func (d *driver) leavePhase(ctx context.Context, p scenario.Phase) error {
 		v.leaveSeen.Store(0)
 		v.leaveExp.Store(stays[v.cur.Load()])
 	}
-	err := arrivals(ctx, todo, p.ArrivalRate, p.Concurrency, d.opts.MaxInflightJoins, p.Duration, func(ctx context.Context, i int32, intended int64) {
+	err := arrivals(ctx, todo, d.scaledRate(p.ArrivalRate), d.scaledConc(p.Concurrency), d.opts.MaxInflightJoins, p.Duration, func(ctx context.Context, i int32, intended int64) {
 		d.leave(d.clients[i], intended)
 	})
+	// the other parts' leavers leave at the same time: out of this part's
+	// copy of the rooms (the probe compares it with the server's)
+	for _, i := range remote {
+		v := d.clients[i]
+		if r := v.cur.Swap(-1); r >= 0 {
+			d.rooms[r].leaveMember(v.idx)
+		}
+	}
 	// wait for the onLeave pushes
 	deadline := time.Now().Add(d.opts.DrainTimeout)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
@@ -338,6 +354,9 @@ func (d *driver) leavePhase(ctx context.Context, p scenario.Phase) error {
 		}
 		v.leaving.Store(false)
 	}
+	for _, i := range remote {
+		d.clients[i].leaving.Store(false)
+	}
 	if err != nil {
 		return err
 	}
@@ -368,6 +387,9 @@ func (d *driver) leave(v *vclient, intended int64) {
 // room and compares the user list it gets with the members the driver
 // knows; each name too many (ghost) or missing counts as a "ghost" error.
 func (d *driver) probeRooms(ctx context.Context, phase string) error {
+	if d.split != nil && d.split.Index != 0 {
+		return nil // one part probes for all (the same probe names would collide)
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
 	for ri, r := range d.rooms {
@@ -461,4 +483,19 @@ func (d *driver) probe(ctx context.Context, r *room, name string) (int, error) {
 	}
 	bad += len(want) // members the server does not list
 	return bad, nil
+}
+
+// ownedMembers counts the room's stable members this process drives (room
+// lock held).
+func (d *driver) ownedMembers(r *room) int {
+	if d.split == nil {
+		return len(r.members)
+	}
+	n := 0
+	for m := range r.members {
+		if d.owns(m) {
+			n++
+		}
+	}
+	return n
 }

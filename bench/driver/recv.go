@@ -57,6 +57,12 @@ func (d *driver) onChat(v *vclient, p *client.Push) {
 	if !ok {
 		return // not a driver message (someone else chatting in the room)
 	}
+	if sp := d.split; sp != nil && int(st.sender) < len(sp.owner) {
+		if o := sp.owner[st.sender]; int(o) != sp.Index {
+			d.onRemoteChat(v, p, st, o)
+			return
+		}
+	}
 	e := d.tab.get(st.gid)
 	if e == nil {
 		d.protoErrs.Add(1)
@@ -105,7 +111,7 @@ func (d *driver) onChat(v *vclient, p *client.Push) {
 			break
 		}
 	}
-	v.rec.Record(metrics.OpDelivery, time.Duration(p.At-st.intended))
+	v.rec.Record(metrics.OpDelivery, time.Duration(p.At+d.shift()-st.intended))
 }
 
 func (d *driver) onKick(c *client.Client, reason []byte) {

@@ -109,6 +109,9 @@ func (d *driver) worker(ctx context.Context, pi int, p scenario.Phase, w, nw int
 	h := evHeap{}
 	hop := p.Kind == scenario.KindHop
 	for i := w; i < len(d.clients); i += nw {
+		if !d.owns(int32(i)) {
+			continue
+		}
 		v := d.clients[i]
 		if v.rnd == nil {
 			v.rnd = d.s.ClientRand(i)
@@ -219,7 +222,7 @@ func (d *driver) send(v *vclient, intended int64, pi int, p scenario.Phase, payl
 	b = append(b, `{"rid":`...)
 	b = append(b, r.qid...)
 	b = append(b, `,"content":"`...)
-	b = appendStamp(b, gid, v.idx, seq, intended, payload)
+	b = appendStamp(b, gid, v.idx, seq, intended+d.shift(), payload)
 	b = append(b, `","from":`...)
 	b = append(b, v.qname...)
 	b = append(b, `,"target":`...)
