@@ -28,6 +28,10 @@ type Options struct {
 	// addresses 127.0.0.1 .. 127.0.0.N (each address has its own ~28k
 	// ephemeral ports towards one server port). Only for loopback targets.
 	SourceAddrs int
+	// FirstSourceAddr moves that range to 127.0.0.F .. 127.0.0.F+N-1 (0 or
+	// 1: from 127.0.0.1), so that driver processes on one machine can each
+	// bind their own addresses (and ephemeral ports).
+	FirstSourceAddr int
 	// HandshakeBody replaces the default js-websocket handshake body.
 	HandshakeBody []byte
 	// Pollers is the number of epoll receive loops the fleet's clients share
@@ -122,9 +126,10 @@ func (f *Fleet) Close() {
 
 func (f *Fleet) dialTCP(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := net.Dialer{}
-	if n := f.opts.SourceAddrs; n > 1 {
-		i := f.src.Add(1) % uint32(n)
-		d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i))}
+	if n := f.opts.SourceAddrs; n > 1 || f.opts.FirstSourceAddr > 1 {
+		first := uint32(max(f.opts.FirstSourceAddr, 1))
+		i := f.src.Add(1) % uint32(max(n, 1))
+		d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(first+i))}
 	}
 	return d.DialContext(ctx, network, addr)
 }

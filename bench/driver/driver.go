@@ -38,8 +38,10 @@ type Options struct {
 	// Out is the results root: the run writes Out/<scenario>-<time>/.
 	// Empty: nothing is written.
 	Out string
-	// SourceAddrs > 1 spreads client sockets over 127.0.0.1..N.
-	SourceAddrs int
+	// SourceAddrs > 1 spreads client sockets over 127.0.0.1..N
+	// (FirstSourceAddr F > 1: over 127.0.0.F..F+N-1).
+	SourceAddrs     int
+	FirstSourceAddr int
 	// LateThreshold: a send that goes out later than this after its
 	// intended time counts as late. Default 10ms.
 	LateThreshold time.Duration
@@ -260,8 +262,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			fillActive(&sum.Phases[i], d.active[i])
 		}
 	}
-	sum.Thresholds = s.Thresholds.Evaluate(sum)
-	failMisrouted(sum)
+	Evaluate(s, sum)
 	res.Summary = sum
 	res.Rooms = d.roomStats()
 	if opts.Out != "" {
@@ -269,7 +270,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		if err := sum.Write(dir); err != nil {
 			return res, fmt.Errorf("write results: %w", err)
 		}
-		if err := writeRooms(dir, res.Rooms); err != nil {
+		if err := WriteRooms(dir, res.Rooms); err != nil {
 			return res, fmt.Errorf("write results: %w", err)
 		}
 		res.Dir = dir
@@ -319,6 +320,7 @@ func newDriver(opts Options, start time.Time) *driver {
 	}
 	co := opts.Client
 	co.SourceAddrs = opts.SourceAddrs
+	co.FirstSourceAddr = opts.FirstSourceAddr
 	co.Logger = opts.Logger
 	d.fleet = client.NewFleet(co)
 	d.start = start
@@ -424,7 +426,42 @@ func (d *driver) roomStats() []RoomStats {
 	return out
 }
 
-func writeRooms(dir string, rooms []RoomStats) error {
+// Evaluate checks the scenario's thresholds on sum (a run's, or a merge of
+// parts of one run), misrouted deliveries failing loss_max.
+func Evaluate(s *scenario.Scenario, sum *metrics.Summary) {
+	sum.Thresholds = s.Thresholds.Evaluate(sum)
+	failMisrouted(sum)
+}
+
+// AddRooms adds the per-room counts of another part of the same run.
+func AddRooms(to, from []RoomStats) []RoomStats {
+	if to == nil {
+		to = make([]RoomStats, len(from))
+		for i := range from {
+			to[i].Room = from[i].Room
+		}
+	}
+	for i := range min(len(to), len(from)) {
+		t, f := &to[i], &from[i]
+		t.Members += f.Members
+		t.Sent += f.Sent
+		t.Expected += f.Expected
+		t.Delivered += f.Delivered
+		t.Extra += f.Extra
+		t.Misrouted += f.Misrouted
+		t.Lost += f.Lost
+		t.Duplicated += f.Duplicated
+		t.OutOfOrder += f.OutOfOrder
+		t.Failed += f.Failed
+		t.LeaveMiss += f.LeaveMiss
+		t.Ghosts += f.Ghosts
+		t.AddMiss += f.AddMiss
+	}
+	return to
+}
+
+// WriteRooms writes rooms.csv into dir.
+func WriteRooms(dir string, rooms []RoomStats) error {
 	f, err := os.Create(filepath.Join(dir, "rooms.csv"))
 	if err != nil {
 		return err

@@ -52,8 +52,19 @@ type Summary struct {
 	Ceiling *Ceiling `json:"ceiling,omitempty"`
 
 	// Parts lists the runs a merged summary was built from (Merge); empty
-	// for a single run.
+	// for a single run. A run split over driver workers names them.
 	Parts []Part `json:"parts,omitempty"`
+
+	// Incomplete marks a run that lost a part of itself (a driver worker
+	// died or its results never came): the numbers cover only what the
+	// rest measured. IncompleteReason names the workers and why.
+	Incomplete       bool   `json:"incomplete,omitempty"`
+	IncompleteReason string `json:"incomplete_reason,omitempty"`
+
+	// ClockErrorUs bounds the clock error of latencies measured across
+	// driver workers on different machines (the largest of the parts'
+	// clock_error_us); omitted when every worker shared one clock.
+	ClockErrorUs int64 `json:"clock_error_us,omitempty"`
 }
 
 // Machine is the fingerprint of the machine that ran the driver.
@@ -180,12 +191,24 @@ type Ceiling struct {
 
 // Part is one of the runs merged into a summary.
 type Part struct {
+	// Name is the driver worker that ran the part (split runs).
+	Name             string    `json:"name,omitempty"`
 	Machine          Machine   `json:"machine"`
 	Start            time.Time `json:"start"`
 	End              time.Time `json:"end"`
 	Delivered        int64     `json:"delivered"`
 	DeliveriesPerSec float64   `json:"deliveries_per_s"`
 	DriverBound      bool      `json:"driver_bound"`
+	// Clock is how the worker's clock was related to the coordinator's:
+	// "same" (one machine: one clock, no error) or "measured" (an offset
+	// measured over NATS, ClockOffsetUs, corrected, with ClockErrorUs its
+	// error bound: half the best round trip). Empty for merges of
+	// separate runs.
+	Clock         string `json:"clock,omitempty"`
+	ClockOffsetUs int64  `json:"clock_offset_us,omitempty"`
+	ClockErrorUs  int64  `json:"clock_error_us,omitempty"`
+	// Missing: the worker died or its results never came (Incomplete).
+	Missing bool `json:"missing,omitempty"`
 }
 
 // LossRatio is Counters.Lost / Counters.Expected (0 when nothing was expected).

@@ -1,0 +1,324 @@
+package workers_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"github.com/chatbench/chatbench/bench/driver"
+	"github.com/chatbench/chatbench/bench/metrics"
+	"github.com/chatbench/chatbench/bench/scenario"
+	"github.com/chatbench/chatbench/bench/workers"
+	"github.com/chatbench/chatbench/server"
+	"github.com/chatbench/chatbench/server/servertest"
+)
+
+// The test binary doubles as a worker process: real child processes, real
+// NATS, real websockets.
+const (
+	envWorker = "CHATBENCH_TEST_WORKER" // worker name
+	envNATS   = "CHATBENCH_TEST_NATS"
+)
+
+const testVersion = "test"
+
+func TestMain(m *testing.M) {
+	if name := os.Getenv(envWorker); name != "" {
+		err := workers.Serve(context.Background(), workers.WorkerOptions{
+			NATS: os.Getenv(envNATS), Name: name, Version: testVersion, Once: true,
+			Ready: func(string) { fmt.Println("READY") },
+		})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "worker:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func startNATS(t *testing.T) string {
+	t.Helper()
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatalf("nats: %v", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	return ns.ClientURL()
+}
+
+// child is one worker process.
+type child struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// startWorkers starts n worker processes (this test binary) named
+// <prefix>0.. and waits for each one's READY line; dead receives the name
+// of each one that exits.
+func startWorkers(t *testing.T, url, prefix string, n int, dead chan<- string) []*child {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*child
+	for i := range n {
+		name := fmt.Sprintf("%s%d", prefix, i)
+		cmd := exec.Command(exe, "-test.run=^$")
+		cmd.Env = append(os.Environ(), envWorker+"="+name, envNATS+"="+url)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		cmd.Stderr = &prefixed{t: t, name: name}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start worker %s: %v", name, err)
+		}
+		c := &child{name: name, cmd: cmd, done: make(chan struct{})}
+		ready := make(chan struct{})
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				if sc.Text() == "READY" {
+					close(ready)
+				}
+			}
+			_ = cmd.Wait()
+			close(c.done)
+			if dead != nil {
+				dead <- name
+			}
+		}()
+		select {
+		case <-ready:
+		case <-c.done:
+			t.Fatalf("worker %s exited before it was ready", name)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("worker %s: no READY line within 20s", name)
+		}
+		out = append(out, c)
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			<-c.done
+		})
+	}
+	return out
+}
+
+// prefixed logs a worker's stderr lines in the test log.
+type prefixed struct {
+	t    *testing.T
+	name string
+	mu   sync.Mutex
+	buf  bytes.Buffer
+}
+
+func (p *prefixed) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.buf.Write(b)
+	for {
+		line, err := p.buf.ReadString('\n')
+		if err != nil {
+			p.buf.WriteString(line)
+			return len(b), nil
+		}
+		p.t.Logf("[%s] %s", p.name, strings.TrimRight(line, "\n"))
+	}
+}
+
+func chatScenario(t *testing.T, clients, rooms int, chat time.Duration) *scenario.Scenario {
+	t.Helper()
+	s, err := scenario.Load("chat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(scenario.Overrides{Clients: clients, Rooms: rooms, Duration: chat, Rate: 2}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func names(prefix string, n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("%s%d", prefix, i))
+	}
+	return out
+}
+
+// TestOneAndThreeWorkers runs one scenario against one server with one
+// worker and with three: the delivery accounting is the same (every
+// message sent on one worker and received on another counted once), and
+// the merged histograms hold every delivery.
+func TestOneAndThreeWorkers(t *testing.T) {
+	srv := servertest.Start(t, server.Options{})
+	url := startNATS(t)
+	s := chatScenario(t, 90, 6, 2*time.Second)
+	var got [2]*metrics.Summary
+	for k, n := range []int{1, 3} {
+		prefix := fmt.Sprintf("w%dx", n)
+		startWorkers(t, url, prefix, n, nil)
+		var progress bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		res, err := workers.Run(ctx, workers.Options{
+			NATS: url, Workers: n, Expect: names(prefix, n), Version: testVersion, WaitTimeout: 20 * time.Second,
+			Driver: driver.Options{Scenario: s, Target: srv.GateAddr, Topology: "single", Out: t.TempDir(),
+				DrainTimeout: 5 * time.Second, Progress: &syncWriter{w: &progress}},
+		})
+		cancel()
+		if err != nil {
+			t.Fatalf("%d workers: %v", n, err)
+		}
+		sum := res.Summary
+		c := sum.Counters
+		t.Logf("%d workers: sent %d expected %d delivered %d lost %d dup %d ooo %d misrouted %d extra %d errors %d %v",
+			n, c.Sent, c.Expected, c.Delivered, c.Lost, c.Duplicated, c.OutOfOrder, c.Misrouted, c.Extra, c.Errors, c.ErrorsByKind)
+		if c.Sent == 0 || c.Expected == 0 {
+			t.Fatalf("%d workers: nothing sent or expected", n)
+		}
+		if c.Lost != 0 || c.Duplicated != 0 || c.OutOfOrder != 0 || c.Misrouted != 0 || c.Extra != 0 || c.Errors != 0 {
+			t.Errorf("%d workers: lost %d duplicated %d out of order %d misrouted %d extra %d errors %d: want all 0",
+				n, c.Lost, c.Duplicated, c.OutOfOrder, c.Misrouted, c.Extra, c.Errors)
+		}
+		if c.Delivered != c.Expected {
+			t.Errorf("%d workers: delivered %d of %d expected", n, c.Delivered, c.Expected)
+		}
+		h, err := sum.Histogram("delivery")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var parts int64
+		for _, p := range sum.Parts {
+			parts += p.Delivered
+		}
+		if h.TotalCount() != c.Delivered || parts != c.Delivered {
+			t.Errorf("%d workers: delivery histogram holds %d, parts delivered %d, counters.delivered %d: want equal",
+				n, h.TotalCount(), parts, c.Delivered)
+		}
+		if len(sum.Parts) != n || sum.Clients != s.Clients || sum.Incomplete {
+			t.Errorf("%d workers: %d parts, %d clients (want %d), incomplete %v", n, len(sum.Parts), sum.Clients, s.Clients, sum.Incomplete)
+		}
+		for i, p := range sum.Parts {
+			if want := fmt.Sprintf("%s%d", prefix, i); p.Name != want || p.Clock != "same" {
+				t.Errorf("part %d: name %q clock %q, want %q same", i, p.Name, p.Clock, want)
+			}
+		}
+		for _, f := range []string{metrics.SummaryFile, "delivery.hgrm", "rooms.csv", metrics.SeriesFile} {
+			if _, err := os.Stat(filepath.Join(res.Dir, f)); err != nil {
+				t.Errorf("%d workers: %v", n, err)
+			}
+		}
+		if !strings.Contains(progress.String(), "["+prefix+"0]") {
+			t.Errorf("%d workers: no progress line of %s0 in %q", n, prefix, progress.String())
+		}
+		got[k] = sum
+	}
+	one, three := got[0].Counters, got[1].Counters
+	if one.Sent != three.Sent || one.Expected != three.Expected || one.Delivered != three.Delivered {
+		t.Errorf("1 worker: sent %d expected %d delivered %d; 3 workers: sent %d expected %d delivered %d: want the same",
+			one.Sent, one.Expected, one.Delivered, three.Sent, three.Expected, three.Delivered)
+	}
+}
+
+// TestWorkerDies kills a worker in the middle of a chat phase: the run
+// ends incomplete, names it, and still writes what the others measured.
+func TestWorkerDies(t *testing.T) {
+	srv := servertest.Start(t, server.Options{})
+	url := startNATS(t)
+	s := chatScenario(t, 60, 4, 30*time.Second)
+	dead := make(chan string, 3)
+	kids := startWorkers(t, url, "k", 3, dead)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	killed := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		once := false
+		for sc.Scan() {
+			// the victim is chatting: kill it
+			if !once && strings.HasPrefix(sc.Text(), "[k1]") && strings.Contains(sc.Text(), " chat ") {
+				once = true
+				_ = kids[1].cmd.Process.Signal(syscall.SIGKILL)
+				close(killed)
+			}
+		}
+	}()
+	out := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	start := time.Now()
+	res, err := workers.Run(ctx, workers.Options{
+		NATS: url, Workers: 3, Expect: names("k", 3), Version: testVersion, WaitTimeout: 20 * time.Second, Dead: dead,
+		Driver: driver.Options{Scenario: s, Target: srv.GateAddr, Topology: "single", Out: out,
+			DrainTimeout: 3 * time.Second, Progress: pw},
+	})
+	select {
+	case <-killed:
+	default:
+		t.Fatalf("the run ended (%v) before worker k1 was seen chatting", err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "k1") || !strings.Contains(err.Error(), "incomplete") {
+		t.Fatalf("Run: %v, want an incomplete run naming k1", err)
+	}
+	if took := time.Since(start); took > 40*time.Second {
+		t.Errorf("took %v: the 30s chat phase should have been stopped", took)
+	}
+	if res == nil || res.Summary == nil {
+		t.Fatal("no merged result")
+	}
+	sum := res.Summary
+	t.Logf("Run: %v; sent %d delivered %d lost %d; parts %+v", err, sum.Counters.Sent, sum.Counters.Delivered, sum.Counters.Lost, sum.Parts)
+	if !sum.Incomplete || !strings.Contains(sum.IncompleteReason, "k1") {
+		t.Errorf("incomplete %v (%q): want true, naming k1", sum.Incomplete, sum.IncompleteReason)
+	}
+	var missing []string
+	for _, p := range sum.Parts {
+		if p.Missing {
+			missing = append(missing, p.Name)
+		}
+	}
+	if len(sum.Parts) != 3 || len(missing) != 1 || missing[0] != "k1" {
+		t.Errorf("parts %+v: want 3 with k1 missing", sum.Parts)
+	}
+	if sum.Counters.Sent == 0 || sum.Counters.Delivered == 0 {
+		t.Errorf("sent %d delivered %d: the survivors measured nothing", sum.Counters.Sent, sum.Counters.Delivered)
+	}
+	back, rerr := metrics.ReadSummary(res.Dir)
+	if rerr != nil {
+		t.Fatalf("results not written: %v", rerr)
+	}
+	if !back.Incomplete || back.Counters.Delivered != sum.Counters.Delivered {
+		t.Errorf("written summary: incomplete %v delivered %d, want true and %d", back.Incomplete, back.Counters.Delivered, sum.Counters.Delivered)
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
+}
