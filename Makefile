@@ -17,6 +17,16 @@ vet:
 serve: build
 	$(BIN) serve $(ARGS)
 
+# pomelo: stock pomelo 2.2.7 (peers/pomelo, run by node) in the foreground on
+# the stock demo's ports: gate ws 3014, connectors 3050.., the chat page on
+# HTTP 3001; CONNECTORS=3 SHARDS=3 by default. The first run installs pomelo
+# by name from the npm registry into peers/pomelo/node_modules (not tracked);
+# needs node and npm (Debian: apt-get install -y nodejs npm). Ctrl-C stops
+# every node process. `make bench TOPOLOGY=pomelo` runs a scenario against it.
+.PHONY: pomelo
+pomelo: build
+	$(BIN) serve --topology pomelo --connectors $(or $(CONNECTORS),3) --shards $(or $(SHARDS),3) $(ARGS)
+
 # smoke (web helper): the browser smoke test only, against both topologies: single
 # and split (gate, 2 connectors, 2 chat shards as processes of the chatbench binary,
 # which the test builds). Needs Debian's chromium (apt-get install -y chromium);
@@ -28,7 +38,7 @@ smoke:
 
 # build, bench (driver helper). `make build` puts the binary in bin/chatbench.
 # `make bench SCENARIO=broadcast-storm [DURATION=10s CLIENTS=2000 ROOMS=20 RATE=0.5
-#   TOPOLOGY=split CONNECTORS=3 SHARDS=3 TARGET=host:port OUT=results]`
+#   TOPOLOGY=split|pomelo CONNECTORS=3 SHARDS=3 TARGET=host:port OUT=results]`
 # builds, starts the reference server (unless TARGET is set), runs the scenario,
 # stops the server, prints the summary and writes results/<scenario>-<time>/.
 BIN ?= bin/chatbench

@@ -50,6 +50,7 @@ type benchFlags struct {
 	ceiling     string
 	failOnBound bool
 	serverNice  int // startNiced
+	pomeloDir   string
 }
 
 // Exit codes of chatbench bench (besides 0, and 2 for a usage error).
@@ -79,9 +80,9 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	var f benchFlags
 	fs.StringVar(&f.scenario, "scenario", "", "shipped scenario name ("+strings.Join(scenario.Names(), ", ")+") or path of a YAML file")
 	fs.StringVar(&f.target, "target", "", "gate host:port of the server to drive (empty: start the reference server as a child process, stop it after)")
-	fs.StringVar(&f.topology, "topology", "single", "topology of the started server: single or split (ignored with --target)")
+	fs.StringVar(&f.topology, "topology", "single", "topology of the started server: single, split, or pomelo (stock pomelo 2.2.7 under node, installed from npm on first use) (ignored with --target)")
 	fs.IntVar(&f.connectors, "connectors", 0, "connectors of the started server (default: serve's)")
-	fs.IntVar(&f.shards, "shards", 0, "chat shards of the started split server (default: serve's)")
+	fs.IntVar(&f.shards, "shards", 0, "chat shards (split) or chat servers (pomelo) of the started server (default: serve's)")
 	fs.DurationVar(&f.duration, "duration", 0, "total length of the timed phases, scaled proportionally (default: the scenario's)")
 	fs.IntVar(&f.clients, "clients", 0, "simulated clients (default: the scenario's)")
 	fs.IntVar(&f.rooms, "rooms", 0, "rooms (default: the scenario's)")
@@ -93,6 +94,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&f.late, "late", 10*time.Millisecond, "a send later than this after its scheduled time counts as late")
 	fs.BoolVar(&f.quiet, "quiet", false, "no live progress line")
 	fs.StringVar(&f.logLevel, "log-level", "warn", "driver log level: debug, info, warn or error")
+	fs.StringVar(&f.pomeloDir, "pomelo-dir", "", "--topology pomelo: where pomelo is installed from npm (default: serve's)")
 	fs.IntVar(&f.serverNice, "server-nice", defaultServerNice, "run the server this bench starts (and the bare calibration server) this many nice steps below the driver, so a saturated machine delays the server, not the measuring driver (0: same priority; ignored with --target)")
 	fs.BoolVar(&f.failOnBound, "fail-on-driver-bound", false, "exit 98 when the driver, not the server, was the bottleneck (default: warn, exit 0)")
 	fs.StringVar(&f.ceiling, "ceiling", "auto", "compare with this machine's bare fan-out ceiling (chatbench calibrate): auto (cached, else measured after the run; loopback targets only), recalibrate, or off")
@@ -138,11 +140,12 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	}
 
 	topology, serverNice := "external", 0
+	var srvPID int // the started server's process: its tree's CPU is reported
 	if f.target == "" {
 		switch f.topology {
-		case "single", "split":
+		case "single", "split", "pomelo":
 		default:
-			return usageErr("--topology %q: use single or split", f.topology)
+			return usageErr("--topology %q: use single, split or pomelo", f.topology)
 		}
 		if f.connectors < 0 || f.shards < 0 {
 			return usageErr("--connectors and --shards must be >= 0")
@@ -153,6 +156,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 		}
 		defer srv.stop()
 		f.target = srv.gate
+		srvPID = srv.cmd.Process.Pid
 		topology, serverNice = f.topology, f.serverNice
 		fmt.Fprintf(os.Stderr, "chatbench bench: started the reference server (%s), gate %s\n", f.topology, f.target)
 	}
@@ -165,7 +169,13 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 		opts.Progress = os.Stderr
 	}
 	fmt.Fprintf(os.Stderr, "chatbench bench: scenario %s: %d clients, %d rooms, target %s\n", s.Name, s.Clients, s.Rooms.Count, f.target)
+	cpu0, t0 := treeCPU(srvPID), time.Now()
 	res, err := driver.Run(ctx, opts)
+	var cpu []procCPU
+	wall := time.Since(t0)
+	if srvPID != 0 {
+		cpu = cpuDelta(cpu0, treeCPU(srvPID))
+	}
 	if f.ceiling == "recalibrate" || (f.ceiling == "auto" && err == nil && isLoopback(f.target)) {
 		withCeiling(ctx, f.ceiling, f, s, res) // calibrate.go
 	}
@@ -177,6 +187,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 		} else {
 			fmt.Fprintf(os.Stderr, "chatbench bench: report: %v\n", lerr)
 		}
+		writeCPU(out, res.Dir, cpu, wall)
 		fmt.Fprintf(out, "results: %s\n", res.Dir)
 		if res.Connected > 0 {
 			fmt.Fprintf(out, "driver memory: %d bytes per connected client (%d clients)\n", res.MemoryPerClient, res.Connected)
@@ -333,6 +344,10 @@ type childServer struct {
 // readyTimeout bounds the wait for the started server's READY line.
 var readyTimeout = 30 * time.Second
 
+// pomeloReadyTimeout bounds the start of stock pomelo, whose first start
+// installs it from the npm registry.
+var pomeloReadyTimeout = 3 * time.Minute
+
 // startServer starts `chatbench serve` on random ports (-1: the server
 // binds them itself, so parallel benches cannot collide) and reads the
 // addresses from the READY line it prints on stdout:
@@ -350,7 +365,14 @@ func startServer(ctx context.Context, f benchFlags) (*childServer, error) {
 	if f.shards > 0 {
 		args = append(args, "--shards", strconv.Itoa(f.shards))
 	}
-	return startChild(ctx, exe, args, f.serverNice, readyTimeout)
+	if f.pomeloDir != "" {
+		args = append(args, "--pomelo-dir", f.pomeloDir)
+	}
+	timeout := readyTimeout
+	if f.topology == "pomelo" {
+		timeout = pomeloReadyTimeout
+	}
+	return startChild(ctx, exe, args, f.serverNice, timeout)
 }
 
 // startChild runs exe args, nice steps nicer than us (startNiced), and waits

@@ -129,19 +129,25 @@ thresholds: ` + thresholds + "\n"
 	clean := scenarioFile("clean", "{loss_max: 0}")
 	impossible := scenarioFile("impossible", "{min_deliveries_per_s: 1000000000}")
 	common := []string{"--quiet", "--ceiling", "off", "--drain", "5s"}
-	tests := []struct {
+	type benchCase struct {
 		name    string
 		args    []string
 		code    int
 		within  time.Duration
 		want    string // in the output
 		summary bool   // a summary.json to check
-	}{
+	}
+	tests := []benchCase{
 		{"unreachable target", []string{"--scenario", "chat", "--target", refused(t), "--duration", "2s"}, 1, 10 * time.Second, "target unreachable", false},
 		{"thresholds fail", []string{"--scenario", impossible, "--target", srv.GateAddr}, 99, time.Minute, "thresholds failed: min_deliveries_per_s", true},
 		{"started server, clean", []string{"--scenario", clean}, 0, time.Minute, "started the reference server", true},
 		{"started split server, clean", []string{"--scenario", clean, "--topology", "split"}, 0, time.Minute, "started the reference server (split)", true},
 		{"unknown scenario", []string{"--scenario", "nosuch"}, 2, 10 * time.Second, "unknown scenario", false},
+	}
+	if pomeloDir, ok := stockPomelo(t); ok {
+		// a first start installs pomelo from the npm registry
+		tests = append(tests, benchCase{"started stock pomelo 2x2, clean", []string{"--scenario", clean, "--topology", "pomelo", "--connectors", "2", "--shards", "2", "--pomelo-dir", pomeloDir},
+			0, 3 * time.Minute, "server cpu", true})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -190,6 +196,25 @@ thresholds: ` + thresholds + "\n"
 			}
 		})
 	}
+}
+
+// stockPomelo says whether the stock pomelo topology can run here (node and
+// npm on PATH; under CI=true they must be) and where it is installed.
+func stockPomelo(t *testing.T) (string, bool) {
+	for _, bin := range []string{"node", "npm"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s not found and CI=true: %v", bin, err)
+			}
+			t.Logf("no %s: the stock pomelo case is left out", bin)
+			return "", false
+		}
+	}
+	dir, err := filepath.Abs(filepath.Join("..", "..", "peers", "pomelo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, true
 }
 
 func refused(t *testing.T) string {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	peer "github.com/chatbench/chatbench/peers/pomelo"
 	"github.com/chatbench/chatbench/server"
 )
 
@@ -20,14 +21,15 @@ type serveFlags struct {
 	opts     server.Options
 	logLevel string
 	topology string
-	split    splitFlags // split topology (split.go)
+	split    splitFlags  // split topology (split.go)
+	pomelo   pomeloFlags // stock pomelo (pomelo.go)
 }
 
 func runServe(ctx context.Context, args []string) error {
 	fs := newFlags("serve")
 	var f serveFlags
 	o := &f.opts
-	fs.StringVar(&f.topology, "topology", "single", "single (one process) or split (gate, connectors and chat shards as processes over NATS)")
+	fs.StringVar(&f.topology, "topology", "single", "single (one process), split (gate, connectors and chat shards as processes over NATS) or pomelo (stock pomelo "+peer.Version+" under node, to compare against; default 3 connectors x 3 chat servers)")
 	fs.StringVar(&o.Host, "host", server.DefaultHost, "listen host")
 	fs.StringVar(&o.AdvertiseHost, "advertise-host", "", "host that queryEntry hands to clients (default: --host)")
 	fs.IntVar(&o.GatePort, "gate-port", server.DefaultGatePort, "gate websocket port (-1: random)")
@@ -47,8 +49,18 @@ func runServe(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Rooms.MaxMembers, "max-members", 0, "members per room (0: unlimited)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	addSplitFlags(fs, &f.split)
+	addPomeloFlags(fs, &f.pomelo)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if strings.EqualFold(f.topology, "pomelo") {
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+			return fmt.Errorf("%w: --log-level %q: use debug, info, warn or error", errUsage, f.logLevel)
+		}
+		f.opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+		f.opts.Web = webHandler()
+		return runPomelo(ctx, fs, &f)
 	}
 	if err := checkTopologyFlags(fs.Changed, &f); err != nil { // split.go
 		return err
@@ -71,7 +83,7 @@ func runServe(ctx context.Context, args []string) error {
 	case "split":
 		return runSplit(ctx, fs, &f)
 	default:
-		return fmt.Errorf("%w: --topology %q: use single or split", errUsage, f.topology)
+		return fmt.Errorf("%w: --topology %q: use single, split or pomelo", errUsage, f.topology)
 	}
 }
 

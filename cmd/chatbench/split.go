@@ -85,7 +85,7 @@ func (f *serveFlags) topologyFlagsError(changed func(name string) bool) error {
 		return nil
 	case "split":
 	default:
-		return fmt.Errorf("--topology %q: use single or split", f.topology)
+		return fmt.Errorf("--topology %q: use single, split or pomelo", f.topology)
 	}
 	if sf.restart && sf.exitOnFailure {
 		return errors.New("--restart and --exit-on-child-failure contradict each other: use one")
