@@ -433,6 +433,29 @@ func (p *Protos) ServerRoutes() []string { return p.routes(true) }
 // ClientRoutes lists the client routes with protobuf bodies, sorted.
 func (p *Protos) ClientRoutes() []string { return p.routes(false) }
 
+// Field is one field of a pomelo-protobuf message as declared.
+type Field struct {
+	Name  string
+	Tag   uint32
+	Type  string // as declared: "string", "uInt32", ..., or a message type name
+	Label string // "required", "optional" or "repeated"
+}
+
+// ServerFields lists the fields of route's server-to-client message in tag
+// order, so a reader can pick fields out of a body by tag; nil when route
+// has no server proto.
+func (p *Protos) ServerFields(route string) []Field {
+	if p == nil || p.server.routes[route] == nil {
+		return nil
+	}
+	m := p.server.routes[route]
+	out := make([]Field, len(m.fields))
+	for i, f := range m.fields {
+		out[i] = Field{Name: f.name, Tag: f.tag, Type: f.typeName, Label: labelNames[f.label]}
+	}
+	return out
+}
+
 func (p *Protos) routes(server bool) []string {
 	if p == nil {
 		return nil

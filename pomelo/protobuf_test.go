@@ -599,3 +599,30 @@ func BenchmarkDecodeServerBytesPush(b *testing.B) {
 		}
 	}
 }
+
+func TestProtosServerFields(t *testing.T) {
+	chat := []Field{{"msg", 1, "string", "required"}, {"from", 2, "string", "required"}, {"target", 3, "string", "required"}}
+	for _, tc := range []struct {
+		name, protos, route string
+		want                []Field
+	}{
+		{"source form", stockChatProtos, "onChat", chat},
+		{"parsed form", stockChatProtosParsed, "onChat", chat},
+		{"tag order, message types", richProtos, "parsed", []Field{{"x", 1, "Inner", "optional"}}},
+		{"no such route", stockChatProtos, "onAdd", nil},
+		{"client route is not a server route", richProtos, "chat.chatHandler.send", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := mustProtos(t, tc.protos).ServerFields(tc.route)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("ServerFields(%q) = %+v, want %+v", tc.route, got, tc.want)
+			}
+		})
+	}
+	if f := mustProtos(t, richProtos).ServerFields("all"); len(f) != 20 || f[0].Tag != 1 || f[19].Tag != 20 || f[16] != (Field{"rs", 17, "string", "repeated"}) {
+		t.Fatalf("ServerFields(all) = %+v", f)
+	}
+	if (*Protos)(nil).ServerFields("onChat") != nil {
+		t.Fatal("nil protos has fields")
+	}
+}

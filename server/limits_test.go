@@ -14,6 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/chatbench/chatbench/chatproto"
 	"github.com/chatbench/chatbench/pomelo"
 	"github.com/chatbench/chatbench/server"
 	"github.com/chatbench/chatbench/server/chat"
@@ -296,6 +297,11 @@ func slowConsumer(t *testing.T, others int) {
 func TestHTTPEndpoints(t *testing.T) {
 	s := servertest.Start(t, server.Options{})
 	servertest.Enter(t, s.GateAddr, "a", "r")
+	g := servertest.Dial(t, s.GateAddr)
+	if r := g.Request(chatproto.RouteQueryEntry, map[string]any{}); r["code"] != float64(chatproto.CodeFailed) {
+		t.Fatalf("queryEntry without uid = %v", r)
+	}
+	g.Close()
 	get := func(path string) string {
 		t.Helper()
 		resp, err := http.Get("http://" + s.HTTPAddr + path)
@@ -318,7 +324,8 @@ func TestHTTPEndpoints(t *testing.T) {
 		t.Fatalf("healthz = %+v %v", health, err)
 	}
 	m := get("/metrics")
-	for _, want := range []string{"chatbench_connections", `chatbench_rooms{server="chatbench"} 1`, "chatbench_pushes_delivered_total", "chatbench_request_duration_seconds_bucket", `route="connector.entryHandler.enter"`} {
+	for _, want := range []string{"chatbench_connections", `chatbench_rooms{server="chatbench"} 1`, "chatbench_pushes_delivered_total", "chatbench_request_duration_seconds_bucket", `route="connector.entryHandler.enter"`,
+		`chatbench_request_errors_total{code="500",server="chatbench"} 1`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chatbench/chatbench/chatproto"
 	"github.com/chatbench/chatbench/server/chat"
 	"github.com/chatbench/chatbench/server/connector"
 	"github.com/chatbench/chatbench/server/gate"
@@ -100,7 +101,7 @@ func Start(opts Options) (*Server, error) {
 		func() float64 { return float64(s.backend.Rooms.Registry.Stats().Members) })
 
 	fo := opts.Connector
-	fo.Routes = chat.Routes
+	fo.Routes = chatproto.Routes()
 	fo.Metrics = s.metrics
 	fo.Logger = opts.Logger
 

@@ -127,10 +127,3 @@ func unquote(raw []byte) (string, bool) {
 	}
 	return s, true
 }
-
-// appendQuoted appends s as a JSON string (names here are plain: only the
-// characters JSON requires are escaped).
-func appendQuoted(b []byte, s string) []byte {
-	q, _ := json.Marshal(s)
-	return append(b, q...)
-}

@@ -20,7 +20,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -29,19 +28,10 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/chatbench/chatbench/chatproto"
 	"github.com/chatbench/chatbench/internal/wsout"
 	"github.com/chatbench/chatbench/pomelo"
 )
-
-// The routes the driver uses (the chat application's, see the shared pomelo notes).
-const (
-	routeQueryEntry = "gate.gateHandler.queryEntry"
-	routeEnter      = "connector.entryHandler.enter"
-	routeSwitch     = "connector.entryHandler.switchRoom"
-	routeSend       = "chat.chatHandler.send"
-)
-
-var routes = []string{routeQueryEntry, routeEnter, routeSwitch, routeSend}
 
 // Server is the bare fan-out server. One listener serves both the gate
 // (queryEntry answers its own address) and the connector.
@@ -76,7 +66,7 @@ func Listen(addr string) (*Server, error) {
 		return nil, err
 	}
 	a := ln.Addr().(*net.TCPAddr)
-	s := &Server{ln: ln, host: a.IP.String(), port: a.Port, dict: pomelo.NewDict(routes), rooms: map[string]*room{}}
+	s := &Server{ln: ln, host: a.IP.String(), port: a.Port, dict: pomelo.NewDict(chatproto.Routes()), rooms: map[string]*room{}}
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize: 1024, WriteBufferSize: 16 << 10, WriteBufferPool: &writeBufferPool,
 		CheckOrigin: func(*http.Request) bool { return true },
@@ -229,16 +219,16 @@ func (c *conn) data(body []byte) error {
 	}
 	var resp []byte
 	switch route {
-	case routeSend:
+	case chatproto.RouteSend:
 		resp = c.send(m.Body)
-	case routeEnter:
+	case chatproto.RouteEnter:
 		resp = c.enter(m.Body)
-	case routeSwitch:
+	case chatproto.RouteSwitch:
 		resp = c.switchRoom(m.Body)
-	case routeQueryEntry:
-		resp = fmt.Appendf(nil, `{"code":200,"host":%q,"port":%d}`, c.s.host, c.s.port)
+	case chatproto.RouteQueryEntry:
+		resp = chatproto.AppendEntry(nil, c.s.host, c.s.port)
 	default:
-		resp = []byte(`{"code":404,"error":true}`)
+		resp = noRouteBody
 	}
 	if m.Type == pomelo.Request {
 		out := pomelo.Message{Type: pomelo.Response, ID: m.ID, Body: resp}
@@ -248,16 +238,20 @@ func (c *conn) data(body []byte) error {
 	return nil
 }
 
+// The answers are constant: the driver reads only their codes.
 var (
-	okBody   = []byte(`{}`)
-	failBody = []byte(`{"code":500,"error":true}`)
+	okBody         = []byte(`{}`)
+	failBody       = chatproto.AppendError(nil, chatproto.CodeFailed, "")
+	badRequestBody = chatproto.AppendError(nil, chatproto.CodeBadRequest, "")
+	notInRoomBody  = chatproto.AppendError(nil, chatproto.CodeNotInRoom, "")
+	noRouteBody    = chatproto.AppendError(nil, chatproto.CodeNoRoute, "")
 )
 
 // send: onChat {msg, from, target} encoded once, to the room or the target.
 func (c *conn) send(body []byte) []byte {
 	r := c.room
 	if r == nil {
-		return []byte(`{"code":403,"error":true}`)
+		return notInRoomBody
 	}
 	var content, target []byte
 	topFields(body, func(k, v []byte) {
@@ -269,18 +263,18 @@ func (c *conn) send(body []byte) []byte {
 		}
 	})
 	if len(content) == 0 || content[0] != '"' {
-		return []byte(`{"code":400,"error":true}`)
+		return badRequestBody
 	}
 	all := len(target) == 0 || string(target) == `"*"` || string(target) == `""`
 	if all {
 		target = []byte(`"*"`)
 	}
 	n := len(`{"msg":,"from":,"target":}`) + len(content) + len(c.qname) + len(target)
-	size := 2 + len("onChat") + n // flag, route length, route, body
+	size := 2 + len(chatproto.PushChat) + n // flag, route length, route, body
 	pkt := make([]byte, 0, pomelo.HeaderLen+size)
 	pkt = pomelo.AppendPackageHeader(pkt, pomelo.Data, size)
-	pkt = append(pkt, byte(pomelo.Push)<<1, byte(len("onChat")))
-	pkt = append(pkt, "onChat"...)
+	pkt = append(pkt, byte(pomelo.Push)<<1, byte(len(chatproto.PushChat)))
+	pkt = append(pkt, chatproto.PushChat...)
 	pkt = append(pkt, `{"msg":`...)
 	pkt = append(pkt, content...)
 	pkt = append(pkt, `,"from":`...)
@@ -318,7 +312,7 @@ func (c *conn) enter(body []byte) []byte {
 		RID      string `json:"rid"`
 	}
 	if json.Unmarshal(body, &req) != nil || req.Username == "" || req.RID == "" || c.room != nil {
-		return []byte(`{"code":400,"error":true}`)
+		return badRequestBody
 	}
 	users, ok := c.s.join(c, req.RID, req.Username)
 	if !ok {
@@ -333,7 +327,7 @@ func (c *conn) switchRoom(body []byte) []byte {
 		RID string `json:"rid"`
 	}
 	if json.Unmarshal(body, &req) != nil || req.RID == "" || c.room == nil || req.RID == c.rid {
-		return []byte(`{"code":400,"error":true}`)
+		return badRequestBody
 	}
 	old, oldRID := c.room, c.rid
 	users, ok := c.s.join(c, req.RID, c.name)
@@ -353,7 +347,7 @@ func (c *conn) switchRoom(body []byte) []byte {
 func (s *Server) join(c *conn, rid, name string) ([]byte, bool) {
 	if c.name == "" {
 		c.name = name // before c is visible in any room; never changes after
-		c.qname = appendQuoted(nil, name)
+		c.qname = pomelo.AppendJSONString(nil, name)
 	}
 	for {
 		r := s.roomOf(rid)
@@ -377,7 +371,7 @@ func (s *Server) join(c *conn, rid, name string) ([]byte, bool) {
 		r.byName[name] = c
 		r.members = append(r.members, c)
 		c.room, c.rid = r, rid
-		pkt := userPush("onAdd", name)
+		pkt := userPush(chatproto.PushAdd, name)
 		users := []byte(`{"users":[`)
 		for i, x := range r.members {
 			if x != c {
@@ -386,7 +380,7 @@ func (s *Server) join(c *conn, rid, name string) ([]byte, bool) {
 			if i > 0 {
 				users = append(users, ',')
 			}
-			users = appendQuoted(users, x.name)
+			users = pomelo.AppendJSONString(users, x.name)
 		}
 		r.mu.Unlock()
 		return append(users, "]}"...), true
@@ -412,7 +406,7 @@ func (s *Server) leave(c *conn) {
 		}
 	}
 	if len(r.members) > 0 {
-		pkt := userPush("onLeave", c.name)
+		pkt := userPush(chatproto.PushLeave, c.name)
 		for _, x := range r.members {
 			x.enqueue(pkt)
 		}
@@ -427,9 +421,7 @@ func (s *Server) leave(c *conn) {
 }
 
 func userPush(route, name string) []byte {
-	body := []byte(`{"route":"` + route + `","user":`)
-	body = appendQuoted(body, name)
-	body = append(body, '}')
+	body := chatproto.AppendUserPush(nil, route, name)
 	pkt, _ := pomelo.AppendData(nil, &pomelo.Message{Type: pomelo.Push, Route: route, Body: body})
 	return pkt
 }

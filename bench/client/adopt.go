@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/chatbench/chatbench/chatproto"
 	"github.com/chatbench/chatbench/pomelo"
 )
 
@@ -89,7 +90,7 @@ func (f *Fleet) adoptProtos(raw json.RawMessage, sent string) (*protoSet, string
 	for _, r := range p.ClientRoutes() {
 		ps.client[r] = true
 	}
-	if ps.server["onChat"] {
+	if ps.server[chatproto.PushChat] {
 		ps.chatTags = chatTags(p)
 	}
 	if ver != "" {

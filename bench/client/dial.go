@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/chatbench/chatbench/chatproto"
 	"github.com/chatbench/chatbench/pomelo"
 )
 
@@ -166,7 +167,7 @@ func (f *Fleet) QueryEntry(ctx context.Context, gateAddr, uid string) (string, e
 	}
 	defer c.conn.Close()
 	body, _ := json.Marshal(map[string]string{"uid": uid})
-	resp, err := c.syncRequest(ctx, "gate.gateHandler.queryEntry", body)
+	resp, err := c.syncRequest(ctx, chatproto.RouteQueryEntry, body)
 	if err != nil {
 		return "", fmt.Errorf("queryEntry at %s: %w", gateAddr, err)
 	}
@@ -179,8 +180,8 @@ func (f *Fleet) QueryEntry(ctx context.Context, gateAddr, uid string) (string, e
 	if err := json.Unmarshal(resp, &r); err != nil {
 		return "", fmt.Errorf("queryEntry at %s: %w", gateAddr, err)
 	}
-	if r.Code != pomelo.CodeOK || r.Port == 0 {
-		return "", &ResponseError{Route: "gate.gateHandler.queryEntry", Code: r.Code, Message: r.Message}
+	if r.Code != chatproto.CodeOK || r.Port == 0 {
+		return "", &ResponseError{Route: chatproto.RouteQueryEntry, Code: r.Code, Message: r.Message}
 	}
 	host := r.Host
 	if host == "" || host == "0.0.0.0" || host == "::" {

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/chatbench/chatbench/pomelo"
+	"github.com/chatbench/chatbench/chatproto"
 )
 
 // Errors reported to request callbacks and close handlers.
@@ -50,7 +50,7 @@ func (e *ResponseError) Error() string {
 // ParseError returns a *ResponseError when body is an error response.
 func ParseError(route string, body []byte) error {
 	code, ok := ResponseCode(body)
-	if !ok || code == pomelo.CodeOK {
+	if !ok || code == chatproto.CodeOK {
 		return nil
 	}
 	var r struct {

@@ -1,6 +1,9 @@
 package client
 
 import (
+	"slices"
+
+	"github.com/chatbench/chatbench/chatproto"
 	"github.com/chatbench/chatbench/pomelo"
 )
 
@@ -31,30 +34,19 @@ func (ps *protoSet) chatFields(body []byte) (msg, from, target []byte, ok bool) 
 	return f[0], f[1], f[2], ok && f[0] != nil
 }
 
-// chatTags finds the tags of onChat's msg, from and target by encoding a
-// probe body and reading it back: zero tags when onChat is not three strings.
+// chatTags finds the tags of onChat's msg, from and target: zero tags
+// unless msg, and any of from and target that is declared, are single strings.
 func chatTags(p *pomelo.Protos) [3]uint64 {
-	var none [3]uint64
-	b, err := p.EncodeServer("onChat", []byte(`{"msg":"\u0001","from":"\u0002","target":"\u0003"}`))
-	if err != nil {
-		return none
-	}
-	var tags [3]uint64
-	for len(b) > 0 {
-		key, n := uvarint(b)
-		if n <= 0 || key&7 != 2 {
+	var none, tags [3]uint64
+	for _, f := range p.ServerFields(chatproto.PushChat) {
+		i := slices.Index([]string{"msg", "from", "target"}, f.Name)
+		if i < 0 {
+			continue
+		}
+		if f.Type != "string" || f.Label == "repeated" {
 			return none
 		}
-		b = b[n:]
-		l, n := uvarint(b)
-		if n <= 0 || l != 1 || len(b) < n+1 {
-			return none
-		}
-		v := b[n]
-		b = b[n+1:]
-		if v >= 1 && v <= 3 {
-			tags[v-1] = key >> 3
-		}
+		tags[i] = uint64(f.Tag)
 	}
 	if tags[0] == 0 {
 		return none

@@ -105,27 +105,14 @@ func (c *Client) handle(p pomelo.Package, push *Push) error {
 // handleData decodes a DATA message without allocating: string routes stay
 // byte slices, compressed ones resolve to the dictionary's strings.
 func (c *Client) handleData(b []byte, push *Push) error {
-	if len(b) < 1 {
-		return pomelo.ErrShort
+	m, route, err := pomelo.ParseMessageRoute(b)
+	if err != nil {
+		return err
 	}
-	flag := b[0]
-	typ := pomelo.MessageType(flag >> 1 & 0x07)
-	off := 1
-	switch typ {
+	switch m.Type {
 	case pomelo.Response:
-		var id uint32
-		for shift := 0; ; shift += 7 {
-			if off >= len(b) || shift > 28 {
-				return fmt.Errorf("%w: response id", pomelo.ErrMessage)
-			}
-			id |= uint32(b[off]&0x7f) << shift
-			off++
-			if b[off-1]&0x80 == 0 {
-				break
-			}
-		}
-		if p, ok := c.takePending(id); ok {
-			body := b[off:]
+		if p, ok := c.takePending(m.ID); ok {
+			body := m.Body
 			if c.protos != nil && c.protos.server[p.route] {
 				js, err := c.protos.p.DecodeServer(p.route, body)
 				if err != nil {
@@ -136,33 +123,20 @@ func (c *Client) handleData(b []byte, push *Push) error {
 			}
 			p.cb(body, push.At, nil)
 		}
-		return nil
 	case pomelo.Push:
-		var route []byte
-		if flag&0x01 != 0 {
-			if len(b) < 3 {
-				return pomelo.ErrShort
-			}
-			r, ok := c.dict.Route(uint16(b[1])<<8 | uint16(b[2]))
+		if m.Compressed {
+			r, ok := c.dict.Route(m.RouteCode)
 			if !ok {
 				return nil // unknown push route: ignore, as the JS client would
 			}
 			route = unsafeBytes(r)
-			off = 3
-		} else {
-			if len(b) < 2 || len(b) < 2+int(b[1]) {
-				return pomelo.ErrShort
-			}
-			route = b[2 : 2+int(b[1])]
-			off = 2 + int(b[1])
 		}
 		push.Route = route
-		push.Body = b[off:]
+		push.Body = m.Body
 		push.Proto = c.protos.hasServer(route)
 		if c.h.Push != nil {
 			c.h.Push(push)
 		}
-		return nil
 	}
 	return nil // requests and notifies from a server: ignore
 }

@@ -10,7 +10,6 @@ package driver
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +25,7 @@ import (
 	"github.com/chatbench/chatbench/bench/client"
 	"github.com/chatbench/chatbench/bench/metrics"
 	"github.com/chatbench/chatbench/bench/scenario"
+	"github.com/chatbench/chatbench/chatproto"
 )
 
 // Options configure a run. Zero values mean the documented defaults.
@@ -80,10 +80,6 @@ type Result struct {
 
 // ExtraOps are the operations the driver records beyond metrics' built-ins.
 var ExtraOps = []string{"join", "on_add", "send_lag"}
-
-const routeSend = "chat.chatHandler.send"
-const routeEnter = "connector.entryHandler.enter"
-const routeSwitch = "connector.entryHandler.switchRoom"
 
 type vclient struct {
 	idx   int32
@@ -339,13 +335,13 @@ func newDriver(opts Options, start time.Time) *driver {
 	d.rooms = make([]*room, d.asg.Rooms())
 	for r := range d.rooms {
 		id := scenario.RoomID(r)
-		d.rooms[r] = &room{idx: r, id: id, qid: quote(id), members: map[int32]uint64{}, pres: d.pres}
+		d.rooms[r] = &room{idx: r, id: id, qid: chatproto.Quote(id), members: map[int32]uint64{}, pres: d.pres}
 	}
 	d.clients = make([]*vclient, s.Clients)
 	d.byName = make(map[string]int32, s.Clients)
 	for i := range d.clients {
 		name := scenario.UserName(i)
-		v := &vclient{idx: int32(i), name: name, qname: quote(name), home: int32(d.asg.RoomOf(i)), rec: d.recs[i%n]}
+		v := &vclient{idx: int32(i), name: name, qname: chatproto.Quote(name), home: int32(d.asg.RoomOf(i)), rec: d.recs[i%n]}
 		v.cur.Store(-1)
 		v.leftRoom.Store(-1)
 		d.clients[i] = v
@@ -354,11 +350,6 @@ func newDriver(opts Options, start time.Time) *driver {
 	d.handl = client.Handlers{Push: d.onPush, Kick: d.onKick, Closed: d.onClosed}
 
 	return d
-}
-
-func quote(s string) string {
-	q, _ := json.Marshal(s)
-	return string(q)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

@@ -15,6 +15,7 @@ import (
 	"github.com/chatbench/chatbench/bench/metrics"
 	"github.com/chatbench/chatbench/bench/pace"
 	"github.com/chatbench/chatbench/bench/scenario"
+	"github.com/chatbench/chatbench/chatproto"
 )
 
 // arrivals runs fn for each item: open model (one start every 1/rate s at
@@ -228,7 +229,7 @@ func (d *driver) join(ctx context.Context, v *vclient, intended int64) bool {
 	v.addExp.Store(int32(d.ownedMembers(r)))
 	r.mu.Unlock()
 	t1 := time.Now()
-	resp, err := c.Call(ctx, routeEnter, body)
+	resp, err := c.Call(ctx, chatproto.RouteEnter, body)
 	if err != nil {
 		code, kind := errCode(err)
 		rec.Error(metrics.OpEnter, code, kind)
@@ -439,7 +440,7 @@ func (d *driver) probeRooms(ctx context.Context, phase string) error {
 // timing-out server, not a refused connection.
 func retryable(err error) bool {
 	code, kind := errCode(err)
-	return kind == metrics.KindTimeout || code == 503 || code == 504
+	return kind == metrics.KindTimeout || code == chatproto.CodeCapacity || code == chatproto.CodeUnavailable
 }
 
 func (d *driver) probe(ctx context.Context, r *room, name string) (int, error) {
@@ -455,7 +456,7 @@ func (d *driver) probe(ctx context.Context, r *room, name string) (int, error) {
 	}
 	defer c.Close()
 	body, _ := json.Marshal(map[string]string{"username": name, "rid": r.id})
-	resp, err := c.Call(ctx, routeEnter, body)
+	resp, err := c.Call(ctx, chatproto.RouteEnter, body)
 	if err != nil {
 		return 0, err
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/chatbench/chatbench/bench/client"
 	"github.com/chatbench/chatbench/bench/metrics"
+	"github.com/chatbench/chatbench/chatproto"
 )
 
 // onPush is the receive path of every client (its reader goroutine). It
@@ -17,9 +18,9 @@ func (d *driver) onPush(p *client.Push) {
 	}
 	v := d.clients[id]
 	switch string(p.Route) {
-	case "onChat":
+	case chatproto.PushChat:
 		d.onChat(v, p)
-	case "onAdd":
+	case chatproto.PushAdd:
 		// a newcomer's onAdd of itself is not counted (stock pomelo sends
 		// none, but can once on a connector's first push over a new link)
 		if j, ok := d.byName[string(client.UserField(p))]; ok && j != id {
@@ -28,7 +29,7 @@ func (d *driver) onPush(p *client.Push) {
 				v.rec.Record(d.opAdd, time.Duration(p.At-t))
 			}
 		}
-	case "onLeave":
+	case chatproto.PushLeave:
 		j, ok := d.byName[string(client.UserField(p))]
 		if !ok {
 			return

@@ -11,6 +11,7 @@ import (
 	"github.com/chatbench/chatbench/bench/metrics"
 	"github.com/chatbench/chatbench/bench/pace"
 	"github.com/chatbench/chatbench/bench/scenario"
+	"github.com/chatbench/chatbench/chatproto"
 )
 
 type evKind uint8
@@ -232,13 +233,13 @@ func (d *driver) send(v *vclient, intended int64, pi int, p scenario.Phase, payl
 	rec.Add(metrics.Sent, 1)
 	rec.Add(metrics.Requests, 1)
 	d.unacked.Add(1)
-	err := c.Request(routeSend, b, func(body []byte, at int64, err error) {
+	err := c.Request(chatproto.RouteSend, b, func(body []byte, at int64, err error) {
 		if err == nil {
-			err = client.ParseError(routeSend, body)
+			err = client.ParseError(chatproto.RouteSend, body)
 		}
 		if err != nil {
 			code, kind := errCode(err)
-			if code == 500 && e.target >= 0 && !r.isMember(e.target) {
+			if code == chatproto.CodeFailed && e.target >= 0 && !r.isMember(e.target) {
 				// the private message's target switched rooms meanwhile:
 				// pomelo's "unknown target", a race of the scenario, not an error
 				d.targetMoved.Add(1)
@@ -316,9 +317,9 @@ func (d *driver) hop(v *vclient, intended int64) {
 		}
 		v.trans.Store(false)
 	}
-	err := c.Request(routeSwitch, body, func(body []byte, at int64, err error) {
+	err := c.Request(chatproto.RouteSwitch, body, func(body []byte, at int64, err error) {
 		if err == nil {
-			err = client.ParseError(routeSwitch, body)
+			err = client.ParseError(chatproto.RouteSwitch, body)
 		}
 		done(at, err)
 	})

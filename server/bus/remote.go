@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/chatbench/chatbench/chatproto"
 	"github.com/chatbench/chatbench/server/connector"
 	"github.com/chatbench/chatbench/server/room"
 )
@@ -229,15 +230,15 @@ func (r *Remote) request(req *Request) (*Reply, error) {
 		r.Unavailable.Add(1)
 		switch {
 		case errors.Is(err, nats.ErrNoResponders):
-			return nil, connector.Errorf(connector.CodeUnavailable, "chat shard %s for room %q unavailable", r.shards[i], req.RID)
+			return nil, connector.Errorf(chatproto.CodeUnavailable, "chat shard %s for room %q unavailable", r.shards[i], req.RID)
 		case errors.Is(err, nats.ErrTimeout):
-			return nil, &timeoutError{err: connector.Errorf(connector.CodeUnavailable, "chat shard %s for room %q did not answer within %v", r.shards[i], req.RID, r.opts.Timeout)}
+			return nil, &timeoutError{err: connector.Errorf(chatproto.CodeUnavailable, "chat shard %s for room %q did not answer within %v", r.shards[i], req.RID, r.opts.Timeout)}
 		}
-		return nil, connector.Errorf(connector.CodeUnavailable, "chat shard %s for room %q: %v", r.shards[i], req.RID, err)
+		return nil, connector.Errorf(chatproto.CodeUnavailable, "chat shard %s for room %q: %v", r.shards[i], req.RID, err)
 	}
 	rep, err := DecodeReply(m.Data)
 	if err != nil {
-		return nil, connector.Errorf(connector.CodeUnavailable, "chat shard %s: %v", r.shards[i], err)
+		return nil, connector.Errorf(chatproto.CodeUnavailable, "chat shard %s: %v", r.shards[i], err)
 	}
 	if rep.Code != 0 {
 		return nil, &connector.Error{Code: rep.Code, Message: rep.Message}

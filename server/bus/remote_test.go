@@ -8,6 +8,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/chatbench/chatbench/chatproto"
 	"github.com/chatbench/chatbench/server/connector"
 )
 
@@ -57,7 +58,7 @@ func TestEnterTimeoutAnswersAtOnce(t *testing.T) {
 	_, err = r.Enter(&connector.Session{ID: 7}, "r1", "alice")
 	took := time.Since(start)
 	var ce *connector.Error
-	if !errors.As(err, &ce) || ce.Code != connector.CodeUnavailable {
+	if !errors.As(err, &ce) || ce.Code != chatproto.CodeUnavailable {
 		t.Fatalf("Enter into a hung shard = %v, want a 504", err)
 	}
 	if took > timeout+timeout/2 {

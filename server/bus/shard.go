@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/chatbench/chatbench/chatproto"
 	"github.com/chatbench/chatbench/server/chat"
 	"github.com/chatbench/chatbench/server/connector"
 	"github.com/chatbench/chatbench/server/metrics"
@@ -151,7 +152,7 @@ func (s *Shard) Close() {
 func (s *Shard) dispatch(m *nats.Msg) {
 	rid, err := RequestRID(m.Data)
 	if err != nil {
-		s.respond(m, &Reply{Code: connector.CodeBadRequest, Message: err.Error()})
+		s.respond(m, &Reply{Code: chatproto.CodeBadRequest, Message: err.Error()})
 		return
 	}
 	w := s.workers[crc32.ChecksumIEEE(rid)%uint32(len(s.workers))]
@@ -179,11 +180,11 @@ func (s *Shard) handle(m *nats.Msg) {
 	start := time.Now()
 	req, err := DecodeRequest(m.Data)
 	if err != nil {
-		s.respond(m, &Reply{Code: connector.CodeBadRequest, Message: err.Error()})
+		s.respond(m, &Reply{Code: chatproto.CodeBadRequest, Message: err.Error()})
 		return
 	}
 	if !s.seen(req.Conn, req.Epoch, start) {
-		s.respond(m, &Reply{Code: connector.CodeUnavailable, Message: fmt.Sprintf("stale request from an earlier incarnation of %s", req.Conn)})
+		s.respond(m, &Reply{Code: chatproto.CodeUnavailable, Message: fmt.Sprintf("stale request from an earlier incarnation of %s", req.Conn)})
 		return
 	}
 	var rep Reply
@@ -201,7 +202,7 @@ func (s *Shard) handle(m *nats.Msg) {
 		member := false
 		_ = s.rooms.Registry.SendTo(req.RID, req.Name, func(e string) { member = e == req.Conn })
 		if !member {
-			err = connector.Errorf(connector.CodeNotInRoom, "%q is not in room %q (was chat shard %s restarted?)", req.Name, req.RID, s.opts.ID)
+			err = connector.Errorf(chatproto.CodeNotInRoom, "%q is not in room %q (was chat shard %s restarted?)", req.Name, req.RID, s.opts.ID)
 			break
 		}
 		err = s.rooms.Send(req.RID, req.Name, req.Content, req.Target)
@@ -211,7 +212,7 @@ func (s *Shard) handle(m *nats.Msg) {
 		if errors.As(err, &ce) {
 			rep.Code, rep.Message = ce.Code, ce.Message
 		} else {
-			rep.Code, rep.Message = connector.CodeFailed, err.Error()
+			rep.Code, rep.Message = chatproto.CodeFailed, err.Error()
 		}
 	}
 	s.respond(m, &rep)

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chatbench/chatbench/chatproto"
 	"github.com/chatbench/chatbench/pomelo"
 )
 
@@ -21,7 +22,7 @@ func TestEncodeChatPushGolden(t *testing.T) {
 	if err != nil || m.Type != pomelo.Push || m.Route != "onChat" {
 		t.Fatalf("%+v %v", m, err)
 	}
-	add := EncodeUserPush(PushAdd, "bob")
+	add := EncodeUserPush(chatproto.PushAdd, "bob")
 	if !strings.HasSuffix(string(add), `{"route":"onAdd","user":"bob"}`) {
 		t.Fatalf("onAdd = %q", add)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"unicode/utf8"
 
+	"github.com/chatbench/chatbench/chatproto"
 	"github.com/chatbench/chatbench/internal/wsout"
 	"github.com/chatbench/chatbench/server/connector"
 	"github.com/chatbench/chatbench/server/room"
@@ -67,19 +68,19 @@ type sendRequest struct {
 // Request implements connector.Handler.
 func (h *Handler) Request(s *connector.Session, route string, body []byte) ([]byte, error) {
 	switch route {
-	case RouteSend:
+	case chatproto.RouteSend:
 		var req sendRequest
 		if err := decode(body, &req); err != nil {
 			return nil, err
 		}
 		if s.Room == "" {
-			return nil, connector.Errorf(connector.CodeNotInRoom, "enter a room (%s) before sending", RouteEnter)
+			return nil, connector.Errorf(chatproto.CodeNotInRoom, "enter a room (%s) before sending", chatproto.RouteEnter)
 		}
 		if req.Content == nil {
-			return nil, connector.Errorf(connector.CodeBadRequest, `missing field "content" (string)`)
+			return nil, connector.Errorf(chatproto.CodeBadRequest, `missing field "content" (string)`)
 		}
 		if len(*req.Content) > h.limits.MaxContentBytes {
-			return nil, connector.Errorf(connector.CodeTooLarge, "content is %d bytes, limit %d", len(*req.Content), h.limits.MaxContentBytes)
+			return nil, connector.Errorf(chatproto.CodeTooLarge, "content is %d bytes, limit %d", len(*req.Content), h.limits.MaxContentBytes)
 		}
 		target := "*"
 		if req.Target != nil && *req.Target != "" {
@@ -90,7 +91,7 @@ func (h *Handler) Request(s *connector.Session, route string, body []byte) ([]by
 		}
 		return emptyObject, nil
 
-	case RouteEnter:
+	case chatproto.RouteEnter:
 		var req enterRequest
 		if err := decode(body, &req); err != nil {
 			return nil, err
@@ -102,7 +103,7 @@ func (h *Handler) Request(s *connector.Session, route string, body []byte) ([]by
 			return nil, err
 		}
 		if s.Room != "" {
-			return nil, connector.Errorf(connector.CodeBadRequest, "already in room %q: use %s to change rooms", s.Room, RouteSwitch)
+			return nil, connector.Errorf(chatproto.CodeBadRequest, "already in room %q: use %s to change rooms", s.Room, chatproto.RouteSwitch)
 		}
 		users, err := h.backend.Enter(s, *req.RID, *req.Username)
 		if err != nil {
@@ -111,7 +112,7 @@ func (h *Handler) Request(s *connector.Session, route string, body []byte) ([]by
 		s.Name, s.Room, s.UID = *req.Username, *req.RID, *req.Username+"*"+*req.RID
 		return usersBody(users), nil
 
-	case RouteSwitch:
+	case chatproto.RouteSwitch:
 		var req switchRequest
 		if err := decode(body, &req); err != nil {
 			return nil, err
@@ -120,10 +121,10 @@ func (h *Handler) Request(s *connector.Session, route string, body []byte) ([]by
 			return nil, err
 		}
 		if s.Room == "" {
-			return nil, connector.Errorf(connector.CodeNotInRoom, "enter a room (%s) before switching", RouteEnter)
+			return nil, connector.Errorf(chatproto.CodeNotInRoom, "enter a room (%s) before switching", chatproto.RouteEnter)
 		}
 		if *req.RID == s.Room {
-			return nil, connector.Errorf(connector.CodeBadRequest, "already in room %q", s.Room)
+			return nil, connector.Errorf(chatproto.CodeBadRequest, "already in room %q", s.Room)
 		}
 		// Enter the new room first: if that fails the member stays where it was.
 		users, err := h.backend.Enter(s, *req.RID, s.Name)
@@ -134,10 +135,10 @@ func (h *Handler) Request(s *connector.Session, route string, body []byte) ([]by
 		s.Room, s.UID = *req.RID, s.Name+"*"+*req.RID
 		return usersBody(users), nil
 
-	case RouteQueryEntry:
-		return nil, connector.Errorf(connector.CodeNoRoute, "route %q is served by the gate, not by a connector", route)
+	case chatproto.RouteQueryEntry:
+		return nil, connector.Errorf(chatproto.CodeNoRoute, "route %q is served by the gate, not by a connector", route)
 	}
-	return nil, connector.Errorf(connector.CodeNoRoute, "unknown route %q", route)
+	return nil, connector.Errorf(chatproto.CodeNoRoute, "unknown route %q", route)
 }
 
 // Closed implements connector.Handler: a closed session leaves its room.
@@ -151,15 +152,15 @@ func (h *Handler) Closed(s *connector.Session) {
 func (h *Handler) checkName(field string, v *string) error {
 	switch {
 	case v == nil || *v == "":
-		return connector.Errorf(connector.CodeBadRequest, "missing field %q (non-empty string)", field)
+		return connector.Errorf(chatproto.CodeBadRequest, "missing field %q (non-empty string)", field)
 	case len(*v) > h.limits.MaxNameBytes:
-		return connector.Errorf(connector.CodeTooLarge, "%s is %d bytes, limit %d", field, len(*v), h.limits.MaxNameBytes)
+		return connector.Errorf(chatproto.CodeTooLarge, "%s is %d bytes, limit %d", field, len(*v), h.limits.MaxNameBytes)
 	case !utf8.ValidString(*v):
-		return connector.Errorf(connector.CodeBadRequest, "%s is not valid UTF-8", field)
+		return connector.Errorf(chatproto.CodeBadRequest, "%s is not valid UTF-8", field)
 	}
 	for _, r := range *v {
 		if r == '*' || r < 0x20 {
-			return connector.Errorf(connector.CodeBadRequest, "%s %q may not contain '*' or control characters", field, *v)
+			return connector.Errorf(chatproto.CodeBadRequest, "%s %q may not contain '*' or control characters", field, *v)
 		}
 	}
 	return nil
@@ -167,7 +168,7 @@ func (h *Handler) checkName(field string, v *string) error {
 
 func decode(body []byte, v any) error {
 	if err := json.Unmarshal(body, v); err != nil {
-		return connector.Errorf(connector.CodeBadRequest, "malformed JSON body: %v", err)
+		return connector.Errorf(chatproto.CodeBadRequest, "malformed JSON body: %v", err)
 	}
 	return nil
 }

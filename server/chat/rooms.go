@@ -5,31 +5,13 @@
 package chat
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 
+	"github.com/chatbench/chatbench/chatproto"
 	"github.com/chatbench/chatbench/pomelo"
 	"github.com/chatbench/chatbench/server/connector"
 	"github.com/chatbench/chatbench/server/room"
-)
-
-// The routes of the chat application; Routes is the dictionary every server announces.
-const (
-	RouteQueryEntry = "gate.gateHandler.queryEntry"
-	RouteEnter      = "connector.entryHandler.enter"
-	RouteSwitch     = "connector.entryHandler.switchRoom"
-	RouteSend       = "chat.chatHandler.send"
-)
-
-// Routes lists every server route of the application.
-var Routes = []string{RouteQueryEntry, RouteEnter, RouteSwitch, RouteSend}
-
-// Push routes (strings on the wire: they are not in the dictionary).
-const (
-	PushAdd   = "onAdd"
-	PushLeave = "onLeave"
-	PushChat  = "onChat"
 )
 
 // Rooms runs the chat semantics over a room registry whose members are
@@ -72,7 +54,7 @@ func (c *Rooms[E]) Enter(rid, name string, e E) ([]string, error) {
 func (c *Rooms[E]) EnterWith(rid, name string, e E, joined func()) ([]string, error) {
 	users, err := c.Registry.Join(rid, name, e, func(r *room.Room[E]) {
 		if r.Len() > 1 {
-			pkt := EncodeUserPush(PushAdd, name)
+			pkt := EncodeUserPush(chatproto.PushAdd, name)
 			r.Endpoints(func(x E) {
 				// an endpoint whose only member is the newcomer has nobody to tell
 				if x != e || r.Count(e) > 1 {
@@ -99,7 +81,7 @@ func (c *Rooms[E]) Leave(rid, name string, e E) bool {
 		if c.Left != nil {
 			c.Left(e, rid, name)
 		}
-		pkt := EncodeUserPush(PushLeave, name)
+		pkt := EncodeUserPush(chatproto.PushLeave, name)
 		r.Endpoints(func(x E) { c.Deliver(x, rid, "", pkt) })
 	})
 }
@@ -111,7 +93,7 @@ func (c *Rooms[E]) LeaveEndpoint(e E) int {
 		if c.Left != nil {
 			c.Left(e, r.ID, name)
 		}
-		pkt := EncodeUserPush(PushLeave, name)
+		pkt := EncodeUserPush(chatproto.PushLeave, name)
 		r.Endpoints(func(x E) { c.Deliver(x, r.ID, "", pkt) })
 	})
 }
@@ -129,12 +111,12 @@ func (c *Rooms[E]) Send(rid, from, content, target string) error {
 			n = c.Registry.Broadcast(rid, deliver)
 		}
 		if n == 0 {
-			return connector.Errorf(connector.CodeNotInRoom, "room %q does not exist", rid)
+			return connector.Errorf(chatproto.CodeNotInRoom, "room %q does not exist", rid)
 		}
 		return nil
 	}
 	if err := c.Registry.SendTo(rid, target, func(x E) { c.Deliver(x, rid, target, pkt) }); err != nil {
-		return connector.Errorf(connector.CodeFailed, "target %q is not in room %q", target, rid)
+		return connector.Errorf(chatproto.CodeFailed, "target %q is not in room %q", target, rid)
 	}
 	return nil
 }
@@ -143,35 +125,22 @@ func (c *Rooms[E]) Send(rid, from, content, target string) error {
 func RoomError(rid string, err error) error {
 	switch {
 	case errors.Is(err, room.ErrDuplicate):
-		return connector.Errorf(connector.CodeFailed, "the name is already taken in room %q", rid)
+		return connector.Errorf(chatproto.CodeFailed, "the name is already taken in room %q", rid)
 	case errors.Is(err, room.ErrTooManyRoom), errors.Is(err, room.ErrRoomFull):
-		return connector.Errorf(connector.CodeCapacity, "%v", err)
+		return connector.Errorf(chatproto.CodeCapacity, "%v", err)
 	}
 	return fmt.Errorf("room %q: %w", rid, err)
 }
 
 // EncodeUserPush encodes the onAdd/onLeave push {"route":route,"user":name}.
 func EncodeUserPush(route, name string) []byte {
-	body := make([]byte, 0, 32+len(name))
-	body = append(body, `{"route":`...)
-	body = pomelo.AppendJSONString(body, route)
-	body = append(body, `,"user":`...)
-	body = pomelo.AppendJSONString(body, name)
-	body = append(body, '}')
-	return encodePush(route, body)
+	return encodePush(route, chatproto.AppendUserPush(make([]byte, 0, 32+len(name)), route, name))
 }
 
 // EncodeChatPush encodes the onChat push {"msg":..,"from":..,"target":..}.
 func EncodeChatPush(content, from, target string) []byte {
-	body := make([]byte, 0, 40+len(content)+len(from)+len(target))
-	body = append(body, `{"msg":`...)
-	body = pomelo.AppendJSONString(body, content)
-	body = append(body, `,"from":`...)
-	body = pomelo.AppendJSONString(body, from)
-	body = append(body, `,"target":`...)
-	body = pomelo.AppendJSONString(body, target)
-	body = append(body, '}')
-	return encodePush(PushChat, body)
+	body := chatproto.AppendChatPush(make([]byte, 0, 40+len(content)+len(from)+len(target)), content, from, target)
+	return encodePush(chatproto.PushChat, body)
 }
 
 func encodePush(route string, body []byte) []byte {
@@ -185,8 +154,9 @@ func encodePush(route string, body []byte) []byte {
 
 // usersBody encodes the {"users":[...]} response.
 func usersBody(users []string) []byte {
-	b, _ := json.Marshal(struct {
-		Users []string `json:"users"`
-	}{users})
-	return b
+	n := 12
+	for _, u := range users {
+		n += len(u) + 3
+	}
+	return chatproto.AppendUsers(make([]byte, 0, n), users)
 }

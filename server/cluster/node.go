@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/chatbench/chatbench/chatproto"
 	"github.com/chatbench/chatbench/server/bus"
 	"github.com/chatbench/chatbench/server/chat"
 	"github.com/chatbench/chatbench/server/connector"
@@ -149,7 +150,7 @@ func listen(host string, port int) (net.Listener, error) {
 func (n *Node) frontendOptions(o NodeOptions) connector.Options {
 	fo := o.Connector
 	fo.ID = o.ID
-	fo.Routes = chat.Routes
+	fo.Routes = chatproto.Routes()
 	fo.Metrics = n.Metrics
 	fo.Logger = o.Logger
 	return fo

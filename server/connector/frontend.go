@@ -19,21 +19,10 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/chatbench/chatbench/chatproto"
 	"github.com/chatbench/chatbench/internal/wsout"
 	"github.com/chatbench/chatbench/pomelo"
 	"github.com/chatbench/chatbench/server/metrics"
-)
-
-// Pomelo error codes answered in {"code":N,"error":true,"message":...}.
-const (
-	CodeBadRequest  = 400 // malformed body or missing field
-	CodeNotInRoom   = 403 // a chat route before enter
-	CodeNoRoute     = 404 // unknown route
-	CodeTooLarge    = 413 // content or package too large
-	CodeRateLimited = 429 // per-connection request rate exceeded
-	CodeFailed      = 500 // as pomelo: duplicate name, unknown target
-	CodeCapacity    = 503 // max rooms or members reached
-	CodeUnavailable = 504 // back-end (chat shard) unavailable or timed out
 )
 
 // Error is a request failure answered on the wire with a pomelo code.
@@ -396,11 +385,11 @@ func (s *Session) handleData(st *readState, body []byte) error {
 			route = r
 		} else {
 			route = ""
-			herr = Errorf(CodeNoRoute, "unknown route code %d", msg.RouteCode)
+			herr = Errorf(chatproto.CodeNoRoute, "unknown route code %d", msg.RouteCode)
 		}
 	}
 	if herr == nil && !st.allow(start, &f.opts) {
-		herr = Errorf(CodeRateLimited, "more than %g requests per second on this connection", f.opts.RequestRate)
+		herr = Errorf(chatproto.CodeRateLimited, "more than %g requests per second on this connection", f.opts.RequestRate)
 	}
 	if herr == nil {
 		out, herr = f.handler.Request(s, route, msg.Body)
@@ -409,7 +398,7 @@ func (s *Session) handleData(st *readState, body []byte) error {
 	if herr != nil {
 		var e *Error
 		if !errors.As(herr, &e) {
-			e = &Error{Code: CodeFailed, Message: herr.Error()}
+			e = &Error{Code: chatproto.CodeFailed, Message: herr.Error()}
 		}
 		code = e.Code
 		out = errorBody(e)
@@ -449,12 +438,5 @@ func (st *readState) allow(now time.Time, o *Options) bool {
 }
 
 func errorBody(e *Error) []byte {
-	b := fmt.Appendf(nil, `{"code":%d,"error":true,"message":`, e.Code)
-	b = appendJSONString(b, e.Message)
-	return append(b, '}')
-}
-
-func appendJSONString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s)
-	return append(b, q...)
+	return chatproto.AppendError(make([]byte, 0, 40+len(e.Message)), e.Code, e.Message)
 }

@@ -73,6 +73,6 @@ func (s *Session) Reason() string { return s.out.Reason() }
 
 func kickBody(reason string) []byte {
 	b := []byte(`{"reason":`)
-	b = appendJSONString(b, reason)
+	b = pomelo.AppendJSONString(b, reason)
 	return append(b, '}')
 }

@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/chatbench/chatbench/server/chat"
+	"github.com/chatbench/chatbench/chatproto"
 	"github.com/chatbench/chatbench/server/connector"
 	"github.com/chatbench/chatbench/server/room"
 )
@@ -36,12 +36,12 @@ type queryRequest struct {
 
 // Request implements connector.Handler.
 func (h *Handler) Request(_ *connector.Session, route string, body []byte) ([]byte, error) {
-	if route != chat.RouteQueryEntry {
-		return nil, connector.Errorf(connector.CodeNoRoute, "unknown route %q at the gate (it serves %s)", route, chat.RouteQueryEntry)
+	if route != chatproto.RouteQueryEntry {
+		return nil, connector.Errorf(chatproto.CodeNoRoute, "unknown route %q at the gate (it serves %s)", route, chatproto.RouteQueryEntry)
 	}
 	var req queryRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, connector.Errorf(connector.CodeBadRequest, "malformed JSON body: %v", err)
+		return nil, connector.Errorf(chatproto.CodeBadRequest, "malformed JSON body: %v", err)
 	}
 	uid := ""
 	switch v := req.UID.(type) {
@@ -51,18 +51,14 @@ func (h *Handler) Request(_ *connector.Session, route string, body []byte) ([]by
 		uid = fmt.Sprint(v)
 	}
 	if uid == "" {
-		return []byte(`{"code":500,"error":true,"message":"missing field \"uid\""}`), nil
+		return nil, connector.Errorf(chatproto.CodeFailed, `missing field "uid"`)
 	}
 	entries := Sorted(h.Connectors())
 	if len(entries) == 0 {
-		return []byte(`{"code":500,"error":true,"message":"no connector is up"}`), nil
+		return nil, connector.Errorf(chatproto.CodeFailed, "no connector is up")
 	}
 	e := entries[room.Dispatch(uid, len(entries))]
-	return json.Marshal(struct {
-		Code int    `json:"code"`
-		Host string `json:"host"`
-		Port int    `json:"port"`
-	}{200, e.Host, e.Port})
+	return chatproto.AppendEntry(nil, e.Host, e.Port), nil
 }
 
 // Closed implements connector.Handler.

@@ -2,8 +2,11 @@ package gate
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 
+	"github.com/chatbench/chatbench/chatproto"
+	"github.com/chatbench/chatbench/server/connector"
 	"github.com/chatbench/chatbench/server/room"
 )
 
@@ -22,7 +25,7 @@ func TestQueryEntryDispatch(t *testing.T) {
 	entries := []Entry{{ID: "c-3", Port: 3}, {ID: "c-1", Port: 1}, {ID: "c-2", Port: 2}}
 	h := &Handler{Connectors: func() []Entry { return entries }}
 	for _, uid := range []string{"alice", "bob", "carol"} {
-		out, err := h.Request(nil, "gate.gateHandler.queryEntry", []byte(`{"uid":"`+uid+`"}`))
+		out, err := h.Request(nil, chatproto.RouteQueryEntry, []byte(`{"uid":"`+uid+`"}`))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -32,10 +35,29 @@ func TestQueryEntryDispatch(t *testing.T) {
 			t.Errorf("%s -> %+v, want port %d", uid, r, want)
 		}
 	}
-	h.Connectors = func() []Entry { return nil }
-	out, _ := h.Request(nil, "gate.gateHandler.queryEntry", []byte(`{"uid":"x"}`))
-	var r struct{ Code int }
-	if _ = json.Unmarshal(out, &r); r.Code != 500 {
-		t.Fatalf("no connectors: %s", out)
+}
+
+// Failures are errors, answered and counted by the connector like any other.
+func TestQueryEntryErrors(t *testing.T) {
+	up := &Handler{Connectors: func() []Entry { return []Entry{{ID: "c-1", Port: 1}} }}
+	down := &Handler{Connectors: func() []Entry { return nil }}
+	for _, tc := range []struct {
+		name        string
+		h           *Handler
+		route, body string
+		code        int
+	}{
+		{"no connectors", down, chatproto.RouteQueryEntry, `{"uid":"x"}`, chatproto.CodeFailed},
+		{"missing uid", up, chatproto.RouteQueryEntry, `{}`, chatproto.CodeFailed},
+		{"malformed body", up, chatproto.RouteQueryEntry, `{"uid":`, chatproto.CodeBadRequest},
+		{"other route", up, chatproto.RouteEnter, `{"uid":"x"}`, chatproto.CodeNoRoute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := tc.h.Request(nil, tc.route, []byte(tc.body))
+			var e *connector.Error
+			if !errors.As(err, &e) || e.Code != tc.code || out != nil {
+				t.Fatalf("Request = %s, %v; want a *connector.Error with code %d", out, err, tc.code)
+			}
+		})
 	}
 }

@@ -1,0 +1,113 @@
+// Package chatproto is the vocabulary of the pomelo chat application that
+// chatbench serves, drives and calibrates against: its route and push names,
+// the codes of its error responses, and the JSON bodies built from them. The
+// server (server/connector, server/gate, server/chat), the driver
+// (bench/client, bench/driver) and the bare calibration server
+// (bench/calibrate) take them from here, so they cannot drift apart.
+//
+// JSON strings are quoted in one place, pomelo.AppendJSONString (the codec
+// needs it to render protobuf strings): every body here is built on it, and
+// Quote gives the same quoting as a string.
+package chatproto
+
+import (
+	"strconv"
+
+	"github.com/chatbench/chatbench/pomelo"
+)
+
+// The request routes of the application. RouteSwitch is not in the stock
+// demo; it moves a member to another room in one request.
+const (
+	RouteQueryEntry = "gate.gateHandler.queryEntry"
+	RouteEnter      = "connector.entryHandler.enter"
+	RouteSwitch     = "connector.entryHandler.switchRoom"
+	RouteSend       = "chat.chatHandler.send"
+)
+
+// Routes lists the request routes, in the order of the route dictionary
+// every server announces.
+func Routes() []string {
+	return []string{RouteQueryEntry, RouteEnter, RouteSwitch, RouteSend}
+}
+
+// The push routes (strings on the wire: they are not in the dictionary).
+const (
+	PushAdd   = "onAdd"   // {"route":"onAdd","user":name}: a member joined
+	PushLeave = "onLeave" // {"route":"onLeave","user":name}: a member left
+	PushChat  = "onChat"  // {"msg":..,"from":..,"target":..}: a chat message
+)
+
+// The codes of responses: {"code":CodeOK,...} or
+// {"code":N,"error":true,"message":...}.
+const (
+	CodeOK          = 200
+	CodeBadRequest  = 400 // malformed body or missing field
+	CodeNotInRoom   = 403 // a chat route before enter
+	CodeNoRoute     = 404 // unknown route
+	CodeTooLarge    = 413 // content or package too large
+	CodeRateLimited = 429 // per-connection request rate exceeded
+	CodeFailed      = 500 // as pomelo: duplicate name, unknown target, no connector up
+	CodeCapacity    = 503 // max rooms or members reached
+	CodeUnavailable = 504 // back-end (chat shard) unavailable or timed out
+)
+
+// Quote returns s as a JSON string.
+func Quote(s string) string { return string(pomelo.AppendJSONString(nil, s)) }
+
+// AppendError appends the error response {"code":code,"error":true,"message":msg};
+// without a message the member is left out.
+func AppendError(dst []byte, code int, msg string) []byte {
+	dst = append(dst, `{"code":`...)
+	dst = strconv.AppendInt(dst, int64(code), 10)
+	dst = append(dst, `,"error":true`...)
+	if msg != "" {
+		dst = append(dst, `,"message":`...)
+		dst = pomelo.AppendJSONString(dst, msg)
+	}
+	return append(dst, '}')
+}
+
+// AppendEntry appends the queryEntry answer {"code":200,"host":host,"port":port}.
+func AppendEntry(dst []byte, host string, port int) []byte {
+	dst = append(dst, `{"code":200,"host":`...)
+	dst = pomelo.AppendJSONString(dst, host)
+	dst = append(dst, `,"port":`...)
+	dst = strconv.AppendInt(dst, int64(port), 10)
+	return append(dst, '}')
+}
+
+// AppendUsers appends the enter and switchRoom answer {"users":[names...]}.
+func AppendUsers(dst []byte, names []string) []byte {
+	dst = append(dst, `{"users":[`...)
+	for i, n := range names {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = pomelo.AppendJSONString(dst, n)
+	}
+	return append(dst, "]}"...)
+}
+
+// AppendUserPush appends the body of an onAdd or onLeave push,
+// {"route":route,"user":name}.
+func AppendUserPush(dst []byte, route, name string) []byte {
+	dst = append(dst, `{"route":`...)
+	dst = pomelo.AppendJSONString(dst, route)
+	dst = append(dst, `,"user":`...)
+	dst = pomelo.AppendJSONString(dst, name)
+	return append(dst, '}')
+}
+
+// AppendChatPush appends the body of an onChat push,
+// {"msg":content,"from":from,"target":target}. Receivers read msg first
+// (the driver's fast path expects the body to start with {"msg":").
+func AppendChatPush(dst []byte, content, from, target string) []byte {
+	dst = append(dst, `{"msg":`...)
+	dst = pomelo.AppendJSONString(dst, content)
+	dst = append(dst, `,"from":`...)
+	dst = pomelo.AppendJSONString(dst, from)
+	dst = append(dst, `,"target":`...)
+	dst = pomelo.AppendJSONString(dst, target)
+	return append(dst, '}')
+}
