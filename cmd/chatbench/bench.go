@@ -224,10 +224,6 @@ func verdict(res *driver.Result, failOnBound bool, out io.Writer) error {
 	return nil
 }
 
-func usageErr(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errUsage}, args...)...)
-}
-
 // load loads the scenario and applies the overrides, naming the flag at fault.
 func (f *benchFlags) load(seedSet bool) (*scenario.Scenario, error) {
 	if f.scenario == "" {

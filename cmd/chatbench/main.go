@@ -32,6 +32,12 @@ func register(name, summary string, run func(ctx context.Context, args []string)
 // errUsage marks errors already explained by flag parsing (exit code 2).
 var errUsage = errors.New("usage")
 
+// usageErr is a usage error explained by its message: main prints it and
+// exits 2.
+func usageErr(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errUsage}, args...)...)
+}
+
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: chatbench <command> [flags]\n\ncommands:")
 	names := make([]string, 0, len(commands))
@@ -116,10 +122,10 @@ func parseFlags(fs *pflag.FlagSet, args []string) error {
 		if errors.Is(err, pflag.ErrHelp) {
 			return err
 		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return usageErr("%v", err)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+		return usageErr("unexpected argument %q", fs.Arg(0))
 	}
 	return nil
 }

@@ -43,11 +43,11 @@ func checkPomeloFlags(fs *pflag.FlagSet) error {
 		}
 	})
 	if len(bad) > 0 {
-		return serveUsage(fmt.Errorf("%s: reference server flags, not for stock pomelo (--topology pomelo): drop them", strings.Join(bad, ", ")))
+		return usageErr("%s: reference server flags, not for stock pomelo (--topology pomelo): drop them", strings.Join(bad, ", "))
 	}
 	for _, name := range []string{"connectors", "shards"} {
 		if v, _ := fs.GetInt(name); fs.Changed(name) && v < 1 {
-			return serveUsage(fmt.Errorf("--%s %d: stock pomelo needs at least 1", name, v))
+			return usageErr("--%s %d: stock pomelo needs at least 1", name, v)
 		}
 	}
 	return nil

@@ -48,7 +48,7 @@ func report(ctx context.Context, args []string, stdout io.Writer) error {
 		if errors.Is(err, pflag.ErrHelp) {
 			return err
 		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return usageErr("%v", err)
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()
@@ -64,7 +64,7 @@ func reportRun(_ context.Context, o reportOptions, dirs []string, stdout io.Writ
 	}
 	if o.merge {
 		if o.out == "" {
-			return fmt.Errorf("%w: --merge needs --out (where the merged summary goes)", errUsage)
+			return usageErr("--merge needs --out (where the merged summary goes)")
 		}
 		sums := make([]*metrics.Summary, len(runs))
 		for i, r := range runs {

@@ -56,7 +56,7 @@ func runServe(ctx context.Context, args []string) error {
 	if strings.EqualFold(f.topology, "pomelo") {
 		var level slog.Level
 		if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-			return fmt.Errorf("%w: --log-level %q: use debug, info, warn or error", errUsage, f.logLevel)
+			return usageErr("--log-level %q: use debug, info, warn or error", f.logLevel)
 		}
 		f.opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 		f.opts.Web = webHandler()
@@ -67,7 +67,7 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return fmt.Errorf("%w: --log-level %q: use debug, info, warn or error", errUsage, f.logLevel)
+		return usageErr("--log-level %q: use debug, info, warn or error", f.logLevel)
 	}
 	if err := checkServeFlags(o); err != nil {
 		return err
@@ -83,7 +83,7 @@ func runServe(ctx context.Context, args []string) error {
 	case "split":
 		return runSplit(ctx, fs, &f)
 	default:
-		return fmt.Errorf("%w: --topology %q: use single, split or pomelo", errUsage, f.topology)
+		return usageErr("--topology %q: use single, split or pomelo", f.topology)
 	}
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"net"
 	"time"
 
@@ -13,20 +12,17 @@ import (
 // work (every frame too big, every session timed out, an address clients
 // cannot dial), naming the flag and the fix.
 func checkServeFlags(o *server.Options) error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{errUsage}, args...)...)
-	}
 	ports := []struct {
 		flag string
 		v    int
 	}{{"--gate-port", o.GatePort}, {"--connector-port", o.ConnectorPort}, {"--http-port", o.HTTPPort}}
 	for _, p := range ports {
 		if p.v < -1 || p.v > 65535 {
-			return bad("%s %d: use a port 1-65535, or -1 for a free one", p.flag, p.v)
+			return usageErr("%s %d: use a port 1-65535, or -1 for a free one", p.flag, p.v)
 		}
 	}
 	if o.Connectors < 1 {
-		return bad("--connectors %d: at least 1", o.Connectors)
+		return usageErr("--connectors %d: at least 1", o.Connectors)
 	}
 	nonNegative := []struct {
 		flag, zero string
@@ -40,27 +36,27 @@ func checkServeFlags(o *server.Options) error {
 	}
 	for _, n := range nonNegative {
 		if n.v < 0 {
-			return bad("%s %d: use a positive size, or 0 for the default (%s)", n.flag, n.v, n.zero)
+			return usageErr("%s %d: use a positive size, or 0 for the default (%s)", n.flag, n.v, n.zero)
 		}
 	}
 	if o.Connector.MaxPackageBytes > pomelo.MaxBodyLen {
-		return bad("--max-package %d: a pomelo package body holds at most %d bytes", o.Connector.MaxPackageBytes, pomelo.MaxBodyLen)
+		return usageErr("--max-package %d: a pomelo package body holds at most %d bytes", o.Connector.MaxPackageBytes, pomelo.MaxBodyLen)
 	}
 	if o.Connector.MaxPackageBytes > 0 && o.Connector.MaxPackageBytes < 256 {
-		return bad("--max-package %d: too small for a handshake; use at least 256", o.Connector.MaxPackageBytes)
+		return usageErr("--max-package %d: too small for a handshake; use at least 256", o.Connector.MaxPackageBytes)
 	}
 	hb := o.Connector.Heartbeat
 	if hb == 0 {
 		hb = 3 * time.Second
 	}
 	if hb > 0 && hb%time.Second != 0 {
-		return bad("--heartbeat %v: pomelo announces whole seconds; use 1s, 2s, ...", o.Connector.Heartbeat)
+		return usageErr("--heartbeat %v: pomelo announces whole seconds; use 1s, 2s, ...", o.Connector.Heartbeat)
 	}
 	if t := o.Connector.HeartbeatTimeout; t < 0 || (t > 0 && hb > 0 && t <= hb) {
-		return bad("--heartbeat-timeout %v: must be longer than the heartbeat interval (%v), or 0 for 2 x interval", t, hb)
+		return usageErr("--heartbeat-timeout %v: must be longer than the heartbeat interval (%v), or 0 for 2 x interval", t, hb)
 	}
 	if ip := net.ParseIP(o.Host); ip != nil && ip.IsUnspecified() && o.AdvertiseHost == "" {
-		return bad("--host %s listens on every interface but queryEntry must hand out an address clients can dial: add --advertise-host <that address>", o.Host)
+		return usageErr("--host %s listens on every interface but queryEntry must hand out an address clients can dial: add --advertise-host <that address>", o.Host)
 	}
 	return nil
 }

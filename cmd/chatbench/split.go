@@ -46,15 +46,12 @@ func addSplitFlags(fs *pflag.FlagSet, f *splitFlags) {
 var splitOnly = []string{"shards", "nats", "nats-port", "connector-http-port", "shard-http-port", "topology-file",
 	"role", "id", "restart", "exit-on-child-failure", "request-timeout", "conn-timeout"}
 
-// serveUsage wraps err as a usage error: main prints it and exits 2.
-func serveUsage(err error) error { return fmt.Errorf("%w: %v", errUsage, err) }
-
 // checkTopologyFlags rejects serve flags that would otherwise be ignored or
 // silently replaced: split-only flags with --topology single, counts below
 // 1, counts next to a topology file, launcher flags on one server.
 func checkTopologyFlags(changed func(name string) bool, f *serveFlags) error {
 	if err := f.topologyFlagsError(changed); err != nil {
-		return serveUsage(err)
+		return usageErr("%v", err)
 	}
 	return nil
 }
@@ -141,7 +138,7 @@ func natsURLs(s string) []string {
 // or by hand on several machines).
 func runRole(ctx context.Context, f *serveFlags) error {
 	if f.split.id == "" {
-		return serveUsage(fmt.Errorf("--role %s needs --id (e.g. --id connector-2, as in the topology file)", f.split.role))
+		return usageErr("--role %s needs --id (e.g. --id connector-2, as in the topology file)", f.split.role)
 	}
 	t, err := f.splitTopology()
 	if err != nil {
