@@ -6,9 +6,9 @@ package web_test
 //
 // Without /usr/bin/chromium the test skips, except with CI=true where it
 // fails: CI installs the browser. Screenshots go to results/smoke/.
-// It runs once per row of topologies: the single-process server, and the
-// split topology as real processes (gate, 2 connectors, 2 chat shards over
-// NATS) with alice and bob on different connectors.
+// It runs once per row of topologies: the single-process server, the split
+// topology as real processes (gate, 2 connectors, 2 chat shards over NATS)
+// with alice and bob on different connectors, and stock pomelo 2.2.7 (2x2).
 
 import (
 	"bufio"
@@ -65,6 +65,7 @@ var topologies = []struct {
 }{
 	{"single", startSingle},
 	{"split", startSplit},
+	{"pomelo", startPomelo}, // pomelo_smoke_test.go
 }
 
 // startSingle runs the single-process server (gate, one connector, rooms and

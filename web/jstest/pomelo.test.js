@@ -230,6 +230,25 @@ describe('protobuf bodies', () => {
     assert.deepEqual(decodeProtobuf(body, schema), { n: 300, z: -2, d: 1.5, tags: ['a', 'b'], sub: { name: 'hi' } });
   });
 
+  test('the parsed schemas a pomelo 2.2.7 handshake carries (stock onChat, a nested message)', () => {
+    // sys.protos.server.onChat exactly as a stock pomelo 2.2.7 chat connector sends it
+    const onChat = {
+      msg: { option: 'required', type: 'string', tag: 1 },
+      from: { option: 'required', type: 'string', tag: 2 },
+      target: { option: 'required', type: 'string', tag: 3 },
+      __messages: {}, __tags: { 1: 'msg', 2: 'from', 3: 'target' },
+    };
+    const body = bytes([0x0a, 0x09], 'hello all', [0x12, 0x05], 'alice', [0x1a, 0x01], '*');
+    assert.deepEqual(decodeProtobuf(body, onChat), { msg: 'hello all', from: 'alice', target: '*' });
+    const withSub = {
+      n: { option: 'required', type: 'uInt32', tag: 1 },
+      sub: { option: 'optional', type: 'Sub', tag: 2 },
+      __messages: { Sub: { name: { option: 'required', type: 'string', tag: 1 }, __messages: {}, __tags: { 1: 'name' } } },
+      __tags: { 1: 'n', 2: 'sub' },
+    };
+    assert.deepEqual(decodeProtobuf(bytes([0x08, 0x07, 0x12, 0x04, 0x0a, 0x02], 'hi'), withSub), { n: 7, sub: { name: 'hi' } });
+  });
+
   test('truncated string is an error', () => {
     assert.throws(() => decodeProtobuf(Uint8Array.from([0x0a, 0x05, 0x61]), { 'required string s': 1 }));
   });
@@ -358,8 +377,19 @@ describe('client', () => {
     c.close();
   });
 
-  test('protobuf push bodies when the server announces protos', async () => {
-    const protos = { server: { onChat: { 'required string msg': 1, 'required string from': 2, 'required string target': 3 } }, client: {} };
+  test('protobuf push bodies when the server announces protos (as pomelo 2.2.7 sends them)', async () => {
+    const protos = {
+      server: {
+        onChat: {
+          msg: { option: 'required', type: 'string', tag: 1 },
+          from: { option: 'required', type: 'string', tag: 2 },
+          target: { option: 'required', type: 'string', tag: 3 },
+          __messages: {}, __tags: { 1: 'msg', 2: 'from', 3: 'target' },
+        },
+      },
+      client: {},
+      version: '2zWPnSlRsRxjqgcU215Uxg==',
+    };
     const { c, ws } = await connected({ useProto: true, protos });
     let got = null;
     c.on('onChat', (b) => { got = b; });

@@ -205,9 +205,12 @@ export function decodeMessage(data) {
 
 // ---------------------------------------------------------------------------
 // Minimal pomelo-protobuf decoding, for servers that announce sys.protos with
-// useProto (the stock chat app declares onChat). Schemas look like
-// {"onChat": {"required string msg": 1, "required string from": 2, ...},
-//  "message Sub": {...}} as pomelo-protobuf writes them.
+// useProto (the stock chat app declares onChat). A pomelo server's handshake
+// carries its schemas parsed, as pomelo-protobuf keeps them:
+// {"onChat": {"msg": {"option": "required", "type": "string", "tag": 1}, ...,
+//  "__messages": {"Sub": {...}}, "__tags": {"1": "msg", ...}}}.
+// The source form of config/serverProtos.json is read too:
+// {"onChat": {"required string msg": 1, ...}, "message Sub": {...}}.
 
 function readVarint(b, pos) {
   let v = 0;
@@ -226,6 +229,15 @@ function parseSchema(schema) {
   const fields = new Map();
   const nested = {};
   for (const [key, val] of Object.entries(schema)) {
+    if (key === '__messages') {
+      Object.assign(nested, val);
+      continue;
+    }
+    if (key === '__tags') continue;
+    if (val !== null && typeof val === 'object' && typeof val.tag === 'number' && typeof val.type === 'string') {
+      fields.set(val.tag, { option: val.option, type: val.type, name: key });
+      continue;
+    }
     const parts = key.split(/\s+/);
     if (parts[0] === 'message' && parts.length === 2) {
       nested[parts[1]] = val;
