@@ -71,7 +71,9 @@ type readyLine struct{ client, http string }
 // --topology-file F --nats URL" and awaited until it prints its READY line.
 // Then it prints one line to Stdout:
 //
-//	READY gate=HOST:PORT http=HOST:PORT topology=split connectors=H:P,... shards=N nats=URL
+//	READY gate=HOST:PORT http=HOST:PORT topology=split connectors=H:P,... shards=N nats=URL https=H:P,...
+//
+// (https: every child's HTTP address, gate first, then connectors, shards)
 //
 // and runs until ctx ends (then it drains: SIGTERM to the gate, the
 // connectors, the shards in turn, SIGKILL after StopTimeout). A child that
@@ -164,8 +166,16 @@ func Launch(ctx context.Context, o LaunchOptions) (err error) {
 	if err := t.Save(file); err != nil {
 		return fmt.Errorf("write topology: %w", err)
 	}
-	fmt.Fprintf(o.Stdout, "READY gate=%s http=%s topology=split connectors=%s shards=%d nats=%s\n",
-		g[0].client, dash(g[0].http), strings.Join(conns, ","), len(t.Chat), l.nats)
+	// Every child's /healthz + /metrics address, gate first (watchers such
+	// as a soak read each process's gauges).
+	https := []string{}
+	for _, r := range append(append(append([]readyLine(nil), g...), readies...), shards...) {
+		if r.http != "" {
+			https = append(https, r.http)
+		}
+	}
+	fmt.Fprintf(o.Stdout, "READY gate=%s http=%s topology=split connectors=%s shards=%d nats=%s https=%s\n",
+		g[0].client, dash(g[0].http), strings.Join(conns, ","), len(t.Chat), l.nats, dash(strings.Join(https, ",")))
 	log.Info("split cluster ready", "gate", g[0].client, "http", g[0].http, "connectors", len(conns), "shards", len(t.Chat))
 
 	return l.supervise(ctx, &t)
