@@ -332,9 +332,10 @@ func commitID() string {
 
 // childServer is a `chatbench serve` started from this same binary.
 type childServer struct {
-	cmd  *exec.Cmd
-	gate string
-	done chan error
+	cmd   *exec.Cmd
+	gate  string
+	ready map[string]string // every key of its READY line
+	done  chan error
 }
 
 // readyTimeout bounds the wait for the started server's READY line.
@@ -421,7 +422,7 @@ func startChild(ctx context.Context, exe string, args []string, nice int, timeou
 			s.stop()
 			return nil, fmt.Errorf("the reference server's READY line has no gate=: %v\n  command: %s", kv, command)
 		}
-		s.gate = kv["gate"]
+		s.gate, s.ready = kv["gate"], kv
 		return s, nil
 	case err := <-s.done:
 		s.done <- err // for stop
