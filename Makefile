@@ -90,3 +90,16 @@ perf-bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime=$(PERF_BENCHTIME) ./pomelo/ ./server/chat/ ./server/room/ ./bench/driver/ ./bench/metrics/ ./bench/pace/
 	$(GO) test -run '^$$' -bench 'RoomBroadcast|Storm' -benchmem -benchtime=$(PERF_BENCHTIME) ./server/
 	$(GO) test -run '^$$' -bench LoopbackFloor -benchtime=$(PERF_BENCHTIME) ./internal/wsout/
+
+# soak: churn clients (enter, chat, hop, leave, reconnect) against a server it
+# starts, reading every server process's /metrics (resident memory,
+# goroutines, open fds) before, during and after the load; exits 99 when a
+# gauge does not come back within its margin of the baseline or grows
+# steadily under the load. Writes results/soak-<time>/ (samples.csv,
+# soak.png, soak.txt).
+# `make soak [DURATION=10m TOPOLOGY=split CONNECTORS=2 SHARDS=2 CLIENTS=200 SOAK_ARGS=...]`
+.PHONY: soak
+soak: build
+	$(BIN) soak --duration $(or $(DURATION),10m) $(if $(TOPOLOGY),--topology $(TOPOLOGY)) \
+	  $(if $(CONNECTORS),--connectors $(CONNECTORS)) $(if $(SHARDS),--shards $(SHARDS)) \
+	  $(if $(CLIENTS),--clients $(CLIENTS)) $(if $(OUT),--out $(OUT)) $(SOAK_ARGS)
