@@ -115,7 +115,7 @@ func TestStockCluster(t *testing.T) {
 		}
 	})
 	t.Run("StockPushes", func(t *testing.T) { stockPushes(t, c) })
-	for _, name := range []string{"chat", "all"} {
+	for _, name := range []string{"chat", "all", "hop"} {
 		t.Run("scenario-"+name, func(t *testing.T) { scenarioRun(t, c, name) })
 	}
 }
@@ -245,6 +245,9 @@ func scenarioRun(t *testing.T, c *pomelo.Cluster, name string) {
 	}
 	if cn.Errors != 0 {
 		t.Errorf("errors %d (%v by kind, %v by code): want 0", cn.Errors, cn.ErrorsByKind, cn.ErrorsByCode)
+	}
+	if n := res.Summary.Ops["switch"].Count; name == "hop" && n == 0 {
+		t.Errorf("hop: no room switch answered")
 	}
 	for _, r := range res.Rooms {
 		if r.Lost != 0 || r.Ghosts != 0 || r.LeaveMiss != 0 || r.AddMiss != 0 {

@@ -6,7 +6,9 @@
 // crc32 of the name, connectors holding the websockets (heartbeat 3 s, route
 // dictionary, onChat pushed as pomelo-protobuf), chat servers owning rooms by
 // crc32 of the room id, onAdd told to the members already in a room and
-// onLeave when a member's socket closes. Pomelo itself (and crc) come from the
+// onLeave when a member's socket closes. One route is beyond the stock demo:
+// connector.entryHandler.switchRoom, as the reference server has it, so the
+// hop scenario runs here too. Pomelo itself (and crc) come from the
 // npm registry by name and version (Install), into a folder that is not
 // tracked; node comes from the system (Debian: nodejs and npm).
 //

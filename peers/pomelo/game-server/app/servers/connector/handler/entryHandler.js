@@ -28,6 +28,62 @@ EntryHandler.prototype.enter = function (msg, session, next) {
   });
 };
 
+// switchRoom is the one route beyond the stock demo: chatbench's reference
+// server has it (its hop scenario moves members between rooms on one
+// socket), and this app answers it the same way, built from the stock
+// pieces: the session is bound to "username*rid" of the new room, the
+// member joins it (onAdd to the members there, the room's names answered)
+// and then leaves the old room (onLeave there). A name taken in the new room
+// (on this connector, as enter checks) gets {code:500, error:true} and the
+// member stays where it was; a session that has not entered gets 403.
+EntryHandler.prototype.switchRoom = function (msg, session, next) {
+  var app = this.app;
+  var from = session.get('rid');
+  var rid = msg.rid;
+  if (!session.uid || from === undefined) {
+    next(null, { code: 403, error: true });
+    return;
+  }
+  var old = session.uid;
+  var uid = old.split('*')[0] + '*' + rid;
+  if (rid === from || app.get('sessionService').getByUid(uid)) {
+    next(null, { code: 500, error: true });
+    return;
+  }
+  session.unbind(old, function (err) {
+    if (err) {
+      next(err);
+      return;
+    }
+    session.bind(uid, function (err) {
+      if (err) {
+        next(err);
+        return;
+      }
+      session.set('rid', rid);
+      session.push('rid', function (err) {
+        if (err) {
+          console.error('push rid to the session service: %j', err.stack);
+        }
+      });
+      app.rpc.chat.chatRemote.add(session, uid, app.get('serverId'), rid, true, function (users) {
+        app.rpc.chat.chatRemote.kick(inRoom(from), old, app.get('serverId'), from, function () {
+          next(null, { users: users });
+        });
+      });
+    });
+  });
+};
+
+// inRoom is a route parameter for the chat server of room rid.
+function inRoom(rid) {
+  return {
+    get: function (key) {
+      return key === 'rid' ? rid : undefined;
+    }
+  };
+}
+
 // leave takes a closed session's member out of its room.
 function leave(app, session) {
   if (!session || !session.uid) {
