@@ -38,10 +38,12 @@ type Split struct {
 	// Barrier is called before every phase (phase = its index) and once
 	// after the last one (phase = len(Phases)), with the room of each of
 	// this part's clients (-1: none; index 0 is the part's first client).
-	// It returns, when every part has reached the same barrier, the room of
-	// every client of the run (len = Clients), and the time the phase
-	// starts. An error ends the run.
-	Barrier func(ctx context.Context, phase int, local []int32) (global []int32, err error)
+	// When every part has reached the same barrier, it calls apply with the
+	// room of every client of the run (len = Clients); it returns at the
+	// phase's common start, which it sets only once every part has applied
+	// the membership (no part sends to rooms another part does not know
+	// yet). An error ends the run.
+	Barrier func(ctx context.Context, phase int, local []int32, apply func(global []int32) error) error
 	// Send ships a batch of receipts (deliveries of messages part owner
 	// sent) to that part. It must not block for long.
 	Send func(owner int, batch []byte)
@@ -153,10 +155,12 @@ func (d *driver) barrier(ctx context.Context, pi int) error {
 	for i := range local {
 		local[i] = d.clients[sp.lo+int32(i)].cur.Load()
 	}
-	global, err := sp.Barrier(ctx, pi, local)
-	if err != nil {
-		return err
-	}
+	return sp.Barrier(ctx, pi, local, func(global []int32) error { return d.applyMembership(pi, global) })
+}
+
+// applyMembership makes this part's copy of the rooms hold the other
+// parts' clients where global says they are.
+func (d *driver) applyMembership(pi int, global []int32) error {
 	if len(global) != len(d.clients) {
 		return fmt.Errorf("barrier before phase %d: membership of %d clients, want %d", pi, len(global), len(d.clients))
 	}

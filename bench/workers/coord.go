@@ -315,7 +315,7 @@ func (c *coord) subscribe() (unsub func(), err error) {
 			_ = s.Unsubscribe()
 		}
 	}
-	for _, kind := range []string{"barrier", "progress", "beat", "result"} {
+	for _, kind := range []string{"barrier", "applied", "progress", "beat", "result"} {
 		chunked := kind == "barrier" || kind == "result"
 		s, err := c.nc.Subscribe(runSubj(c.run, kind), func(m *nats.Msg) {
 			data := m.Data
@@ -348,6 +348,7 @@ func (c *coord) loop(ctx context.Context) (*driver.Result, error) {
 	n := len(c.workers)
 	s := c.o.Driver.Scenario
 	barrier := map[int][][]int32{} // phase -> local membership by index
+	applied := map[int][]bool{}    // phase -> applied by index
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	var stopping bool
@@ -429,6 +430,22 @@ func (c *coord) loop(ctx context.Context) (*driver.Result, error) {
 						stop(err.Error())
 					}
 				}
+			case "applied":
+				var b barrierMsg
+				if err := json.Unmarshal(ev.data, &b); err != nil || b.Index < 0 || b.Index >= n || stopping {
+					continue
+				}
+				if applied[b.Phase] == nil {
+					applied[b.Phase] = make([]bool, n)
+				}
+				applied[b.Phase][b.Index] = true
+				if !slices.Contains(applied[b.Phase], false) {
+					delete(applied, b.Phase)
+					at := time.Now().Add(startLead)
+					if err := publishBig(c.nc, runSubj(c.run, "go"), goMsg{Phase: b.Phase, AtNs: at.UnixNano()}); err != nil {
+						stop(err.Error())
+					}
+				}
 			case "result":
 				var r resultMsg
 				if err := json.Unmarshal(ev.data, &r); err != nil || r.Index < 0 || r.Index >= n {
@@ -481,12 +498,12 @@ func (c *coord) release(phase int, locals [][]int32) error {
 		}
 		copy(global[lo:hi], l)
 	}
-	at := time.Now().Add(startLead)
-	return publishBig(c.nc, runSubj(c.run, "go"), goMsg{Phase: phase, AtNs: at.UnixNano(), Global: global})
+	return publishBig(c.nc, runSubj(c.run, "go"), goMsg{Phase: phase, Global: global})
 }
 
 // startLead is how far ahead a phase's common start is set: every worker
-// must have the barrier's message by then.
+// should have the start message by then (one that has it later starts
+// late, which its send lag shows).
 const startLead = 200 * time.Millisecond
 
 func (c *coord) stop(reason string) {

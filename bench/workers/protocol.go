@@ -105,8 +105,10 @@ type barrierMsg struct {
 	Local []int32 `json:"local"`
 }
 
-// goMsg: every worker reached the barrier; phase Phase starts at AtNs
-// (coordinator's wall clock, unix ns) with this membership.
+// goMsg: every worker reached the barrier before Phase: Global is the
+// membership to apply. A second goMsg without Global, once every worker
+// applied it ("applied", a barrierMsg without Local), starts the phase at
+// AtNs (coordinator's wall clock, unix ns).
 type goMsg struct {
 	Phase  int     `json:"phase"`
 	AtNs   int64   `json:"at_ns"`

@@ -260,23 +260,35 @@ func (w *worker) run(parent context.Context, a *assign) error {
 		Send: func(owner int, batch []byte) {
 			_ = nc.Publish(runSubj(a.Run, fmt.Sprintf("deliv.%d", owner)), batch)
 		},
-		Barrier: func(ctx context.Context, phase int, local []int32) ([]int32, error) {
+		Barrier: func(ctx context.Context, phase int, local []int32, apply func([]int32) error) error {
 			if err := publishBig(nc, runSubj(a.Run, "barrier"), barrierMsg{Index: a.Index, Phase: phase, Local: local}); err != nil {
-				return nil, fmt.Errorf("barrier: %w", err)
+				return fmt.Errorf("barrier: %w", err)
 			}
+			// the membership, then (once every part applied it) the start
+			applied := false
 			for {
 				select {
 				case <-ctx.Done():
-					return nil, context.Cause(ctx)
+					return context.Cause(ctx)
 				case g := <-gos:
-					if g.Phase != phase {
+					switch {
+					case g.Phase != phase:
 						continue
+					case !applied && g.Global != nil:
+						if err := apply(g.Global); err != nil {
+							return err
+						}
+						applied = true
+						b, _ := json.Marshal(barrierMsg{Index: a.Index, Phase: phase})
+						if err := nc.Publish(runSubj(a.Run, "applied"), b); err != nil {
+							return fmt.Errorf("barrier: %w", err)
+						}
+					case applied && g.Global == nil:
+						if err := sleepUntil(ctx, time.Unix(0, g.AtNs+a.ClockOffsetNs)); err != nil {
+							return context.Cause(ctx)
+						}
+						return nil
 					}
-					at := time.Unix(0, g.AtNs+a.ClockOffsetNs)
-					if err := sleepUntil(ctx, at); err != nil {
-						return nil, context.Cause(ctx)
-					}
-					return g.Global, nil
 				}
 			}
 		},
