@@ -38,7 +38,9 @@ smoke:
 
 # build, bench (driver helper). `make build` puts the binary in bin/chatbench.
 # `make bench SCENARIO=broadcast-storm [DURATION=10s CLIENTS=2000 ROOMS=20 RATE=0.5
-#   TOPOLOGY=split|pomelo CONNECTORS=3 SHARDS=3 TARGET=host:port OUT=results]`
+#   TOPOLOGY=split|pomelo CONNECTORS=3 SHARDS=3 TARGET=host:port OUT=results
+#   WORKERS=3 (split the driver over 3 local worker processes; NATS=URL: wait for
+#   that many `chatbench worker --nats URL` instead)]`
 # builds, starts the reference server (unless TARGET is set), runs the scenario,
 # stops the server, prints the summary and writes results/<scenario>-<time>/.
 BIN ?= bin/chatbench
@@ -65,6 +67,8 @@ BENCH_FLAGS = --scenario $(SCENARIO) \
 	$(if $(CONNECTORS),--connectors $(CONNECTORS)) \
 	$(if $(SHARDS),--shards $(SHARDS)) \
 	$(if $(SOURCE_ADDRS),--source-addrs $(SOURCE_ADDRS)) \
+	$(if $(WORKERS),--workers $(WORKERS)) \
+	$(if $(NATS),--nats $(NATS)) \
 	$(if $(OUT),--out $(OUT)) \
 	$(if $(FAIL_ON_DRIVER_BOUND),--fail-on-driver-bound)
 

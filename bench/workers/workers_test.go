@@ -32,14 +32,19 @@ import (
 const (
 	envWorker = "CHATBENCH_TEST_WORKER" // worker name
 	envNATS   = "CHATBENCH_TEST_NATS"
+	envVer    = "CHATBENCH_TEST_VERSION" // another version than the coordinator's
 )
 
 const testVersion = "test"
 
 func TestMain(m *testing.M) {
 	if name := os.Getenv(envWorker); name != "" {
+		ver := testVersion
+		if v := os.Getenv(envVer); v != "" {
+			ver = v
+		}
 		err := workers.Serve(context.Background(), workers.WorkerOptions{
-			NATS: os.Getenv(envNATS), Name: name, Version: testVersion, Once: true,
+			NATS: os.Getenv(envNATS), Name: name, Version: ver, Once: true,
 			Ready: func(string) { fmt.Println("READY") },
 		})
 		if err != nil {
@@ -75,7 +80,7 @@ type child struct {
 // startWorkers starts n worker processes (this test binary) named
 // <prefix>0.. and waits for each one's READY line; dead receives the name
 // of each one that exits.
-func startWorkers(t *testing.T, url, prefix string, n int, dead chan<- string) []*child {
+func startWorkers(t *testing.T, url, prefix string, n int, dead chan<- string, env ...string) []*child {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -85,7 +90,7 @@ func startWorkers(t *testing.T, url, prefix string, n int, dead chan<- string) [
 	for i := range n {
 		name := fmt.Sprintf("%s%d", prefix, i)
 		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), envWorker+"="+name, envNATS+"="+url)
+		cmd.Env = append(append(os.Environ(), envWorker+"="+name, envNATS+"="+url), env...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		cmd.Stderr = &prefixed{t: t, name: name}
 		stdout, err := cmd.StdoutPipe()
@@ -344,5 +349,46 @@ func TestScenarioTravels(t *testing.T) {
 		if !reflect.DeepEqual(s, &back) {
 			t.Errorf("%s: the scenario changed on its way:\n%+v\n%+v", name, s, &back)
 		}
+	}
+}
+
+// TestWorkersRefused: the coordinator names who is missing, refuses a
+// worker of another version, and a scenario it cannot split, before
+// anything runs.
+func TestWorkersRefused(t *testing.T) {
+	url := startNATS(t)
+	hop, err := scenario.Load("hop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		s      *scenario.Scenario
+		start  int // workers started, named <prefix>0..
+		env    []string
+		expect int // workers the coordinator waits for
+		want   []string
+	}{
+		{"one of two missing", chatScenario(t, 30, 3, time.Second), 1, nil, 2, []string{"1 joined (m0)", "missing: m1"}},
+		{"another version", chatScenario(t, 30, 3, time.Second), 1, []string{envVer + "=other"}, 1, []string{"worker v0", "runs chatbench other", "runs test"}},
+		{"hop phases", hop, 0, nil, 2, []string{`phase "hop"`, "one worker"}},
+	}
+	for k, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			prefix := []string{"m", "v", "h"}[k]
+			startWorkers(t, url, prefix, tc.start, nil, tc.env...)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			_, err := workers.Run(ctx, workers.Options{NATS: url, Workers: tc.expect, Expect: names(prefix, tc.expect), Version: testVersion,
+				WaitTimeout: 2 * time.Second, Driver: driver.Options{Scenario: tc.s, Target: "127.0.0.1:1"}})
+			if err == nil {
+				t.Fatal("Run: no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Run: %v\nwant it to say %q", err, w)
+				}
+			}
+		})
 	}
 }
