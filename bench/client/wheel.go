@@ -4,6 +4,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/chatbench/chatbench/pomelo"
 )
 
@@ -18,7 +20,8 @@ const (
 // client once per heartbeat interval to send its heartbeat, to close it when
 // the server has been silent past the heartbeat timeout (2 x interval, as
 // the JS client), and to fail requests past the request timeout. Clients
-// without heartbeats are visited every second for the request timeouts.
+// without heartbeats are visited every second for the request timeouts. A
+// visit never blocks: heartbeats are written off the wheel (see heartbeat).
 type wheel struct {
 	f       *Fleet
 	mu      sync.Mutex
@@ -127,13 +130,22 @@ func (w *wheel) visit(c *Client, now int64) (int64, bool) {
 			// a write is in progress: do not stall the wheel, retry next tick
 			return now + int64(wheelRes), true
 		}
-		c.conn.SetWriteDeadline(time.Now().Add(c.f.opts.WriteTimeout))
-		err := c.conn.WriteMessage(2 /* binary */, pomelo.HeartbeatPackage)
-		c.wmu.Unlock()
-		if err != nil {
-			c.abort(err)
-			return 0, false
-		}
+		go c.heartbeat()
 	}
 	return now + int64(period(c)), true
+}
+
+// heartbeat writes one heartbeat on a goroutine of its own, so the wheel
+// never waits on a socket: a server that stops reading fills that client's
+// socket buffer and blocks this write until the write timeout aborts the
+// client, while the wheel goes on with every other client's heartbeats and
+// request timeouts. The caller holds c.wmu (at most one write per client is
+// in flight); heartbeat releases it.
+func (c *Client) heartbeat() {
+	c.conn.SetWriteDeadline(time.Now().Add(c.f.opts.WriteTimeout))
+	err := c.conn.WriteMessage(websocket.BinaryMessage, pomelo.HeartbeatPackage)
+	c.wmu.Unlock()
+	if err != nil {
+		c.abort(err)
+	}
 }
