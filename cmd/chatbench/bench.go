@@ -19,6 +19,7 @@ import (
 
 	"github.com/chatbench/chatbench/bench/driver"
 	"github.com/chatbench/chatbench/bench/scenario"
+	peer "github.com/chatbench/chatbench/peers/pomelo"
 	"github.com/chatbench/chatbench/reports"
 )
 
@@ -170,7 +171,11 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 		f.target = srv.gate
 		srvPID = srv.cmd.Process.Pid
 		topology, serverNice = f.topology, f.serverNice
-		fmt.Fprintf(os.Stderr, "chatbench bench: started the reference server (%s), gate %s\n", f.topology, f.target)
+		if f.topology == "pomelo" {
+			fmt.Fprintf(os.Stderr, "chatbench bench: started stock pomelo %s, gate %s\n", peer.Version, f.target)
+		} else {
+			fmt.Fprintf(os.Stderr, "chatbench bench: started the reference server (%s), gate %s\n", f.topology, f.target)
+		}
 	}
 
 	opts := driver.Options{
@@ -437,16 +442,16 @@ func startChild(ctx context.Context, exe string, args []string, nice int, timeou
 	case kv := <-ready:
 		if kv["gate"] == "" {
 			s.stop()
-			return nil, fmt.Errorf("the reference server's READY line has no gate=: %v\n  command: %s", kv, command)
+			return nil, fmt.Errorf("the started server's READY line has no gate=: %v\n  command: %s", kv, command)
 		}
 		s.gate, s.ready = kv["gate"], kv
 		return s, nil
 	case err := <-s.done:
 		s.done <- err // for stop
-		return nil, fmt.Errorf("the reference server exited before it was ready (%v): %s\n  command: %s", err, tail.String(), command)
+		return nil, fmt.Errorf("the started server exited before it was ready (%v): %s\n  command: %s", err, tail.String(), command)
 	case <-timer.C:
 		s.stop()
-		return nil, fmt.Errorf("the reference server printed no READY line within %v: %s\n  command: %s", timeout, tail.String(), command)
+		return nil, fmt.Errorf("the started server printed no READY line within %v: %s\n  command: %s", timeout, tail.String(), command)
 	case <-ctx.Done():
 		s.stop()
 		return nil, ctx.Err()

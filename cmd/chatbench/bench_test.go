@@ -147,7 +147,7 @@ thresholds: ` + thresholds + "\n"
 	if pomeloDir, ok := stockPomelo(t); ok {
 		// a first start installs pomelo from the npm registry
 		tests = append(tests, benchCase{"started stock pomelo 2x2, clean", []string{"--scenario", clean, "--topology", "pomelo", "--connectors", "2", "--shards", "2", "--pomelo-dir", pomeloDir},
-			0, 3 * time.Minute, "server cpu", true})
+			0, 3 * time.Minute, "started stock pomelo 2.2.7", true})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
