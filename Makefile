@@ -1,8 +1,8 @@
-# chatbench Makefile. Each target belongs to its owner (see docs/TEAM.md).
+# chatbench Makefile: build, test, serve and measure; each target is described above it.
 
 GO ?= go
 
-# test (lead): everything CI runs. vet, then every package with the race detector.
+# test: everything CI runs. vet, then every package with the race detector.
 .PHONY: test vet serve
 test: vet
 	$(GO) test -race -count=1 -timeout 15m ./...
@@ -12,7 +12,7 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-# serve (lead): the single-process reference server on pomelo's demo ports
+# serve: the single-process reference server on pomelo's demo ports
 # (gate ws 3014, connector ws 3050, HTTP 3001). ARGS=... adds serve flags.
 serve: build
 	$(BIN) serve $(ARGS)
@@ -27,7 +27,7 @@ serve: build
 pomelo: build
 	$(BIN) serve --topology pomelo --connectors $(or $(CONNECTORS),3) --shards $(or $(SHARDS),3) $(ARGS)
 
-# smoke (web helper): the browser smoke test only, against both topologies: single
+# smoke: the browser smoke test only, against both topologies: single
 # and split (gate, 2 connectors, 2 chat shards as processes of the chatbench binary,
 # which the test builds). Needs Debian's chromium (apt-get install -y chromium);
 # skips without it, fails without it under CI=true. Screenshots land in
@@ -36,7 +36,7 @@ pomelo: build
 smoke:
 	$(GO) test -count=1 -run 'TestSmoke' -v ./web/
 
-# build, bench (driver helper). `make build` puts the binary in bin/chatbench.
+# build, bench. `make build` puts the binary in bin/chatbench.
 # `make bench SCENARIO=broadcast-storm [DURATION=10s CLIENTS=2000 ROOMS=20 RATE=0.5
 #   TOPOLOGY=split|pomelo CONNECTORS=3 SHARDS=3 TARGET=host:port OUT=results
 #   WORKERS=3 (split the driver over 3 local worker processes; NATS=URL: wait for
@@ -76,7 +76,7 @@ BENCH_FLAGS = --scenario $(SCENARIO) \
 bench: build
 	$(BIN) bench $(BENCH_FLAGS)
 
-# perf, perf-bench (issue 6, calibration and performance). `make perf` runs the
+# perf, perf-bench (calibration and performance). `make perf` runs the
 # Go benchmarks (codec, chat push encode, room broadcast, storm with and without
 # coalescing, driver receive path; allocs/op) and then `chatbench perf`: the
 # target table (measured, ratio, target, met) for the storm vs the calibrated
