@@ -67,7 +67,7 @@ type Options struct {
 type Result struct {
 	Summary *metrics.Summary
 	Dir     string      // results directory ("" when Out was empty)
-	Rooms   []RoomStats // per-room counts, also written to rooms.json
+	Rooms   []RoomStats // per-room counts, also written to rooms.csv (WriteRooms)
 	// MemoryPerClient is the driver's memory per connected client measured
 	// after the first enter phase: Go heap in use + goroutine stacks + span
 	// metadata after a full GC, against the same measure before the driver

@@ -79,7 +79,7 @@ func TestShippedShapes(t *testing.T) {
 				s.Clients/s.Rooms.Count, kinds, tt.clients, tt.roomSize, tt.kinds)
 		}
 	}
-	// The latency scenario is the issue 6 target: 100k deliveries/s.
+	// The latency scenario is the latency target's shape: 100k deliveries/s.
 	s, _ := Load("latency")
 	perSec := float64(s.Clients) * s.Phases[2].Rate * float64(s.Clients/s.Rooms.Count)
 	if perSec != 100000 || *s.Thresholds.P99DeliveryMax != 25*time.Millisecond {

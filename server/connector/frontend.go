@@ -1,7 +1,7 @@
 // Package connector owns client websocket sessions of a pomelo front-end
 // server: the handshake with the route dictionary, heartbeats and their
-// timeout, request/notify decoding, per-connection limits, and the outbound
-// queue with its single coalescing writer. What a route does is not its
+// timeout, request/notify decoding and per-connection limits; the outbound
+// side of each session is an internal/wsout Writer. What a route does is not its
 // business: a Handler (the gate, or the chat front-end) answers requests.
 package connector
 
