@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -92,17 +93,21 @@ func startRawServer(t testing.TB) *rawServer {
 }
 
 // handshake answers the client's HANDSHAKE (heartbeats off) and reads its ACK.
-func (c *rawConn) handshake() error {
-	c.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-	defer c.ws.SetReadDeadline(time.Time{})
-	if _, _, err := c.ws.ReadMessage(); err != nil {
+func (c *rawConn) handshake() error { return serverHandshake(c.ws, 0) }
+
+// serverHandshake reads a client's HANDSHAKE on ws, answers it announcing
+// heartbeat seconds (0: none) and reads the client's ACK.
+func serverHandshake(ws *websocket.Conn, heartbeat int) error {
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer ws.SetReadDeadline(time.Time{})
+	if _, _, err := ws.ReadMessage(); err != nil {
 		return err
 	}
-	resp := pomelo.AppendPackage(nil, pomelo.Handshake, []byte(`{"code":200,"sys":{"heartbeat":0}}`))
-	if err := c.ws.WriteMessage(websocket.BinaryMessage, resp); err != nil {
+	resp := pomelo.AppendPackage(nil, pomelo.Handshake, fmt.Appendf(nil, `{"code":200,"sys":{"heartbeat":%d}}`, heartbeat))
+	if err := ws.WriteMessage(websocket.BinaryMessage, resp); err != nil {
 		return err
 	}
-	_, ack, err := c.ws.ReadMessage()
+	_, ack, err := ws.ReadMessage()
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,7 @@ func startHBServer(t *testing.T) *hbServer {
 			return
 		}
 		c := &hbConn{ws: ws}
-		if err := hbHandshake(ws); err != nil {
+		if err := serverHandshake(ws, 1); err != nil {
 			ws.Close()
 			return
 		}
@@ -112,26 +112,6 @@ func (s *hbServer) waitConns(t *testing.T, n int) []*hbConn {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-func hbHandshake(ws *websocket.Conn) error {
-	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-	defer ws.SetReadDeadline(time.Time{})
-	if _, _, err := ws.ReadMessage(); err != nil {
-		return err
-	}
-	resp := pomelo.AppendPackage(nil, pomelo.Handshake, []byte(`{"code":200,"sys":{"heartbeat":1}}`))
-	if err := ws.WriteMessage(websocket.BinaryMessage, resp); err != nil {
-		return err
-	}
-	_, ack, err := ws.ReadMessage()
-	if err != nil {
-		return err
-	}
-	if len(ack) < 1 || pomelo.PackageType(ack[0]) != pomelo.HandshakeAck {
-		return errors.New("no handshake ack")
-	}
-	return nil
 }
 
 // keepStuck keeps the client's socket buffer full until stop closes, by
