@@ -3,9 +3,12 @@ package driver
 import (
 	"fmt"
 	"time"
+
+	"github.com/chatbench/chatbench/bench/metrics"
 )
 
-// startProgress closes a metrics second every second and, with a Progress
+// startProgress closes a metrics second every second (and samples the
+// 100 ms buckets of Summary.Fine) and, with a Progress
 // writer, prints the live line: phase, connected, sent/s, delivered/s, p99
 // of the second and the worst second so far, errors.
 func (d *driver) startProgress() (stop func()) {
@@ -15,11 +18,15 @@ func (d *driver) startProgress() (stop func()) {
 		defer close(done)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
+		fine := time.NewTicker(metrics.FineInterval)
+		defer fine.Stop()
 		var worst, errs int64
 		for {
 			select {
 			case <-stopc:
 				return
+			case now := <-fine.C:
+				d.run.Sample(now)
 			case now := <-t.C:
 				sec := d.run.Tick(now)
 				worst = max(worst, sec.DeliveryP99Us)

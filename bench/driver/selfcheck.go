@@ -45,7 +45,8 @@ type selfCheck struct {
 
 type checkResult struct {
 	cpuPercent     float64
-	peakCPU        float64 // the busiest second, percent of one core
+	cpu            time.Duration // CPU time (user + system) over the run
+	peakCPU        float64       // the busiest second, percent of one core
 	lagP99, lagMax time.Duration
 	gcTotal, gcMax time.Duration
 	cores          int
@@ -91,6 +92,7 @@ func (c *selfCheck) stop() checkResult {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	cpu := tv(ru.Utime) + tv(ru.Stime) - tv(c.ru.Utime) - tv(c.ru.Stime)
+	r.cpu = cpu
 	if r.elapsed > 0 {
 		r.cpuPercent = 100 * float64(cpu) / float64(r.elapsed)
 	}
@@ -120,6 +122,7 @@ func tv(t syscall.Timeval) time.Duration {
 func (d *driver) judge(r checkResult, sum *metrics.Summary) metrics.DriverCheck {
 	dc := metrics.DriverCheck{
 		CPUPercent:     r.cpuPercent,
+		CPUSeconds:     r.cpu.Seconds(),
 		GCPauseTotalUs: int64(r.gcTotal / time.Microsecond),
 		GCPauseMaxUs:   int64(r.gcMax / time.Microsecond),
 		SchedLagP99Us:  int64(r.lagP99 / time.Microsecond),

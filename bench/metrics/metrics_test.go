@@ -3,6 +3,7 @@ package metrics
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -401,5 +402,58 @@ func TestPrepare(t *testing.T) {
 	// Prepared but unused operations are not reported.
 	if s := run.Finish(time.Now()); len(s.Ops) != 1 {
 		t.Fatalf("ops %v", s.OpNames())
+	}
+}
+
+// TestSample: sends and deliveries land in the 100 ms bucket they were
+// sampled in, and Finish puts the rest in the last bucket.
+func TestSample(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	run := NewRun(Options{Start: t0})
+	rec := run.NewRecorder()
+	rec.Add(Sent, 2)
+	rec.Record(OpDelivery, time.Millisecond)
+	run.Sample(t0.Add(100 * time.Millisecond)) // bucket 0
+	run.Sample(t0.Add(200 * time.Millisecond)) // bucket 1: nothing
+	for range 5 {
+		rec.Record(OpDelivery, time.Millisecond)
+	}
+	run.Sample(t0.Add(350 * time.Millisecond)) // bucket 3
+	rec.Record(OpDelivery, time.Millisecond)
+	s := run.Finish(t0.Add(420 * time.Millisecond)) // bucket 4
+	if s.Fine == nil || s.Fine.IntervalMs != 100 {
+		t.Fatalf("fine %+v", s.Fine)
+	}
+	if got, want := fmt.Sprint(s.Fine.Delivered), "[1 0 0 5 1]"; got != want {
+		t.Fatalf("delivered %s, want %s", got, want)
+	}
+	if got, want := fmt.Sprint(s.Fine.Sent), "[2 0 0 0 0]"; got != want {
+		t.Fatalf("sent %s, want %s", got, want)
+	}
+}
+
+func TestSweepRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	in := &Sweep{Kind: SweepKindSweep, Scenario: "broadcast-storm", Repeat: 2, Connectors: []int{1, 2}, Shards: []int{1},
+		Configs: []SweepConfig{{Name: ConfigName("split", 2, 1), Topology: "split", Connectors: 2, Shards: 1, DeliveriesPerSec: 1000}},
+		Runs:    []SweepRun{{Config: "split-c2-s1", OK: false, Error: "exit status 1"}}}
+	if err := in.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	out, err := ReadSweep(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Schema != SweepSchemaV1 || len(out.Failed()) != 1 || out.Configs[0].Name != "split-c2-s1" {
+		t.Fatalf("read back %+v", out)
+	}
+	if _, ok := out.Config("split-c2-s1"); !ok {
+		t.Fatal("Config did not find split-c2-s1")
+	}
+	for _, schema := range []string{"chatbench.sweep/v2", "chatbench.summary/v1", ""} {
+		os.WriteFile(filepath.Join(dir, SweepFile), []byte(`{"schema":"`+schema+`"}`), 0o644)
+		if _, err := ReadSweep(dir); !errors.Is(err, ErrSchema) {
+			t.Errorf("schema %q: err %v, want ErrSchema", schema, err)
+		}
 	}
 }

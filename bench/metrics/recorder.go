@@ -99,6 +99,13 @@ type Run struct {
 	last   time.Time      // last tick
 	agg    *hdr.Histogram // reused by Tick
 	peak   float64        // best deliveries/s of a tick
+	fine   fineState      // Sample's buckets
+}
+
+// fineState is the state of Run.Sample.
+type fineState struct {
+	prev totals
+	out  FineSeries
 }
 
 // NewRun starts a run.

@@ -97,6 +97,37 @@ func (r *Run) Tick(now time.Time) Second {
 	return s
 }
 
+// FineInterval is the bucket of Summary.Fine, and FineMax the longest run
+// time it covers (later samples are dropped: the per-second series covers
+// long runs well enough).
+const (
+	FineInterval = 100 * time.Millisecond
+	FineMax      = 10 * time.Minute
+)
+
+// Sample adds the sends and deliveries since the previous sample to the
+// FineInterval bucket that now falls in. Call it about every FineInterval
+// from the goroutine that calls Tick (Finish samples once more at the end).
+func (r *Run) Sample(now time.Time) {
+	el := now.Sub(r.start)
+	if el < 0 || el > FineMax {
+		return
+	}
+	at := r.snapshot()
+	k := int((el + FineInterval - 1) / FineInterval) // the bucket that ends at or after now
+	if k > 0 {
+		k--
+	}
+	f := &r.fine.out
+	for len(f.Sent) <= k {
+		f.Sent = append(f.Sent, 0)
+		f.Delivered = append(f.Delivered, 0)
+	}
+	f.Sent[k] += at.sent - r.fine.prev.sent
+	f.Delivered[k] += at.delivered - r.fine.prev.delivered
+	r.fine.prev = at
+}
+
 // Finish closes the last phase and second at end and merges every Recorder
 // into a Summary with the metrics filled in (Ops, Counters, Series, Phases,
 // deliveries/s, Start, End, Schema, GoVersion, GOMAXPROCS, Machine). The
@@ -108,6 +139,11 @@ func (r *Run) Finish(end time.Time) *Summary {
 		r.Tick(end)
 	}
 	r.closePhase(end, r.snapshot())
+	r.Sample(end)
+	var fine *FineSeries
+	if len(r.fine.out.Sent) > 0 {
+		fine = &FineSeries{IntervalMs: FineInterval.Milliseconds(), Sent: r.fine.out.Sent, Delivered: r.fine.out.Delivered}
+	}
 	s := &Summary{
 		Schema:          SchemaV1,
 		GoVersion:       runtime.Version(),
@@ -119,6 +155,7 @@ func (r *Run) Finish(end time.Time) *Summary {
 		Phases:          r.phases,
 		Ops:             map[string]OpStats{},
 		Series:          r.series,
+		Fine:            fine,
 		Counters:        Counters{ErrorsByCode: map[int]int64{}, ErrorsByKind: map[string]int64{}, ErrorsByOp: map[string]int64{}},
 	}
 	merged := make([]*hdr.Histogram, len(r.ops))

@@ -47,6 +47,16 @@ type Summary struct {
 
 	Series []Second `json:"series"`
 
+	// Fine is the run's deliveries and sends in short buckets (100 ms):
+	// what a 2-second burst looks like, which the per-second Series cannot
+	// show. Omitted by drivers that do not sample it, and by merges.
+	Fine *FineSeries `json:"fine,omitempty"`
+
+	// Servers are the CPU seconds of each server process during the run,
+	// as the command that started the server measured them (/proc); omitted
+	// when the driver did not start the server (--target).
+	Servers []ServerCPU `json:"servers,omitempty"`
+
 	Thresholds []ThresholdResult `json:"thresholds,omitempty"`
 
 	Ceiling *Ceiling `json:"ceiling,omitempty"`
@@ -92,6 +102,35 @@ type DriverCheck struct {
 	DriverBound      bool    `json:"driver_bound"`
 	DriverBoundWhy   string  `json:"driver_bound_reason,omitempty"`
 	MemoryPerClientB int64   `json:"memory_per_client_bytes,omitempty"`
+	// CPUSeconds is the driver process's CPU time (user + system) over the
+	// run, in seconds (absent in summaries written before it existed).
+	CPUSeconds float64 `json:"cpu_s,omitempty"`
+}
+
+// FineSeries counts sends and deliveries in buckets of IntervalMs
+// milliseconds from the run's start: Sent[i] and Delivered[i] happened in
+// [i*IntervalMs, (i+1)*IntervalMs).
+type FineSeries struct {
+	IntervalMs int64   `json:"interval_ms"`
+	Sent       []int64 `json:"sent"`
+	Delivered  []int64 `json:"delivered"`
+}
+
+// ServerCPU is one server process and the CPU it used during the run.
+type ServerCPU struct {
+	Role       string  `json:"role"`          // single, launcher, gate, connector, chat, ...
+	ID         string  `json:"id,omitempty"`  // server id (connector-1), when it has one
+	PID        int     `json:"pid,omitempty"` // process id (for reading logs of the run)
+	CPUSeconds float64 `json:"cpu_s"`         // user + system CPU seconds from the start of the run to its end
+}
+
+// ServerCPUSeconds is the sum of Servers' CPU seconds (0 when unknown).
+func (s *Summary) ServerCPUSeconds() float64 {
+	var t float64
+	for _, p := range s.Servers {
+		t += p.CPUSeconds
+	}
+	return t
 }
 
 // PhaseStats is one phase as it ran.
