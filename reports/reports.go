@@ -1,8 +1,11 @@
 // Package reports renders chatbench results from files alone: it reads
-// results directories (summary.json, see bench/metrics) and writes the text
-// summary a user reads after a run, comparisons of several runs, and PNG
-// plots (latency by percentile, and per-second series). It never runs
-// anything and imports only bench/metrics of this project.
+// results directories (summary.json) and sweep directories (sweep.json),
+// both defined by bench/metrics, and writes the text summary a user reads
+// after a run, comparisons of several runs, PNG plots (latency by
+// percentile, series over time, scaling curves of a sweep) and a
+// self-contained report.html. It never runs anything and imports only
+// bench/metrics of this project; its Page, Section and *PNG functions are
+// reusable by other report writers.
 package reports
 
 import (
@@ -57,10 +60,11 @@ const (
 )
 
 // Render writes the text (one run: its summary; several: a comparison
-// followed by each summary) to w and to outDir/report.txt, and the plots
+// followed by each summary) to w and to outDir/report.txt, the plots
 // outDir/latency.png (delivery latency by percentile, runs overlaid) and
-// outDir/series.png (delivered/s and p99 per second). It returns the paths
-// written.
+// outDir/series.png (delivered/s and p99 over time), and outDir/report.html
+// (everything in one self-contained page). It returns the paths written,
+// report.html last.
 func Render(w io.Writer, outDir string, runs []Run) ([]string, error) {
 	if len(runs) == 0 {
 		return nil, fmt.Errorf("reports: no runs")
@@ -80,21 +84,33 @@ func Render(w io.Writer, outDir string, runs []Run) ([]string, error) {
 		return nil, fmt.Errorf("reports: %w", err)
 	}
 	files := []string{text}
-	lat := filepath.Join(outDir, LatencyPlot)
-	switch err := PercentilePlot(lat, "delivery", runs); {
-	case err == nil:
-		files = append(files, lat)
-	case err != errNoData:
+	var images []Image
+	plots := []struct {
+		file, title, alt string
+		render           func() ([]byte, error)
+	}{
+		{LatencyPlot, "Delivery latency by percentile (log axes where the range spans decades)", "delivery latency by percentile",
+			func() ([]byte, error) { return PercentilePNG(percentileTitle("delivery", runs), RunCurves("delivery", runs)) }},
+		{SeriesPlotFile, "Deliveries per second and delivery latency per second over the run", "deliveries and latency over time",
+			func() ([]byte, error) { return SeriesPNG(runs) }},
+	}
+	for _, pl := range plots {
+		data, err := pl.render()
+		if err == errNoData {
+			continue
+		}
+		path := filepath.Join(outDir, pl.file)
+		if err := writePNG(path, data, err); err != nil {
+			return files, err
+		}
+		files = append(files, path)
+		images = append(images, Image{Title: pl.title, Alt: pl.alt, PNG: data})
+	}
+	page := filepath.Join(outDir, HTMLFile)
+	if err := writeHTMLFile(page, RunPage(runs, images, b.String(), outDir)); err != nil {
 		return files, err
 	}
-	ser := filepath.Join(outDir, SeriesPlotFile)
-	switch err := SeriesPlot(ser, runs); {
-	case err == nil:
-		files = append(files, ser)
-	case err != errNoData:
-		return files, err
-	}
-	return files, nil
+	return append(files, page), nil
 }
 
 // WriteReport writes the text of one run, or a comparison of several runs

@@ -40,6 +40,9 @@ func fixture(t *testing.T, dir string, base time.Duration, seed uint64, bound bo
 	run.BeginPhase("storm", "storm", now)
 	for sec := range 5 {
 		for m := range 200 {
+			if m%20 == 0 {
+				run.Sample(now.Add(time.Duration(m/20) * 100 * time.Millisecond))
+			}
 			r := recs[m%2]
 			r.Add(metrics.Sent, 1)
 			r.Add(metrics.Requests, 1)
@@ -60,6 +63,7 @@ func fixture(t *testing.T, dir string, base time.Duration, seed uint64, bound bo
 	recs[1].Error(metrics.OpEnter, 0, metrics.KindTimeout)
 	recs[0].Add(metrics.Lost, 3)
 	recs[1].Add(metrics.Duplicated, 1)
+	run.Sample(now)
 	run.BeginPhase("leave", "leave", now)
 	for i := range 2000 {
 		recs[i%2].Add(metrics.Connected, -1)
@@ -165,7 +169,7 @@ func TestRenderWritesPNGs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(files) != 3 || !strings.Contains(b.String(), "latency") {
+			if len(files) != 4 || !strings.Contains(b.String(), "latency") {
 				t.Fatalf("files %v, text %q", files, b.String())
 			}
 			for _, name := range []string{LatencyPlot, SeriesPlotFile} {
@@ -214,7 +218,7 @@ func TestNoSamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) != 2 || !strings.Contains(b.String(), "(no samples)") { // text and the (flat) series plot
+	if len(files) != 3 || !strings.Contains(b.String(), "(no samples)") { // text, the (flat) series plot, report.html
 		t.Fatalf("files %v\n%s", files, b.String())
 	}
 }

@@ -118,8 +118,7 @@ type FineSeries struct {
 
 // ServerCPU is one server process and the CPU it used during the run.
 type ServerCPU struct {
-	Role       string  `json:"role"`          // single, launcher, gate, connector, chat, ...
-	ID         string  `json:"id,omitempty"`  // server id (connector-1), when it has one
+	Name       string  `json:"name"`          // server id (connector-1, chat-server-2), else its role or program, as server-cpu.csv
 	PID        int     `json:"pid,omitempty"` // process id (for reading logs of the run)
 	CPUSeconds float64 `json:"cpu_s"`         // user + system CPU seconds from the start of the run to its end
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -197,6 +198,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	wall := time.Since(t0)
 	if srvPID != 0 {
 		cpu = cpuDelta(cpu0, treeCPU(srvPID))
+		recordCPU(res, cpu) // cpu.go
 	}
 	if f.ceiling == "recalibrate" || (f.ceiling == "auto" && err == nil && isLoopback(f.target)) {
 		withCeiling(ctx, f.ceiling, f, s, res) // calibrate.go
@@ -218,7 +220,11 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err // exit 1: the run could not run (or was interrupted)
 	}
-	return verdict(res, f.failOnBound, out)
+	verr := verdict(res, f.failOnBound, out)
+	if res.Dir != "" {
+		fmt.Fprintf(out, "report: %s\n", filepath.Join(res.Dir, reports.HTMLFile))
+	}
+	return verr
 }
 
 // verdict turns a run that ran into its exit: 99 when a threshold failed,

@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/chatbench/chatbench/bench/driver"
+	"github.com/chatbench/chatbench/bench/metrics"
 )
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat
@@ -123,6 +126,23 @@ func cpuDelta(before, after map[int]procCPU) []procCPU {
 		return out[i].name < out[j].name || (out[i].name == out[j].name && out[i].pid < out[j].pid)
 	})
 	return out
+}
+
+// recordCPU puts the server processes' CPU seconds into the run's summary
+// (servers, docs/results.md) and writes it again.
+func recordCPU(res *driver.Result, procs []procCPU) {
+	if res == nil || res.Summary == nil || len(procs) == 0 {
+		return
+	}
+	res.Summary.Servers = res.Summary.Servers[:0]
+	for _, p := range procs {
+		res.Summary.Servers = append(res.Summary.Servers, metrics.ServerCPU{Name: p.name, PID: p.pid, CPUSeconds: p.cpu.Seconds()})
+	}
+	if res.Dir != "" {
+		if err := res.Summary.Write(res.Dir); err != nil {
+			fmt.Fprintf(os.Stderr, "chatbench bench: server CPU: %v\n", err)
+		}
+	}
 }
 
 // writeCPU prints the server processes' CPU over wall, and writes the same

@@ -1,0 +1,75 @@
+package reports
+
+import (
+	"math"
+	"strconv"
+	"strings"
+
+	"gonum.org/v1/plot"
+)
+
+// Compact formats a number for an axis or a bar label: 950, 12k, 125k,
+// 1.2M (three significant digits at most, trailing zeros dropped).
+func Compact(x float64) string {
+	a := math.Abs(x)
+	unit, div := "", 1.0
+	switch {
+	case a >= 1e9:
+		unit, div = "G", 1e9
+	case a >= 1e6:
+		unit, div = "M", 1e6
+	case a >= 1e3:
+		unit, div = "k", 1e3
+	}
+	s := strconv.FormatFloat(x/div, 'g', 3, 64)
+	if strings.ContainsAny(s, "e") { // 1e+03 of a value just under a unit
+		s = strconv.FormatFloat(x/div, 'f', 0, 64)
+	}
+	return s + unit
+}
+
+// compactTicks labels the default ticks with Compact.
+type compactTicks struct{}
+
+func (compactTicks) Ticks(min, max float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(min, max)
+	for i := range ticks {
+		if ticks[i].Label != "" {
+			ticks[i].Label = Compact(ticks[i].Value)
+		}
+	}
+	return ticks
+}
+
+// msTicks labels a log axis of milliseconds at 1, 2, 5 x 10^k with
+// unlabelled minor ticks between them: 0.1 ms ... 1 s rather than 1e+02.
+type msTicks struct{}
+
+func (msTicks) Ticks(min, max float64) []plot.Tick {
+	var ticks []plot.Tick
+	if min <= 0 {
+		min = 1e-3
+	}
+	for d := math.Pow(10, math.Floor(math.Log10(min))); d <= max*10; d *= 10 {
+		for m := 1.0; m < 10; m++ {
+			v := m * d
+			if v < min*(1-1e-9) || v > max*(1+1e-9) {
+				continue
+			}
+			t := plot.Tick{Value: v}
+			if m == 1 || m == 2 || m == 5 {
+				t.Label = msLabel(v)
+			}
+			ticks = append(ticks, t)
+		}
+	}
+	return ticks
+}
+
+// msLabel writes milliseconds for an axis: 0.5ms, 20ms, 1s, 2s.
+func msLabel(ms float64) string {
+	if ms >= 1000 {
+		return strconv.FormatFloat(ms/1000, 'g', 3, 64) + "s"
+	}
+	return strconv.FormatFloat(ms, 'g', 3, 64) + "ms"
+}
