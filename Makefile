@@ -107,3 +107,30 @@ soak: build
 	$(BIN) soak --duration $(or $(DURATION),10m) $(if $(TOPOLOGY),--topology $(TOPOLOGY)) \
 	  $(if $(CONNECTORS),--connectors $(CONNECTORS)) $(if $(SHARDS),--shards $(SHARDS)) \
 	  $(if $(CLIENTS),--clients $(CLIENTS)) $(if $(OUT),--out $(OUT)) $(SOAK_ARGS)
+
+# sweep, compare (reports). `make sweep [SCENARIO=broadcast-storm CONNECTORS=1,2
+#   SHARDS=1,2 REPEAT=2 POMELO=1 DURATION=... CLIENTS=... OUT=results]` runs the
+# scenario on the split topology at every connectors x shards size plus the
+# single-process baseline (and stock pomelo with POMELO=1), REPEAT rounds
+# interleaved, and writes results/sweep-<time>/ (sweep.json, scaling plots,
+# report.html; docs/results.md). About 4 minutes with the defaults here.
+# `make compare SCENARIO=... [CONNECTORS=2 SHARDS=2 REPEAT=3 POMELO=1]` runs
+# single against split (and pomelo) side by side into results/compare-<time>/.
+REPEAT ?= 2
+SWEEP_FLAGS = --scenario $(SCENARIO) \
+	$(if $(CONNECTORS),--connectors $(CONNECTORS)) \
+	$(if $(SHARDS),--shards $(SHARDS)) \
+	$(if $(POMELO),--pomelo) \
+	$(if $(DURATION),--duration $(DURATION)) \
+	$(if $(CLIENTS),--clients $(CLIENTS)) \
+	$(if $(ROOMS),--rooms $(ROOMS)) \
+	$(if $(RATE),--rate $(RATE)) \
+	$(if $(SEED),--seed $(SEED)) \
+	$(if $(OUT),--out $(OUT))
+
+.PHONY: sweep compare
+sweep: build
+	$(BIN) sweep $(SWEEP_FLAGS) --repeat $(REPEAT)
+
+compare: build
+	$(BIN) sweep --compare $(SWEEP_FLAGS) --repeat $(if $(filter command line,$(origin REPEAT)),$(REPEAT),3)

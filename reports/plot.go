@@ -182,8 +182,8 @@ func RunCurves(op string, runs []Run) []Curve {
 
 // PercentilePNG draws latency by percentile, one line per curve: a log x
 // axis labelled 50%, 90%, 99%, ..., y in milliseconds (log with 1-2-5
-// ticks when the curves span more than a decade and a half, else linear
-// from 0), the legend right of the plot.
+// ticks when the tail reaches 8 times a median or more, else linear from
+// 0), the legend right of the plot.
 func PercentilePNG(title string, curves []Curve) ([]byte, error) {
 	p := plot.New()
 	p.Title.Text = title
@@ -208,15 +208,18 @@ func PercentilePNG(title string, curves []Curve) ([]byte, error) {
 		line.Dashes = plotutil.Dashes(i / 7)
 		p.Add(line)
 		l.add(c.Label, line)
-		lo, hi = math.Min(lo, xys[0].Y), math.Max(hi, xys[len(xys)-1].Y)
+		lo, hi = math.Min(lo, float64(c.Hist.ValueAtQuantile(50))/1000), math.Max(hi, xys[len(xys)-1].Y)
 	}
 	if l.n == 0 {
 		return nil, errNoData
 	}
-	if hi/lo > 30 {
+	// Log when the tail spans a decade above the median: then the median
+	// and the tail both stay readable (the axis starts a decade below the
+	// lowest median; a few faster samples at 0% may fall off it).
+	if hi/lo >= 8 {
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = msTicks{}
-		p.Y.Min, p.Y.Max = lo*0.8, hi*1.25
+		p.Y.Min, p.Y.Max = lo/10, hi*1.25
 	} else {
 		p.Y.Min = 0
 		p.Y.Tick.Marker = plot.TickerFunc(func(min, max float64) []plot.Tick {

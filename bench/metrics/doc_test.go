@@ -9,7 +9,7 @@ import (
 )
 
 // TestEveryFieldDocumented checks that docs/results.md names every JSON
-// field of summary.json (in backquotes).
+// field of summary.json and sweep.json (in backquotes).
 func TestEveryFieldDocumented(t *testing.T) {
 	doc, err := os.ReadFile("../../docs/results.md")
 	if err != nil {
@@ -38,4 +38,5 @@ func TestEveryFieldDocumented(t *testing.T) {
 		}
 	}
 	walk(reflect.TypeFor[Summary](), "summary")
+	walk(reflect.TypeFor[Sweep](), "sweep")
 }

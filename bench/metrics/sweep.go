@@ -55,7 +55,7 @@ type SweepConfig struct {
 	Shards     int    `json:"shards"` // 0 for single
 	Runs       int    `json:"runs"`   // runs attempted
 	Failed     int    `json:"failed"` // runs that did not produce a summary
-	// Deliveries per second (summary deliveries_per_s): median over the
+	// Deliveries per second (SweepRun.DeliveriesPerSec): median over the
 	// runs, and the lowest and highest run.
 	DeliveriesPerSec    float64 `json:"deliveries_per_s"`
 	DeliveriesPerSecMin float64 `json:"deliveries_per_s_min"`
@@ -92,7 +92,11 @@ type SweepRun struct {
 	Start      time.Time `json:"start"`
 	End        time.Time `json:"end"`
 
+	// DeliveriesPerSec is the run's throughput, as Rate says: "burst" for
+	// a scenario with storm phases (their deliveries over their active
+	// windows, active_s), "phases" otherwise (summary deliveries_per_s).
 	DeliveriesPerSec        float64     `json:"deliveries_per_s"`
+	Rate                    string      `json:"rate"`
 	P50Us                   int64       `json:"p50_us"`
 	P99Us                   int64       `json:"p99_us"`
 	P999Us                  int64       `json:"p999_us"`
@@ -105,6 +109,12 @@ type SweepRun struct {
 	ThresholdsFailed        []string    `json:"thresholds_failed,omitempty"`
 	DriverBound             bool        `json:"driver_bound"`
 }
+
+// SweepRun.Rate values.
+const (
+	RateBurst  = "burst"
+	RatePhases = "phases"
+)
 
 // ConfigName names a configuration: "single", or "<topology>-c<connectors>-s<shards>".
 func ConfigName(topology string, connectors, shards int) string {
