@@ -269,23 +269,31 @@ func ParseMessage(b []byte) (Message, error) {
 // route: m.Route stays empty and the route is returned as bytes aliasing b.
 // It allocates nothing unless it returns an error.
 func ParseMessageRoute(b []byte) (m Message, route []byte, err error) {
+	route, err = parseMessage(b, &m)
+	return m, route, err
+}
+
+// parseMessage is ParseMessageRoute writing into *m: ParseMessageRoute
+// inlines to a call of it, so the caller's Message is filled in place
+// instead of copied back (a receive loop's hot path).
+func parseMessage(b []byte, m *Message) (route []byte, err error) {
 	if len(b) < 1 {
-		return m, nil, fmt.Errorf("%w: empty message", ErrShort)
+		return nil, fmt.Errorf("%w: empty message", ErrShort)
 	}
 	flag := b[0]
 	if flag&^0x1f != 0 {
-		return m, nil, fmt.Errorf("%w: flag byte %#02x has reserved bits set", ErrMessage, flag)
+		return nil, fmt.Errorf("%w: flag byte %#02x has reserved bits set", ErrMessage, flag)
 	}
 	m.Type = MessageType(flag >> 1 & 0x07)
 	if m.Type > Push {
-		return m, nil, fmt.Errorf("%w: %d", ErrMessageType, byte(m.Type))
+		return nil, fmt.Errorf("%w: %d", ErrMessageType, byte(m.Type))
 	}
 	m.Gzip = flag&flagGzip != 0
 	off := 1
 	if m.Type.hasID() {
 		id, n, err := readVarint(b[off:])
 		if err != nil {
-			return m, nil, err
+			return nil, err
 		}
 		m.ID = id
 		off += n
@@ -293,28 +301,28 @@ func ParseMessageRoute(b []byte) (m Message, route []byte, err error) {
 	if m.Type.hasRoute() {
 		if flag&flagCompressedRoute != 0 {
 			if len(b) < off+2 {
-				return m, nil, fmt.Errorf("%w: compressed route", ErrShort)
+				return nil, fmt.Errorf("%w: compressed route", ErrShort)
 			}
 			m.Compressed = true
 			m.RouteCode = uint16(b[off])<<8 | uint16(b[off+1])
 			off += 2
 		} else {
 			if len(b) < off+1 {
-				return m, nil, fmt.Errorf("%w: route length", ErrShort)
+				return nil, fmt.Errorf("%w: route length", ErrShort)
 			}
 			rl := int(b[off])
 			off++
 			if len(b) < off+rl {
-				return m, nil, fmt.Errorf("%w: route of %d bytes has %d", ErrShort, rl, len(b)-off)
+				return nil, fmt.Errorf("%w: route of %d bytes has %d", ErrShort, rl, len(b)-off)
 			}
 			route = b[off : off+rl : off+rl]
 			off += rl
 		}
 	} else if flag&flagCompressedRoute != 0 {
-		return m, nil, fmt.Errorf("%w: compressed-route flag on a %s", ErrMessage, m.Type)
+		return nil, fmt.Errorf("%w: compressed-route flag on a %s", ErrMessage, m.Type)
 	}
 	m.Body = b[off:]
-	return m, route, nil
+	return route, nil
 }
 
 func varintLen(v uint32) int {
