@@ -542,17 +542,18 @@ func (c *coord) merge(s *scenario.Scenario) (*driver.Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("merge the workers' results: %w", err)
 	}
-	for i, p := range got {
-		pt := &sum.Parts[i]
+	// parts in worker order, the missing ones named in their place
+	merged := sum.Parts
+	sum.Parts = nil
+	for _, p := range c.workers {
+		pt := metrics.Part{Missing: true}
+		if k := slices.Index(got, p); k >= 0 {
+			pt = merged[k]
+		}
 		pt.Name, pt.Clock = p.Name, p.clock
 		pt.ClockOffsetUs, pt.ClockErrorUs = p.offset/1000, p.clockErr/1000
 		sum.ClockErrorUs = max(sum.ClockErrorUs, pt.ClockErrorUs)
-	}
-	for _, p := range c.workers {
-		if p.result == nil || p.result.Summary == nil {
-			sum.Parts = append(sum.Parts, metrics.Part{Name: p.Name, Missing: true, Clock: p.clock,
-				ClockOffsetUs: p.offset / 1000, ClockErrorUs: p.clockErr / 1000})
-		}
+		sum.Parts = append(sum.Parts, pt)
 	}
 	if len(missing) > 0 {
 		sum.Incomplete = true
