@@ -366,6 +366,7 @@ func MergeWith(o MergeOptions, parts ...*Summary) (*Summary, error) {
 		d.SchedLagP99Us = max(d.SchedLagP99Us, p.Driver.SchedLagP99Us)
 		d.SchedLagMaxUs = max(d.SchedLagMaxUs, p.Driver.SchedLagMaxUs)
 		d.MemoryPerClientB = max(d.MemoryPerClientB, p.Driver.MemoryPerClientB)
+		d.CPUSeconds += p.Driver.CPUSeconds // the parts' driver processes together
 		if p.Driver.DriverBound {
 			d.DriverBound = true
 			reasons = append(reasons, fmt.Sprintf("%s: %s", partName(i, p), p.Driver.DriverBoundWhy))
@@ -420,6 +421,7 @@ func MergeWith(o MergeOptions, parts ...*Summary) (*Summary, error) {
 			DeliveriesPerSec: p.DeliveriesPerSec, DriverBound: p.Driver.DriverBound})
 	}
 	out.Driver.DriverBoundWhy = strings.Join(reasons, "; ")
+	out.Fine = mergeFine(out.Start, parts)
 	out.DurationSeconds = out.End.Sub(out.Start).Seconds()
 	for name, h := range hists {
 		out.Ops[name] = StatsOf(h)
@@ -471,4 +473,35 @@ func partName(i int, p *Summary) string {
 		return fmt.Sprintf("part %d (%s)", i, p.Machine.Hostname)
 	}
 	return fmt.Sprintf("part %d", i)
+}
+
+// mergeFine adds the parts' 100 ms buckets, each moved to the bucket of the
+// merge's start it falls in (a part that started 230 ms after the merge's
+// start adds its bucket i to bucket i+2): exact to a bucket when the parts
+// share a clock. Nil when a part has no fine series or another interval.
+func mergeFine(start time.Time, parts []*Summary) *FineSeries {
+	var out *FineSeries
+	for _, p := range parts {
+		f := p.Fine
+		if f == nil || f.IntervalMs <= 0 || (out != nil && f.IntervalMs != out.IntervalMs) {
+			return nil
+		}
+		if out == nil {
+			out = &FineSeries{IntervalMs: f.IntervalMs}
+		}
+		iv := time.Duration(f.IntervalMs) * time.Millisecond
+		shift := int((p.Start.Sub(start) + iv/2) / iv)
+		if shift < 0 || shift+len(f.Sent) > int(FineMax/iv)+1 || len(f.Delivered) != len(f.Sent) {
+			return nil
+		}
+		for len(out.Sent) < shift+len(f.Sent) {
+			out.Sent = append(out.Sent, 0)
+			out.Delivered = append(out.Delivered, 0)
+		}
+		for i := range f.Sent {
+			out.Sent[shift+i] += f.Sent[i]
+			out.Delivered[shift+i] += f.Delivered[i]
+		}
+	}
+	return out
 }

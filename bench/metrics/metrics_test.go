@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -455,5 +456,46 @@ func TestSweepRoundTrip(t *testing.T) {
 		if _, err := ReadSweep(dir); !errors.Is(err, ErrSchema) {
 			t.Errorf("schema %q: err %v, want ErrSchema", schema, err)
 		}
+	}
+}
+
+// TestMergeFine: the parts' 100 ms buckets add up, each part's moved by its
+// start to the nearest bucket; a part without buckets leaves the merge
+// without them.
+func TestMergeFine(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	part := func(startMs int, sent, deliv []int64) *Summary {
+		s := &Summary{Schema: SchemaV1, Scenario: "s", Start: t0.Add(time.Duration(startMs) * time.Millisecond), End: t0.Add(time.Hour),
+			Ops: map[string]OpStats{}}
+		if sent != nil {
+			s.Fine = &FineSeries{IntervalMs: 100, Sent: sent, Delivered: deliv}
+		}
+		return s
+	}
+	tests := []struct {
+		name       string
+		parts      []*Summary
+		sent, dlvr []int64 // nil: no fine series
+	}{
+		{"aligned", []*Summary{part(0, []int64{1, 2}, []int64{3, 4}), part(0, []int64{10, 20}, []int64{30, 40})}, []int64{11, 22}, []int64{33, 44}},
+		{"second part 230 ms later", []*Summary{part(0, []int64{1, 2}, []int64{3, 4}), part(230, []int64{10, 20}, []int64{30, 40})}, []int64{1, 2, 10, 20}, []int64{3, 4, 30, 40}},
+		{"a part without buckets", []*Summary{part(0, []int64{1}, []int64{1}), part(0, nil, nil)}, nil, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := Merge(tc.parts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.sent == nil {
+				if m.Fine != nil {
+					t.Fatalf("fine %+v, want none", m.Fine)
+				}
+				return
+			}
+			if m.Fine == nil || !reflect.DeepEqual(m.Fine.Sent, tc.sent) || !reflect.DeepEqual(m.Fine.Delivered, tc.dlvr) {
+				t.Fatalf("fine %+v, want sent %v delivered %v", m.Fine, tc.sent, tc.dlvr)
+			}
+		})
 	}
 }
