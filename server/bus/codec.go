@@ -17,6 +17,15 @@
 //	<prefix>.ping.<connID>     a shard's probe of a silent connector, request/reply
 //	<prefix>.shardhb           shard heartbeats: a new epoch means a restart
 //
+// A NATS outage: requests answer 504 at once (nothing is buffered while
+// the connection is down, and requests in flight fail when it drops);
+// sessions stay connected. Deliveries are numbered per shard and connector,
+// so what NATS lost is counted by the connector (a gap) and what a shard
+// could not publish by the shard. Once back, each connector sends every
+// shard its membership (OpSync) and leaves that failed; a shard that evicted
+// the connector meanwhile restores its members, and a shard that meets a
+// connector it does not know asks for its membership (OpResync).
+//
 // Encoding: a message is one op byte followed by fields; a string or byte
 // field is a uvarint length and the bytes, an integer a uvarint. A push
 // carries the encoded pomelo package as its last field, unframed, so a
@@ -37,10 +46,12 @@ const (
 	OpEnter     Op = 'E' // request: conn, epoch, sid, rid, name
 	OpLeave     Op = 'L' // request: conn, epoch, sid, rid, name
 	OpSend      Op = 'S' // request: conn, epoch, sid, rid, from, content, target
+	OpSync      Op = 'Y' // request: conn, epoch, 0, rid, "", members (sid, name)...: the connector's members of rid
 	OpReply     Op = 'R' // reply: code (0 = ok), message, users...
 	OpJoined    Op = 'j' // to a connector: rid, name, sid, shard epoch
 	OpLeft      Op = 'l' // to a connector: rid, name, sid
 	OpPush      Op = 'p' // to a connector: rid, target, pkt (rest of the message)
+	OpResync    Op = 'y' // to a connector: "", shard id, 0, shard epoch: send OpSync for your rooms on this shard
 	OpHeartbeat Op = 'h' // liveness: conn, epoch
 	OpBye       Op = 'b' // liveness: conn, epoch (graceful stop)
 )
@@ -55,9 +66,16 @@ type Request struct {
 	Epoch   uint64 // connector incarnation: a new one makes the shard drop the old one's members
 	SID     uint64 // session id on the connector
 	RID     string
-	Name    string // member name (the sender for OpSend)
-	Content string // OpSend only
-	Target  string // OpSend only
+	Name    string   // member name (the sender for OpSend)
+	Content string   // OpSend only
+	Target  string   // OpSend only
+	Members []Member // OpSync only
+}
+
+// Member is one member of a room as a connector knows it (OpSync).
+type Member struct {
+	SID  uint64
+	Name string
 }
 
 // AppendRequest appends the encoding of r to b.
@@ -68,9 +86,16 @@ func AppendRequest(b []byte, r *Request) []byte {
 	b = binary.AppendUvarint(b, r.SID)
 	b = appendString(b, r.RID)
 	b = appendString(b, r.Name)
-	if r.Op == OpSend {
+	switch r.Op {
+	case OpSend:
 		b = appendString(b, r.Content)
 		b = appendString(b, r.Target)
+	case OpSync:
+		b = binary.AppendUvarint(b, uint64(len(r.Members)))
+		for _, m := range r.Members {
+			b = binary.AppendUvarint(b, m.SID)
+			b = appendString(b, m.Name)
+		}
 	}
 	return b
 }
@@ -81,7 +106,7 @@ func DecodeRequest(b []byte) (Request, error) {
 	d := decoder{b: b}
 	r.Op = Op(d.byte())
 	switch r.Op {
-	case OpEnter, OpLeave, OpSend:
+	case OpEnter, OpLeave, OpSend, OpSync:
 	default:
 		return r, fmt.Errorf("%w: request op %q", ErrMalformed, byte(r.Op))
 	}
@@ -90,9 +115,19 @@ func DecodeRequest(b []byte) (Request, error) {
 	r.SID = d.uvarint()
 	r.RID = d.string()
 	r.Name = d.string()
-	if r.Op == OpSend {
+	switch r.Op {
+	case OpSend:
 		r.Content = d.string()
 		r.Target = d.string()
+	case OpSync:
+		n := d.uvarint()
+		if n > uint64(len(b)) {
+			return r, fmt.Errorf("%w: %d members in %d bytes", ErrMalformed, n, len(b))
+		}
+		for range n {
+			sid := d.uvarint()
+			r.Members = append(r.Members, Member{SID: sid, Name: d.string()})
+		}
 	}
 	return r, d.finish()
 }
@@ -154,15 +189,22 @@ func DecodeReply(b []byte) (Reply, error) {
 	return r, d.finish()
 }
 
-// Delivery is a message from a shard to a connector.
+// Delivery is a message from a shard to a connector. On the wire it is
+// preceded by its sequence number (AppendSeq): the shard numbers the
+// messages to each connector 1, 2, 3... so a connector counts the ones NATS
+// lost (a gap) instead of missing them without a trace.
 type Delivery struct {
-	Op     Op     // OpJoined, OpLeft or OpPush
+	Seq    uint64
+	Op     Op     // OpJoined, OpLeft, OpPush or OpResync
 	RID    []byte // aliases the message
 	Name   []byte // OpJoined, OpLeft: the member; OpPush: the target member, empty for the whole room
 	SID    uint64 // OpJoined, OpLeft
-	Epoch  uint64 // OpJoined: the shard's incarnation
+	Epoch  uint64 // OpJoined, OpResync: the shard's incarnation
 	Packet []byte // OpPush: the encoded pomelo package; aliases the message
 }
+
+// AppendSeq appends the sequence number that precedes a delivery.
+func AppendSeq(b []byte, seq uint64) []byte { return binary.AppendUvarint(b, seq) }
 
 // AppendPush appends a push of pkt to room rid (only to member target when
 // target is not empty).
@@ -187,6 +229,7 @@ func AppendMember(b []byte, op Op, rid, name string, sid, epoch uint64) []byte {
 func DecodeDelivery(b []byte) (Delivery, error) {
 	var m Delivery
 	d := decoder{b: b}
+	m.Seq = d.uvarint()
 	m.Op = Op(d.byte())
 	m.RID = d.bytes()
 	m.Name = d.bytes()
@@ -200,7 +243,7 @@ func DecodeDelivery(b []byte) (Delivery, error) {
 			return m, fmt.Errorf("%w: empty push", ErrMalformed)
 		}
 		return m, nil
-	case OpJoined, OpLeft:
+	case OpJoined, OpLeft, OpResync:
 		m.SID = d.uvarint()
 		m.Epoch = d.uvarint()
 		return m, d.finish()

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -69,11 +70,36 @@ type Remote struct {
 	// new one means the shard restarted and its rooms (as this connector
 	// knew them) are gone.
 	shardEpochs map[string]uint64
+	// pendingLeaves are leaves that could not reach their shard (the bus
+	// was down): sent again before the next sync with that shard, so the
+	// shard does not keep a member whose session is gone.
+	pendingLeaves []Request
+
+	// link is canceled when the NATS connection drops (Disconnected), so
+	// requests in flight answer 504 at once instead of at their timeout;
+	// Reconnected makes a new one.
+	link       context.Context
+	linkCancel context.CancelFunc
+
+	// seqs is the last delivery sequence number seen per shard (only the
+	// delivery goroutine uses it).
+	seqs map[string]uint64
+
+	// toSync are the shards to sync with, served by the syncer goroutine
+	// (woken by syncWake).
+	toSync   map[string]bool
+	syncWake chan struct{}
 
 	// Counters for metrics and tests.
 	Deliveries  atomic.Uint64 // delivery messages handled
 	Unavailable atomic.Uint64 // requests failed with 504
 	Restarts    atomic.Uint64 // shard restarts seen (their members kicked)
+	// Lost counts deliveries NATS lost on the way from a shard (gaps in
+	// its numbering), such as pushes published while this connector was
+	// cut off from NATS: one per push, as the shards count theirs.
+	Lost     atomic.Uint64
+	Syncs    atomic.Uint64 // membership syncs sent (one per room per shard sync)
+	SyncLost atomic.Uint64 // members a sync could not restore (kicked)
 }
 
 // StartRemote subscribes to this connector's deliveries on nc and starts the
@@ -87,8 +113,10 @@ func StartRemote(nc *nats.Conn, opts RemoteOptions) (*Remote, error) {
 		opts: opts, nc: nc, log: opts.Logger,
 		shards: append([]string(nil), opts.Shards...), local: room.NewRegistry[*connector.Session](room.Limits{}),
 		stop: make(chan struct{}), sessions: map[uint64]*connector.Session{}, shardEpochs: map[string]uint64{},
+		toSync: map[string]bool{}, syncWake: make(chan struct{}, 1), seqs: map[string]uint64{},
 	}
 	r.epoch.Store(uint64(time.Now().UnixNano()))
+	r.link, r.linkCancel = context.WithCancel(context.Background())
 	r.bufs.New = func() any { b := make([]byte, 0, 256); return &b }
 	sort.Strings(r.shards)
 	for _, id := range r.shards {
@@ -122,8 +150,9 @@ func StartRemote(nc *nats.Conn, opts RemoteOptions) (*Remote, error) {
 		_ = sub.Unsubscribe()
 		return nil, fmt.Errorf("bus: flush: %w", err)
 	}
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go r.beat()
+	go r.syncer()
 	return r, nil
 }
 
@@ -146,6 +175,7 @@ func (r *Remote) Close() {
 		close(r.stop)
 	}
 	r.wg.Wait()
+	r.Disconnected()
 	_ = r.ping.Unsubscribe()
 	_ = r.shb.Unsubscribe()
 	r.heartbeat(OpBye)
@@ -199,9 +229,24 @@ func (r *Remote) Enter(s *connector.Session, rid, name string) ([]string, error)
 // Leave implements chat.Backend. It returns once the shard has removed the
 // member (so its leave message precedes any later push of the room).
 func (r *Remote) Leave(s *connector.Session, rid, name string) {
-	if _, err := r.request(&Request{Op: OpLeave, SID: s.ID, RID: rid, Name: name}); err != nil {
+	req := Request{Op: OpLeave, SID: s.ID, RID: rid, Name: name}
+	if _, err := r.request(&req); err != nil {
 		r.log.Warn("leave", "rid", rid, "name", name, "err", err)
+		if isUnavailable(err) {
+			r.addPendingLeave(req)
+		}
 	}
+}
+
+func isUnavailable(err error) bool {
+	var ce *connector.Error
+	return errors.As(err, &ce) && ce.Code == chatproto.CodeUnavailable
+}
+
+func (r *Remote) addPendingLeave(req Request) {
+	r.mu.Lock()
+	r.pendingLeaves = append(r.pendingLeaves, req)
+	r.mu.Unlock()
 }
 
 // Send implements chat.Backend.
@@ -222,12 +267,29 @@ func (r *Remote) Forget(s *connector.Session) {
 func (r *Remote) request(req *Request) (*Reply, error) {
 	req.Conn, req.Epoch = r.opts.ConnID, r.epoch.Load()
 	i := room.Dispatch(req.RID, len(r.shards))
+	if !r.nc.IsConnected() {
+		r.Unavailable.Add(1)
+		return nil, connector.Errorf(chatproto.CodeUnavailable, "chat bus (NATS) disconnected: room %q is unavailable until it is back", req.RID)
+	}
+	r.mu.Lock()
+	link := r.link
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(link, r.opts.Timeout)
 	bp := r.bufs.Get().(*[]byte)
 	*bp = AppendRequest((*bp)[:0], req)
-	m, err := r.nc.Request(r.subjects[i], *bp, r.opts.Timeout)
+	m, err := r.nc.RequestWithContext(ctx, r.subjects[i], *bp)
+	cancel()
 	r.bufs.Put(bp)
 	if err != nil {
 		r.Unavailable.Add(1)
+		switch {
+		case link.Err() != nil:
+			// The connection dropped while the request was out: the shard
+			// may have applied it (like a timeout).
+			return nil, &timeoutError{err: connector.Errorf(chatproto.CodeUnavailable, "chat bus (NATS) connection lost during the request for room %q", req.RID)}
+		case errors.Is(err, context.DeadlineExceeded):
+			err = nats.ErrTimeout
+		}
 		switch {
 		case errors.Is(err, nats.ErrNoResponders):
 			return nil, connector.Errorf(chatproto.CodeUnavailable, "chat shard %s for room %q unavailable", r.shards[i], req.RID)
@@ -255,6 +317,9 @@ func (r *Remote) publishRequest(req *Request) {
 	*bp = AppendRequest((*bp)[:0], req)
 	if err := r.nc.Publish(r.subjects[i], *bp); err != nil {
 		r.log.Warn("publish", "shard", r.shards[i], "op", req.Op, "rid", req.RID, "err", err)
+		if req.Op == OpLeave {
+			r.addPendingLeave(*req)
+		}
 	}
 	r.bufs.Put(bp)
 }
@@ -268,6 +333,20 @@ func (r *Remote) deliver(m *nats.Msg) {
 		r.log.Warn("delivery", "err", err)
 		return
 	}
+	shard := string(d.Name)
+	if d.Op != OpResync {
+		shard = r.ShardFor(string(d.RID))
+	}
+	switch last := r.seqs[shard]; {
+	case last == 0 || d.Seq <= last:
+		// the first message from this shard, or a restarted one starting
+		// again: no gap to count
+	case d.Seq > last+1:
+		n := d.Seq - last - 1
+		r.Lost.Add(n)
+		r.log.Warn("deliveries lost on the bus", "shard", shard, "count", n)
+	}
+	r.seqs[shard] = d.Seq
 	switch d.Op {
 	case OpPush:
 		if len(d.Name) == 0 {
@@ -284,6 +363,11 @@ func (r *Remote) deliver(m *nats.Msg) {
 			}
 		}
 		r.mu.Unlock()
+	case OpResync:
+		r.mu.Lock()
+		r.shardEpoch(shard, d.Epoch) // a restart first kicks the members it lost
+		r.mu.Unlock()
+		r.requestSync(shard)
 	case OpLeft:
 		rid, name := string(d.RID), string(d.Name)
 		var s *connector.Session
@@ -343,32 +427,124 @@ func (r *Remote) shardRestarted(shard string) {
 	r.log.Warn(reason+": its members here were kicked", "shard", shard, "members", n)
 }
 
-// Reconnected handles a NATS reconnect: pushes and membership messages
-// published while this connector was cut off are lost (core NATS is
-// at-most-once), and the shards may have evicted it meanwhile. The
-// connector starts a new incarnation (epoch): each shard drops every member
-// of the old one when it first hears from the new one, and refuses requests
-// still carrying the old one. Its members are removed from the local rooms
-// and kicked, so their clients enter again rather than sit in a room that
-// no longer holds them.
+// Reconnected handles a NATS reconnect. Sessions stay connected and in
+// their rooms: pushes published while the bus was down are lost (and
+// counted by the shards), requests failed with 504. The connector then
+// sends each shard its membership (syncShard), so a shard that evicted it
+// meanwhile restores its members; leaves that could not be sent go first.
 func (r *Remote) Reconnected() {
-	reason := "chat bus reconnected: enter again"
-	n := 0
 	r.mu.Lock()
-	r.epoch.Store(max(uint64(time.Now().UnixNano()), r.epoch.Load()+1))
+	if r.link.Err() != nil {
+		r.link, r.linkCancel = context.WithCancel(context.Background())
+	}
+	r.mu.Unlock()
 	r.heartbeat(OpHeartbeat)
-	for _, rid := range r.local.IDs() {
-		for _, name := range r.local.Members(rid) {
-			var s *connector.Session
-			if r.local.SendTo(rid, name, func(x *connector.Session) { s = x }) == nil {
-				r.local.Leave(rid, name, s, nil)
-				s.Kick(reason)
-				n++
+	for _, shard := range r.shards {
+		r.requestSync(shard)
+	}
+}
+
+// Disconnected handles the loss of the NATS connection: requests in flight
+// fail with 504 at once (new ones too, until Reconnected).
+func (r *Remote) Disconnected() {
+	r.mu.Lock()
+	r.linkCancel()
+	r.mu.Unlock()
+}
+
+// requestSync asks the syncer goroutine to sync with shard.
+func (r *Remote) requestSync(shard string) {
+	r.mu.Lock()
+	r.toSync[shard] = true
+	r.mu.Unlock()
+	select {
+	case r.syncWake <- struct{}{}:
+	default:
+	}
+}
+
+// syncer runs the syncs asked for, one at a time, until Close.
+func (r *Remote) syncer() {
+	defer r.wg.Done()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-r.syncWake:
+		}
+		for {
+			r.mu.Lock()
+			shard := ""
+			for id := range r.toSync {
+				shard = id
+				break
 			}
+			delete(r.toSync, shard)
+			r.mu.Unlock()
+			if shard == "" {
+				break
+			}
+			r.syncShard(shard)
+		}
+	}
+}
+
+// syncShard sends shard the leaves that failed to reach it, then, room by
+// room, the members this connector holds in the shard's rooms; members the
+// shard cannot restore (their name was taken meanwhile) are removed here
+// and kicked.
+func (r *Remote) syncShard(shard string) {
+	select {
+	case <-r.stop:
+		return
+	default:
+	}
+	r.mu.Lock()
+	var leaves, keep []Request
+	for _, l := range r.pendingLeaves {
+		if r.ShardFor(l.RID) == shard {
+			leaves = append(leaves, l)
+		} else {
+			keep = append(keep, l)
+		}
+	}
+	r.pendingLeaves = keep
+	rooms := map[string][]Member{}
+	for _, rid := range r.local.IDs() {
+		if r.ShardFor(rid) != shard {
+			continue
+		}
+		for _, name := range r.local.Members(rid) {
+			_ = r.local.SendTo(rid, name, func(s *connector.Session) {
+				rooms[rid] = append(rooms[rid], Member{SID: s.ID, Name: name})
+			})
 		}
 	}
 	r.mu.Unlock()
-	r.log.Warn(reason+": members kicked", "members", n)
+	for _, l := range leaves {
+		if _, err := r.request(&l); err != nil {
+			r.log.Warn("pending leave", "rid", l.RID, "name", l.Name, "err", err)
+			if isUnavailable(err) {
+				r.addPendingLeave(l)
+			}
+		}
+	}
+	for rid, members := range rooms {
+		r.Syncs.Add(1)
+		rep, err := r.request(&Request{Op: OpSync, RID: rid, Members: members})
+		if err != nil {
+			r.log.Warn("membership sync", "shard", shard, "rid", rid, "err", err)
+			continue
+		}
+		for _, name := range rep.Users {
+			var s *connector.Session
+			if r.local.SendTo(rid, name, func(x *connector.Session) { s = x }) == nil {
+				r.local.Leave(rid, name, s, nil)
+				r.SyncLost.Add(1)
+				s.Kick(fmt.Sprintf("lost its place in room %q while the chat bus was down: enter again", rid))
+			}
+		}
+	}
 }
 
 // timeoutError is a 504 for a request that may still have been applied.

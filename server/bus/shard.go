@@ -70,13 +70,32 @@ type Shard struct {
 	mu    sync.RWMutex
 	conns map[string]*connState
 
-	subjects sync.Map // connector id -> delivery subject
-	bufs     sync.Pool
+	outs sync.Map // connector id -> *outStream
+	bufs sync.Pool
 
 	// Counters for metrics and tests.
 	Published   atomic.Uint64 // delivery messages published
 	PublishErrs atomic.Uint64
 	Evicted     atomic.Uint64 // connectors declared dead or restarted
+	// Dropped counts pushes that could not be published (the bus was
+	// down): one per connector per push, as Published counts them; each
+	// stands for the members of the room behind that connector.
+	Dropped atomic.Uint64
+	// Skipped counts requests not handled because the bus went down after
+	// they arrived (their reply could not be sent: the connector answers
+	// its client 504).
+	Skipped atomic.Uint64
+	Resyncs atomic.Uint64 // connectors asked to send their membership again
+	Synced  atomic.Uint64 // members restored from a connector's membership
+}
+
+// outStream is the numbered stream of deliveries to one connector: seq
+// and the publish are under mu, so the connector sees 1, 2, 3... in order
+// and a gap means NATS lost messages.
+type outStream struct {
+	subject string
+	mu      sync.Mutex
+	seq     uint64
 }
 
 // connState is what a shard knows of a connector's liveness.
@@ -183,6 +202,14 @@ func (s *Shard) handle(m *nats.Msg) {
 		s.respond(m, &Reply{Code: chatproto.CodeBadRequest, Message: err.Error()})
 		return
 	}
+	if !s.nc.IsConnected() {
+		// The bus went down after this request arrived: its reply and
+		// pushes cannot go out, so it is not applied (the connector
+		// answers its client 504; a member it would have added or removed
+		// is set right by the connector's sync after the outage).
+		s.Skipped.Add(1)
+		return
+	}
 	if !s.seen(req.Conn, req.Epoch, start) {
 		s.respond(m, &Reply{Code: chatproto.CodeUnavailable, Message: fmt.Sprintf("stale request from an earlier incarnation of %s", req.Conn)})
 		return
@@ -195,6 +222,8 @@ func (s *Shard) handle(m *nats.Msg) {
 		})
 	case OpLeave:
 		s.rooms.Leave(req.RID, req.Name, req.Conn)
+	case OpSync:
+		rep.Users = s.sync(&req)
 	case OpSend:
 		// The sender must be in the room behind this connector: a session
 		// that outlived its room (a shard restart, an evicted connector)
@@ -231,30 +260,67 @@ func (s *Shard) respond(m *nats.Msg, r *Reply) {
 	s.bufs.Put(bp)
 }
 
+// sync restores the members of req.RID that connector req.Conn holds and
+// this shard lost (it evicted the connector during a bus outage): they
+// enter again, so the others get onAdd. It returns the names it could not
+// restore (taken by a member of another connector meanwhile, or the room is
+// full): the connector kicks those sessions.
+func (s *Shard) sync(req *Request) []string {
+	var lost []string
+	for _, m := range req.Members {
+		var owner string
+		if s.rooms.Registry.SendTo(req.RID, m.Name, func(e string) { owner = e }) == nil {
+			if owner != req.Conn {
+				lost = append(lost, m.Name)
+			}
+			continue // still here
+		}
+		if _, err := s.rooms.EnterWith(req.RID, m.Name, req.Conn, nil); err != nil {
+			lost = append(lost, m.Name)
+			continue
+		}
+		s.Synced.Add(1)
+	}
+	if len(req.Members) > 0 {
+		s.log.Info("connector membership synced", "conn", req.Conn, "rid", req.RID, "members", len(req.Members), "lost", len(lost))
+	}
+	return lost
+}
+
 // deliver is the rooms' Deliver: one message per connector per push.
 func (s *Shard) deliver(conn, rid, target string, pkt []byte) {
-	s.publish(conn, func(b []byte) []byte { return AppendPush(b, rid, target, pkt) })
+	if !s.publish(conn, func(b []byte) []byte { return AppendPush(b, rid, target, pkt) }) {
+		s.Dropped.Add(1)
+	}
 }
 
 // publish encodes into a pooled buffer (nats copies it) and publishes to the
 // connector's subject. It runs under a room's lock: it must not block, and
 // nats.Conn.Publish only appends to the connection's buffer.
-func (s *Shard) publish(conn string, enc func([]byte) []byte) {
-	subj, ok := s.subjects.Load(conn)
+func (s *Shard) publish(conn string, enc func([]byte) []byte) bool {
+	v, ok := s.outs.Load(conn)
 	if !ok {
-		subj, _ = s.subjects.LoadOrStore(conn, s.opts.Subjects.Conn(conn))
+		v, _ = s.outs.LoadOrStore(conn, &outStream{subject: s.opts.Subjects.Conn(conn)})
 	}
+	out := v.(*outStream)
 	bp := s.bufs.Get().(*[]byte)
-	*bp = enc((*bp)[:0])
-	if err := s.nc.Publish(subj.(string), *bp); err != nil {
+	out.mu.Lock()
+	*bp = enc(AppendSeq((*bp)[:0], out.seq+1))
+	err := s.nc.Publish(out.subject, *bp)
+	if err == nil {
+		out.seq++ // a failed publish is counted here, not left as a gap
+	}
+	out.mu.Unlock()
+	if err != nil {
 		s.PublishErrs.Add(1)
-		s.log.Warn("publish", "conn", conn, "err", err)
+		s.log.Debug("publish", "conn", conn, "err", err)
 	} else {
 		s.Published.Add(1)
 	}
 	if cap(*bp) <= 64<<10 {
 		s.bufs.Put(bp)
 	}
+	return err == nil
 }
 
 // seen records that connector conn (incarnation epoch) is alive. Epochs
@@ -267,12 +333,21 @@ func (s *Shard) seen(conn string, epoch uint64, now time.Time) bool {
 	s.mu.RUnlock()
 	if cs == nil {
 		s.mu.Lock()
+		fresh := false
 		if cs = s.conns[conn]; cs == nil {
 			cs = &connState{}
 			cs.epoch.Store(epoch)
 			s.conns[conn] = cs
+			fresh = true
 		}
 		s.mu.Unlock()
+		if fresh {
+			// A connector this shard does not know: new, or evicted
+			// meanwhile (a bus outage). Ask it for its members of this
+			// shard's rooms, so any it still holds are restored here.
+			s.Resyncs.Add(1)
+			s.publish(conn, func(b []byte) []byte { return AppendMember(b, OpResync, "", s.opts.ID, 0, s.epoch) })
+		}
 	}
 	if cur := cs.epoch.Load(); cur != epoch {
 		cs.mu.Lock()
@@ -334,7 +409,7 @@ func (s *Shard) watch() {
 			return
 		case r := <-results:
 			delete(probing, r.conn)
-			if r.gone {
+			if r.gone && !s.heardSince(r.conn, r.start) {
 				s.evict(r.conn, "connector gone (no responder to its probe)")
 			}
 		case now := <-t.C:
@@ -374,12 +449,37 @@ func (s *Shard) beat() {
 }
 
 type probeResult struct {
-	conn string
-	gone bool
+	conn  string
+	gone  bool
+	start time.Time
+}
+
+// heardSince reports whether connector conn was heard from after t (a probe
+// that found nobody may have raced with its reconnect).
+func (s *Shard) heardSince(conn string, t time.Time) bool {
+	s.mu.RLock()
+	cs := s.conns[conn]
+	s.mu.RUnlock()
+	return cs != nil && cs.last.Load() > t.UnixNano()
+}
+
+// Reconnected runs when the shard's NATS connection is back after an
+// outage: every connector gets a fresh ConnTimeout to reconnect too before
+// it is probed, so a connector slower to reconnect than this shard is not
+// taken for dead.
+func (s *Shard) Reconnected() {
+	now := time.Now().UnixNano()
+	s.mu.RLock()
+	for _, cs := range s.conns {
+		cs.last.Store(now)
+	}
+	s.mu.RUnlock()
+	s.beat()
 }
 
 func (s *Shard) probe(conn string, results chan<- probeResult) {
 	defer s.wg.Done()
+	start := time.Now()
 	m, err := s.nc.Request(s.opts.Subjects.Ping(conn), nil, s.opts.ConnTimeout/2)
 	gone := errors.Is(err, nats.ErrNoResponders)
 	if err == nil {
@@ -388,7 +488,7 @@ func (s *Shard) probe(conn string, results chan<- probeResult) {
 		}
 	}
 	select {
-	case results <- probeResult{conn, gone}:
+	case results <- probeResult{conn, gone, start}:
 	case <-s.stop:
 	}
 }
