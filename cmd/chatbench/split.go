@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/chatbench/chatbench/internal/natsopts"
 	"github.com/chatbench/chatbench/server/cluster"
 )
 
@@ -25,12 +26,14 @@ type splitFlags struct {
 	restart           bool
 	exitOnFailure     bool
 	bus               cluster.BusOptions
+	natsAuth          natsopts.Options // credentials, TLS, subject prefix (URLs: nats)
 }
 
 func addSplitFlags(fs *pflag.FlagSet, f *splitFlags) {
 	fs.IntVar(&f.shards, "shards", 1, "chat shards (--topology split)")
 	fs.StringVar(&f.nats, "nats", "", "NATS URLs nats://host:port[,...] of an existing cluster (--topology split; default: an embedded NATS server in the launcher)")
-	fs.IntVar(&f.natsPort, "nats-port", -1, "port of the embedded NATS server (-1: random)")
+	fs.IntVar(&f.natsPort, "nats-port", -1, "port of the embedded NATS server (-1: random); it admits only this launcher's children (a random token, passed in their environment)")
+	f.natsAuth.AddFlags(fs)
 	fs.IntVar(&f.connectorHTTPPort, "connector-http-port", -1, "first connector's /healthz + /metrics port, the others follow (-1: random)")
 	fs.IntVar(&f.shardHTTPPort, "shard-http-port", -1, "first chat shard's /healthz + /metrics port, the others follow (-1: random)")
 	fs.StringVar(&f.topologyFile, "topology-file", "", "servers.json-style topology (split): ids, roles, hosts, ports (default: generated from the flags)")
@@ -43,8 +46,8 @@ func addSplitFlags(fs *pflag.FlagSet, f *splitFlags) {
 }
 
 // splitOnly are the serve flags that mean something only for --topology split.
-var splitOnly = []string{"shards", "nats", "nats-port", "connector-http-port", "shard-http-port", "topology-file",
-	"role", "id", "restart", "exit-on-child-failure", "request-timeout", "conn-timeout"}
+var splitOnly = append([]string{"shards", "nats", "nats-port", "connector-http-port", "shard-http-port", "topology-file",
+	"role", "id", "restart", "exit-on-child-failure", "request-timeout", "conn-timeout"}, natsopts.FlagNames...)
 
 // checkTopologyFlags rejects serve flags that would otherwise be ignored or
 // silently replaced: split-only flags with --topology single, counts below
@@ -58,6 +61,10 @@ func checkTopologyFlags(changed func(name string) bool, f *serveFlags) error {
 
 func (f *serveFlags) topologyFlagsError(changed func(name string) bool) error {
 	sf := &f.split
+	sf.natsAuth.FromEnv()
+	if err := sf.natsAuth.Validate(); err != nil {
+		return err
+	}
 	if sf.role != "" {
 		for _, name := range []string{"restart", "exit-on-child-failure", "shards", "connectors"} {
 			if changed(name) {
@@ -83,6 +90,13 @@ func (f *serveFlags) topologyFlagsError(changed func(name string) bool) error {
 	case "split":
 	default:
 		return fmt.Errorf("--topology %q: use single, split or pomelo", f.topology)
+	}
+	if sf.nats == "" {
+		for _, name := range natsopts.FlagNames {
+			if changed(name) && name != "nats-prefix" {
+				return fmt.Errorf("--%s applies to an external NATS server (--nats URL): the embedded one admits the launcher's children by a random token of its own; add --nats or drop --%s", name, name)
+			}
+		}
 	}
 	if sf.restart && sf.exitOnFailure {
 		return errors.New("--restart and --exit-on-child-failure contradict each other: use one")
@@ -111,9 +125,19 @@ var forwarded = map[string]bool{
 	"log-level": true, "request-timeout": true, "conn-timeout": true, "coalesce-max": true, "direct-write-gap": true, "flush-window": true,
 }
 
+func init() {
+	for _, name := range natsopts.FlagNames { // file names and names, never secrets
+		forwarded[name] = true
+	}
+}
+
 func (f *serveFlags) splitTopology() (*cluster.Topology, error) {
 	if f.split.topologyFile != "" {
-		return cluster.Load(f.split.topologyFile)
+		t, err := cluster.Load(f.split.topologyFile)
+		if err == nil && f.split.natsAuth.Prefix != "" {
+			t.SubjectPrefix = f.split.natsAuth.Prefix
+		}
+		return t, err
 	}
 	o := &f.opts
 	t := cluster.Generate(cluster.GenerateOptions{
@@ -121,6 +145,7 @@ func (f *serveFlags) splitTopology() (*cluster.Topology, error) {
 		GatePort: o.GatePort, ConnectorPort: o.ConnectorPort, HTTPPort: o.HTTPPort,
 		ConnectorHTTPPort: f.split.connectorHTTPPort, ShardHTTPPort: f.split.shardHTTPPort,
 	})
+	t.SubjectPrefix = f.split.natsAuth.Prefix
 	return &t, t.Validate()
 }
 
@@ -146,7 +171,7 @@ func runRole(ctx context.Context, f *serveFlags) error {
 	}
 	o := &f.opts
 	return cluster.RunNode(ctx, cluster.NodeOptions{
-		Topology: t, Role: f.split.role, ID: f.split.id, NATS: natsURLs(f.split.nats),
+		Topology: t, Role: f.split.role, ID: f.split.id, NATS: natsURLs(f.split.nats), NATSAuth: f.split.natsAuth,
 		Connector: o.Connector, Chat: o.Chat, Rooms: o.Rooms, Bus: f.split.bus,
 		Web: o.Web, Logger: o.Logger.With("server", f.split.id),
 	}, os.Stdout)

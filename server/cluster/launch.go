@@ -3,6 +3,8 @@ package cluster
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/chatbench/chatbench/internal/natsopts"
 )
 
 // LaunchOptions configure Launch. Zero values mean the documented defaults.
@@ -92,11 +96,20 @@ func Launch(ctx context.Context, o LaunchOptions) (err error) {
 		return err
 	}
 	log := o.Logger
+	var env []string
 	if len(t.NATS) == 0 {
-		ns, err := StartNATS(o.NATSHost, o.NATSPort)
+		// The embedded server admits only our children: they get its
+		// random token in the environment, never on a command line
+		// (which ps shows to every local user).
+		token, err := randomToken()
 		if err != nil {
 			return err
 		}
+		ns, err := StartNATS(o.NATSHost, o.NATSPort, token)
+		if err != nil {
+			return err
+		}
+		env = []string{natsopts.EnvToken + "=" + token}
 		defer func() {
 			ns.Shutdown()
 			ns.WaitForShutdown()
@@ -118,7 +131,7 @@ func Launch(ctx context.Context, o LaunchOptions) (err error) {
 		return fmt.Errorf("write topology: %w", err)
 	}
 
-	l := &launcher{o: o, file: file, nats: strings.Join(t.NATS, ","), log: log, out: &lockedWriter{w: o.Stderr}}
+	l := &launcher{o: o, file: file, nats: strings.Join(t.NATS, ","), env: env, log: log, out: &lockedWriter{w: o.Stderr}}
 	defer func() {
 		if serr := l.stopAll(); err == nil {
 			err = serr
@@ -346,6 +359,7 @@ type launcher struct {
 	o    LaunchOptions
 	file string
 	nats string
+	env  []string // added to the children's environment (the embedded NATS token)
 	log  *slog.Logger
 	out  *lockedWriter
 
@@ -395,6 +409,9 @@ func (l *launcher) waitReady(ctx context.Context, c *child) (readyLine, error) {
 func (l *launcher) start(role, id string) (*child, error) {
 	args := append([]string{"serve", "--role", role, "--id", id, "--topology-file", l.file, "--nats", l.nats}, l.o.ChildArgs...)
 	cmd := exec.Command(l.o.Binary, args...)
+	if len(l.env) > 0 {
+		cmd.Env = append(os.Environ(), l.env...) // later entries win
+	}
 	setParentDeathSignal(cmd)
 	c := &child{role: role, id: id, cmd: cmd, ready: make(chan readyLine, 1), exited: make(chan struct{})}
 	stdout, err := cmd.StdoutPipe()
@@ -518,6 +535,15 @@ func (l *launcher) stopAll() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// randomToken returns 32 random bytes in hex: the embedded NATS server's token.
+func randomToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("embedded NATS token: %w", err)
+	}
+	return hex.EncodeToString(b), nil
 }
 
 // lockedWriter writes whole lines from several goroutines.

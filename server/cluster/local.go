@@ -11,12 +11,13 @@ import (
 )
 
 // StartNATS starts an embedded NATS server on host:port (-1: a random
-// port) and waits until it accepts connections.
-func StartNATS(host string, port int) (*natsserver.Server, error) {
+// port) and waits until it accepts connections. With a token, it refuses
+// every client that does not present it.
+func StartNATS(host string, port int, token string) (*natsserver.Server, error) {
 	if port == 0 {
 		port = -1
 	}
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: host, Port: port, NoLog: true, NoSigs: true})
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: host, Port: port, NoLog: true, NoSigs: true, Authorization: token})
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
 	}
@@ -50,7 +51,7 @@ func StartLocal(o NodeOptions) (*Local, error) {
 	t := &l.Topology
 	t.Connector = append([]ServerSpec(nil), t.Connector...)
 	if len(o.NATS) == 0 && len(t.NATS) == 0 {
-		ns, err := StartNATS("127.0.0.1", -1)
+		ns, err := StartNATS("127.0.0.1", -1, "")
 		if err != nil {
 			return nil, err
 		}

@@ -74,11 +74,14 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// TestBusReconnect: when NATS goes away and comes back, connectors kick the
-// members of their rooms (deliveries of the gap are lost); the cluster then
-// works again.
+// TestBusReconnect: when NATS goes away for longer than the shard waits
+// for a silent connector (so the shard evicts both connectors and loses
+// every member), the sessions stay connected; requests meanwhile answer 504
+// at once; once NATS is back the connectors send their membership, the shard
+// restores it, and the room works with the right members: those still
+// connected, not the one that left during the outage.
 func TestBusReconnect(t *testing.T) {
-	ns, err := StartNATS("127.0.0.1", -1)
+	ns, err := StartNATS("127.0.0.1", -1, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,51 +95,69 @@ func TestBusReconnect(t *testing.T) {
 			}
 		}
 	})
-	l := startLocal(t, 2, 1, url)
-	cs := make([]*servertest.Client, 2)
-	for i := range 2 {
-		cs[i], _ = servertest.Enter(t, l.Gate.ClientAddr, usersOn("u", i, 2, 1)[0], "r")
-	}
-	ns.Shutdown()
-	ns.WaitForShutdown()
-	if ns2, err = StartNATS("127.0.0.1", portOf(strings.TrimPrefix(url, "nats://"))); err != nil {
+	topo := Generate(GenerateOptions{Connectors: 2, Shards: 1, GatePort: -1, ConnectorPort: -1, HTTPPort: -1})
+	// A short ConnTimeout: the shard evicts a connector silent for 4 x 100ms.
+	l, err := StartLocal(NodeOptions{Topology: &topo, NATS: []string{url}, Logger: testLogger(),
+		Bus: BusOptions{RequestTimeout: servertest.Timeout, ConnTimeout: 100 * time.Millisecond}})
+	if err != nil {
 		t.Fatal(err)
 	}
-	for i, c := range cs {
-		if _, kicks := c.WaitClosed(); len(kicks) != 1 || !strings.Contains(kicks[0], "bus reconnected") {
-			t.Errorf("client %d kicks = %v, want a bus-reconnected kick", i, kicks)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := l.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
 		}
+	})
+	names := []string{usersOn("u", 0, 2, 1)[0], usersOn("u", 1, 2, 1)[0], usersOn("w", 0, 2, 1)[0]}
+	cs := make([]*servertest.Client, 3)
+	for i, n := range names {
+		cs[i], _ = servertest.Enter(t, l.Gate.ClientAddr, n, "r")
 	}
-	// The shard may reconnect after the connectors: poll until it answers.
+	shard := l.Shards[0].Shard
+	evicted := shard.Evicted.Load()
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	start := time.Now()
+	r := cs[0].Request("chat.chatHandler.send", map[string]any{"content": "in the dark", "target": "*"})
+	if took := time.Since(start); r["code"] != float64(504) || took > time.Second {
+		t.Fatalf("send during the outage = %v after %v, want 504 within 1s", r, took)
+	}
+	cs[2].Close() // leaves during the outage: its leave cannot reach the shard yet
+	// Wait until the shard has evicted both connectors (their members are gone there).
 	deadline := time.Now().Add(servertest.Timeout)
-	var users []string
-	var a, b *servertest.Client
-	for i, name := range []string{usersOn("v", 0, 2, 1)[0], usersOn("v", 1, 2, 1)[0]} {
-		for {
-			c := servertest.Dial(t, l.Conns[i].ClientAddr)
-			r := c.Request("connector.entryHandler.enter", map[string]any{"username": name, "rid": "r"})
-			if raw, ok := r["users"].([]any); ok {
-				users = users[:0]
-				for _, u := range raw {
-					users = append(users, u.(string))
-				}
-				a, b = b, c
-				break
+	for shard.Evicted.Load() < evicted+2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("shard evicted %d connectors during the outage, want 2", shard.Evicted.Load()-evicted)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the counter, bounded by the deadline
+	}
+	if ns2, err = StartNATS("127.0.0.1", portOf(strings.TrimPrefix(url, "nats://")), ""); err != nil {
+		t.Fatal(err)
+	}
+	// The members are restored: poll until the shard's room holds exactly
+	// the two still connected.
+	want := []string{names[0], names[1]}
+	for {
+		got := shard.Rooms().Registry.Members("r")
+		if len(got) == 2 && (got[0] == want[0] && got[1] == want[1] || got[0] == want[1] && got[1] == want[0]) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("shard's room after the outage = %v, want %v", got, want)
+		}
+		time.Sleep(10 * time.Millisecond) // the sync is under way; bounded by the deadline
+	}
+	for i := range 2 {
+		cs[i].Request("chat.chatHandler.send", map[string]any{"content": "back", "target": "*"})
+		for _, c := range cs[:2] {
+			if p := c.WaitPush("onChat"); p.Body["msg"] != "back" {
+				t.Fatalf("onChat = %v", p.Body)
 			}
-			if r["code"] != float64(504) || time.Now().After(deadline) {
-				t.Fatalf("enter %s after the reconnect = %v", name, r)
-			}
-			c.Close()
-			time.Sleep(20 * time.Millisecond) // the shard is reconnecting; retry, bounded by the deadline
 		}
 	}
-	if len(users) != 2 {
-		t.Fatalf("users after the reconnect = %v, want only the two new members (no ghosts)", users)
-	}
-	b.Request("chat.chatHandler.send", map[string]any{"content": "back", "target": "*"})
-	for _, c := range []*servertest.Client{a, b} {
-		if p := c.WaitPush("onChat"); p.Body["msg"] != "back" {
-			t.Fatalf("onChat = %v", p.Body)
-		}
+	if shard.Synced.Load() < 2 {
+		t.Errorf("shard restored %d members, want the 2 it had lost", shard.Synced.Load())
 	}
 }

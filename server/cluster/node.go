@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chatbench/chatbench/chatproto"
+	"github.com/chatbench/chatbench/internal/natsopts"
 	"github.com/chatbench/chatbench/server/bus"
 	"github.com/chatbench/chatbench/server/chat"
 	"github.com/chatbench/chatbench/server/connector"
@@ -39,6 +39,10 @@ type NodeOptions struct {
 	Topology *Topology
 	Role, ID string
 	NATS     []string // NATS URLs; default Topology.NATS
+	// NATSAuth is how to authenticate to NATS and whether to use TLS (its
+	// URLs are ignored: see NATS); its Prefix, when set, replaces
+	// Topology.SubjectPrefix. The zero value: no credentials, no TLS.
+	NATSAuth natsopts.Options
 
 	Connector connector.Options // heartbeat, limits, queue caps (ID, Routes, Metrics, Logger are set here)
 	Chat      chat.Limits
@@ -67,25 +71,28 @@ type Node struct {
 	wg      sync.WaitGroup
 }
 
-// Connect dials NATS with options for a latency-sensitive bus: no request
+// Connect dials NATS with the credentials and TLS of auth (its URLs are
+// replaced by urls) and options for a latency-sensitive bus: no request
 // path flush delays (nats.go flushes as soon as its writer is idle),
-// reconnect forever with a short wait, a large reconnect buffer so pushes
-// published during a short outage are not lost, and pings that notice a
-// dead server in seconds.
-func Connect(urls []string, name string, log *slog.Logger) (*nats.Conn, error) {
+// reconnect forever with a short wait, and pings that notice a dead server
+// in seconds. While reconnecting nothing is buffered: a publish fails at
+// once, so a request answers 504 promptly and a push that cannot go out is
+// counted as dropped instead of being lost later without a trace.
+func Connect(urls []string, auth natsopts.Options, name string, log *slog.Logger) (*nats.Conn, error) {
 	if len(urls) == 0 {
 		return nil, errors.New("no NATS URL: give --nats or a topology with \"nats\"")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	nc, err := nats.Connect(strings.Join(urls, ","),
+	auth.URLs = urls
+	return auth.Connect(
 		nats.Name(name),
 		nats.Timeout(2*time.Second),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(200*time.Millisecond),
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
-		nats.ReconnectBufSize(64<<20),
+		nats.ReconnectBufSize(-1),
 		nats.PingInterval(5*time.Second),
 		nats.MaxPingsOutstanding(2),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -102,10 +109,6 @@ func Connect(urls []string, name string, log *slog.Logger) (*nats.Conn, error) {
 			log.Error("NATS async error", "subject", subj, "err", err)
 		}),
 	)
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS %s: %w", strings.Join(urls, ","), err)
-	}
-	return nc, nil
 }
 
 // StartNode starts the server o.Role/o.ID of o.Topology.
@@ -122,6 +125,9 @@ func StartNode(o NodeOptions) (*Node, error) {
 	}
 	if len(o.NATS) == 0 {
 		o.NATS = o.Topology.NATS
+	}
+	if o.NATSAuth.Prefix == "" {
+		o.NATSAuth.Prefix = o.Topology.SubjectPrefix
 	}
 	n := &Node{Role: o.Role, ID: o.ID, spec: spec, log: o.Logger}
 	switch o.Role {
@@ -216,13 +222,13 @@ func (h closeHook) Closed(s *connector.Session) {
 }
 
 func (n *Node) startConnector(o NodeOptions) error {
-	nc, err := Connect(o.NATS, o.ID, o.Logger)
+	nc, err := Connect(o.NATS, o.NATSAuth, o.ID, o.Logger)
 	if err != nil {
 		return err
 	}
 	n.nc = nc
 	n.Remote, err = bus.StartRemote(nc, bus.RemoteOptions{
-		ConnID: o.ID, Shards: o.Topology.ShardIDs(), Subjects: bus.Subjects{Prefix: o.Topology.SubjectPrefix},
+		ConnID: o.ID, Shards: o.Topology.ShardIDs(), Subjects: bus.Subjects{Prefix: o.NATSAuth.Prefix},
 		Timeout: o.Bus.RequestTimeout, Heartbeat: o.Bus.Heartbeat, Logger: o.Logger,
 	})
 	if err != nil {
@@ -233,6 +239,10 @@ func (n *Node) startConnector(o NodeOptions) error {
 		o.Logger.Info("NATS reconnected", "url", c.ConnectedUrl())
 		remote.Reconnected()
 	})
+	nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
+		o.Logger.Warn("NATS disconnected: requests answer 504 until it is back", "err", err)
+		remote.Disconnected()
+	})
 	local := n.Remote.Local()
 	n.Metrics = metrics.New(o.ID,
 		func() float64 { return float64(local.Len()) },
@@ -240,7 +250,10 @@ func (n *Node) startConnector(o NodeOptions) error {
 	r := n.Remote
 	n.Metrics.Registry.MustRegister(
 		busCounter(o.ID, "chatbench_bus_deliveries_total", "Bus messages (pushes, joins, leaves) received from chat shards.", r.Deliveries.Load),
-		busCounter(o.ID, "chatbench_bus_unavailable_total", "Requests to chat shards that failed with 504 (no responder, timeout).", r.Unavailable.Load),
+		busCounter(o.ID, "chatbench_bus_unavailable_total", "Requests to chat shards that failed with 504 (bus down, no responder, timeout).", r.Unavailable.Load),
+		busCounter(o.ID, "chatbench_bus_dropped_total", "Deliveries from chat shards that NATS lost on the way (gaps in their numbering), e.g. during a bus outage: one per push per connector.", r.Lost.Load),
+		busCounter(o.ID, "chatbench_bus_syncs_total", "Room memberships sent to chat shards after a bus outage or when a shard asked.", r.Syncs.Load),
+		busCounter(o.ID, "chatbench_bus_sync_lost_total", "Members a membership sync could not restore (kicked).", r.SyncLost.Load),
 	)
 	cl, hl, err := n.listenBoth(true)
 	if err != nil {
@@ -257,7 +270,7 @@ func (n *Node) startConnector(o NodeOptions) error {
 }
 
 func (n *Node) startShard(o NodeOptions) error {
-	nc, err := Connect(o.NATS, o.ID, o.Logger)
+	nc, err := Connect(o.NATS, o.NATSAuth, o.ID, o.Logger)
 	if err != nil {
 		return err
 	}
@@ -267,7 +280,7 @@ func (n *Node) startShard(o NodeOptions) error {
 		func() float64 { return float64(rooms.Len()) },
 		func() float64 { return float64(rooms.Stats().Members) })
 	n.Shard, err = bus.StartShard(nc, bus.ShardOptions{
-		ID: o.ID, Subjects: bus.Subjects{Prefix: o.Topology.SubjectPrefix}, Rooms: o.Rooms,
+		ID: o.ID, Subjects: bus.Subjects{Prefix: o.NATSAuth.Prefix}, Rooms: o.Rooms,
 		Workers: o.Bus.Workers, ConnTimeout: o.Bus.ConnTimeout, Metrics: n.Metrics, Logger: o.Logger,
 	})
 	if err != nil {
@@ -279,7 +292,14 @@ func (n *Node) startShard(o NodeOptions) error {
 		busCounter(o.ID, "chatbench_bus_published_total", "Bus messages (pushes, joins, leaves) published to connectors: one per connector per push.", sh.Published.Load),
 		busCounter(o.ID, "chatbench_bus_publish_errors_total", "Bus publishes that failed.", sh.PublishErrs.Load),
 		busCounter(o.ID, "chatbench_bus_evictions_total", "Connectors evicted (dead, restarted or stopped): their members left.", sh.Evicted.Load),
+		busCounter(o.ID, "chatbench_bus_dropped_total", "Pushes that could not be published because the bus was down: one per connector per push, as chatbench_bus_published_total.", sh.Dropped.Load),
+		busCounter(o.ID, "chatbench_bus_skipped_total", "Requests not handled because the bus went down after they arrived (their clients got 504).", sh.Skipped.Load),
+		busCounter(o.ID, "chatbench_bus_synced_total", "Members restored from a connector's membership after this shard had lost them.", sh.Synced.Load),
 	)
+	nc.SetReconnectHandler(func(c *nats.Conn) {
+		o.Logger.Info("NATS reconnected", "url", c.ConnectedUrl())
+		sh.Reconnected()
+	})
 	_, hl, err := n.listenBoth(false)
 	if err != nil {
 		return err

@@ -102,7 +102,7 @@ func startProcs(t *testing.T, connectors, shards int, url string, extra ...strin
 	t.Helper()
 	bin := chatbenchBinary(t)
 	if url == "" {
-		ns, err := StartNATS("127.0.0.1", -1)
+		ns, err := StartNATS("127.0.0.1", -1, "")
 		if err != nil {
 			t.Fatal(err)
 		}
