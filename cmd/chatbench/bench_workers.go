@@ -65,7 +65,7 @@ func runWorkers(ctx context.Context, f benchFlags, opts driver.Options) (*driver
 		fmt.Fprintf(os.Stderr, "chatbench bench: waiting up to %v for %d workers on NATS (chatbench worker --nats URL)\n", f.workerTimeout, f.workers)
 		return workers.Run(ctx, o)
 	}
-	ns, err := cluster.StartNATS("127.0.0.1", -1)
+	ns, err := cluster.StartNATS("127.0.0.1", -1, "")
 	if err != nil {
 		return nil, err
 	}

@@ -52,7 +52,7 @@ func TestBenchWorkersUsage(t *testing.T) {
 func TestBenchWorkersBinary(t *testing.T) {
 	bin := stampedBinary(t, "stampworkers")
 	srv := servertest.Start(t, server.Options{})
-	ns, err := cluster.StartNATS("127.0.0.1", -1)
+	ns, err := cluster.StartNATS("127.0.0.1", -1, "")
 	if err != nil {
 		t.Fatal(err)
 	}
