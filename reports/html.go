@@ -27,9 +27,10 @@ type Image struct {
 	PNG   []byte
 }
 
-// DataURI is the image as a data: URI.
-func (i Image) DataURI() template.URL {
-	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(i.PNG))
+// Src is the image's src attribute, a data: URI (written whole: an escaped
+// attribute would turn every + of the base64 into &#43;).
+func (i Image) Src() template.HTMLAttr {
+	return template.HTMLAttr(`src="data:image/png;base64,` + base64.StdEncoding.EncodeToString(i.PNG) + `"`)
 }
 
 // Link is a relative link to a raw file.
@@ -90,10 +91,10 @@ h3 { font-size: 1em; margin: 1em 0 .3em; }
 .verdict { display: inline-block; padding: .2em .7em; border-radius: 4px; font-weight: 600; background: #e3f4e6; color: #1b5e20; }
 .verdict.bad { background: #fde7e7; color: #9b1c1c; }
 ul.facts { margin: .4em 0; padding-left: 1.2em; }
-table { border-collapse: collapse; margin: .3em 0 1em; font-size: .9em; }
+table { border-collapse: collapse; margin: .3em 0 1em; font-size: .9em; display: block; overflow-x: auto; max-width: 100%; }
 th, td { padding: .25em .7em; border-bottom: 1px solid #e6e9ef; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
-th { background: #f3f5f9; font-weight: 600; }
+th { background: #f3f5f9; font-weight: 600; white-space: normal; vertical-align: bottom; }
 tr.fail td { background: #fdecec; color: #8a1515; }
 tr.warn td { background: #fff6e0; }
 td.err { white-space: normal; text-align: left; max-width: 40em; }
@@ -120,7 +121,7 @@ a { color: #1f5fbf; }
 {{end}}</tbody>
 </table>
 {{if .Note}}<p class="note">{{.Note}}</p>{{end}}{{end}}
-{{range .Images}}<figure><img src="{{.DataURI}}" alt="{{.Alt}}"><figcaption>{{.Title}}</figcaption></figure>
+{{range .Images}}<figure><img {{.Src}} alt="{{.Alt}}"><figcaption>{{.Title}}</figcaption></figure>
 {{end}}
 {{if .Links}}<ul>{{range .Links}}<li><a href="{{.Href}}">{{.Name}}</a>{{if .Note}} <span class="note">{{.Note}}</span>{{end}}</li>{{end}}</ul>{{end}}
 {{if .Pre}}<details><summary>text report</summary><pre>{{.Pre}}</pre></details>{{end}}

@@ -198,13 +198,12 @@ func (m coreMark) Plot(c draw.Canvas, p *plot.Plot) {
 	}
 	trX, _ := p.Transforms(&c)
 	x := trX(m.x)
-	c.StrokeLine2(draw.LineStyle{Color: color.RGBA{R: 0xb0, G: 0x30, B: 0x30, A: 0xff}, Width: vg.Points(1),
+	c.StrokeLine2(draw.LineStyle{Color: color.Black, Width: vg.Points(1),
 		Dashes: []vg.Length{vg.Points(1), vg.Points(3)}}, x, c.Min.Y, x, c.Max.Y)
 	sty := p.X.Tick.Label
-	sty.XAlign, sty.YAlign = draw.XRight, draw.YTop
-	sty.Color = color.RGBA{R: 0xb0, G: 0x30, B: 0x30, A: 0xff}
+	sty.XAlign, sty.YAlign = draw.XLeft, draw.YTop
 	sty.Rotation = math.Pi / 2
-	c.FillText(sty, vg.Point{X: x - vg.Points(2), Y: c.Max.Y - vg.Points(2)}, m.label)
+	c.FillText(sty, vg.Point{X: x - vg.Points(2), Y: c.Min.Y + vg.Points(4)}, m.label)
 }
 
 // intTicks labels whole numbers only (connector and shard counts).
@@ -411,7 +410,7 @@ func RenderSweep(dir string, sw *metrics.Sweep) ([]string, error) {
 	var scaling, compare []fig
 	if len(sw.Connectors) > 1 || len(sw.Shards) > 1 {
 		if len(sw.Connectors) > 1 {
-			scaling = append(scaling, fig{ScalingConnectorsPlot, "Throughput and p99 against connector count, one line per shard count; dashed gray: the single process; dotted red: the core count",
+			scaling = append(scaling, fig{ScalingConnectorsPlot, "Throughput and p99 against connector count, one line per shard count; dashed gray: the single process; dotted black: the machine's core count",
 				func() ([]byte, error) { return ScalingPNG(sw, "connectors") }})
 		}
 		if len(sw.Shards) > 1 {

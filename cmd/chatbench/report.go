@@ -34,8 +34,8 @@ func report(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: chatbench report [flags] <results dir>...\n\n"+
 			"Reads summary.json of each directory (never runs anything), prints the text summary\n"+
-			"(a comparison table first when given several), and writes report.txt, latency.png and\n"+
-			"series.png.\n\nflags:\n")
+			"(a comparison table first when given several), and writes report.txt, latency.png,\n"+
+			"series.png and report.html. Given a sweep directory (sweep.json), renders the sweep again.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	fs.StringVarP(&o.out, "out", "o", "", "directory for report.txt and the plots (default: the run's directory; for several runs, compare-<first>-vs-<last> next to the first)")
@@ -58,6 +58,11 @@ func report(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func reportRun(_ context.Context, o reportOptions, dirs []string, stdout io.Writer) error {
+	if len(dirs) == 1 && !o.merge {
+		if _, err := os.Stat(filepath.Join(dirs[0], metrics.SweepFile)); err == nil {
+			return reportSweep(dirs[0], o, stdout)
+		}
+	}
 	runs, err := reports.Load(dirs...)
 	if err != nil {
 		return err
@@ -101,5 +106,29 @@ func reportRun(_ context.Context, o reportOptions, dirs []string, stdout io.Writ
 		return err
 	}
 	fmt.Fprintf(stdout, "\nwrote %s\n", strings.Join(files, ", "))
+	return nil
+}
+
+// reportSweep renders a sweep (or compare) directory again: its plots and
+// report.html from sweep.json and the runs' summaries.
+func reportSweep(dir string, o reportOptions, stdout io.Writer) error {
+	sw, err := reports.LoadSweep(dir)
+	if err != nil {
+		return err
+	}
+	if err := reports.WriteSweepText(stdout, sw); err != nil {
+		return err
+	}
+	if o.noPlots {
+		return nil
+	}
+	if o.out != "" && filepath.Clean(o.out) != filepath.Clean(dir) {
+		return fmt.Errorf("%w: --out with a sweep directory: a sweep's report links its runs relative to it, so it is written into %s", errUsage, dir)
+	}
+	files, err := reports.RenderSweep(dir, sw)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nwrote %s\nreport: %s\n", strings.Join(files[:len(files)-1], ", "), files[len(files)-1])
 	return nil
 }
