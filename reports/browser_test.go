@@ -55,23 +55,7 @@ func TestReportInBrowser(t *testing.T) {
 	if err := os.MkdirAll(shots, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	run := copyDir(t, filepath.Join("testdata", "run"))
-	runs, err := Load(run)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var discard nopWriter
-	if _, err := Render(discard, run, runs); err != nil {
-		t.Fatal(err)
-	}
-	sweep := copyDir(t, filepath.Join("testdata", "sweep"))
-	sw, err := LoadSweep(sweep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := RenderSweep(sweep, sw); err != nil {
-		t.Fatal(err)
-	}
+	run, sweep := renderRecorded(t) // the sweep has a failed run: the page shows it
 
 	userData := t.TempDir() // removed after the browser is gone
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox,
@@ -171,7 +155,3 @@ func TestReportInBrowser(t *testing.T) {
 		})
 	}
 }
-
-type nopWriter struct{}
-
-func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }

@@ -3,11 +3,14 @@ package reports
 import (
 	"bytes"
 	"encoding/base64"
+	"flag"
 	"image/png"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/chatbench/chatbench/bench/metrics"
@@ -18,12 +21,77 @@ import (
 // it (single and split 1-2 connectors x 1-2 shards, one round), both cut
 // down to the files the reports read.
 
+// rendered is the recorded run and sweep rendered once for every test of
+// the package that needs them (rendering is the slow part under -race):
+// the sweep with one more run, marked failed.
+var rendered struct {
+	once       sync.Once
+	root       string
+	run, sweep string
+	runFiles   []string
+	sweepFiles []string
+	sw         *metrics.Sweep
+	err        error
+}
+
+const failedRunError = "chatbench bench exited 1: the started server exited before it was ready"
+
+func renderRecorded(t *testing.T) (runDir, sweepDir string) {
+	t.Helper()
+	r := &rendered
+	r.once.Do(func() {
+		if r.root, r.err = os.MkdirTemp("", "reports-test-"); r.err != nil {
+			return
+		}
+		r.run, r.sweep = filepath.Join(r.root, "run"), filepath.Join(r.root, "sweep")
+		if r.err = copyTree(filepath.Join("testdata", "run"), r.run); r.err != nil {
+			return
+		}
+		if r.err = copyTree(filepath.Join("testdata", "sweep"), r.sweep); r.err != nil {
+			return
+		}
+		var runs []Run
+		if runs, r.err = Load(r.run); r.err != nil {
+			return
+		}
+		if r.runFiles, r.err = Render(io.Discard, r.run, runs); r.err != nil {
+			return
+		}
+		if r.sw, r.err = LoadSweep(r.sweep); r.err != nil {
+			return
+		}
+		r.sw.Runs = append(r.sw.Runs, metrics.SweepRun{Config: "split-c2-s2", Topology: "split", Connectors: 2, Shards: 2, Round: 2,
+			ExitCode: 1, Error: failedRunError})
+		r.sweepFiles, r.err = RenderSweep(r.sweep, r.sw)
+	})
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	return r.run, r.sweep
+}
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	if rendered.root != "" {
+		os.RemoveAll(rendered.root)
+	}
+	os.Exit(code)
+}
+
 // copyDir copies testdata into a temporary directory (reports write next
 // to their inputs) and returns the copy.
 func copyDir(t *testing.T, src string) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), filepath.Base(src))
-	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+	if err := copyTree(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+func copyTree(src, dst string) error {
+	return filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
 		if err != nil {
 			return err
 		}
@@ -37,10 +105,6 @@ func copyDir(t *testing.T, src string) string {
 		}
 		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
 }
 
 // checkPNG decodes a PNG and checks its size in pixels.
@@ -87,16 +151,12 @@ func checkHTML(t *testing.T, page string, want int) {
 }
 
 func TestRenderRecordedRun(t *testing.T) {
-	dir := copyDir(t, filepath.Join("testdata", "run"))
+	dir, _ := renderRecorded(t)
 	runs, err := Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var text bytes.Buffer
-	files, err := Render(&text, dir, runs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := rendered.runFiles
 	sizes := map[string][2]int{LatencyPlot: {768, 480}, SeriesPlotFile: {768, 672}}
 	for name, wh := range sizes {
 		data, err := os.ReadFile(filepath.Join(dir, name))
@@ -126,11 +186,11 @@ func TestRenderRecordedRun(t *testing.T) {
 // A page of the sweep as recorded (no images: rendering is the slow part)
 // says that every run produced results.
 func TestRenderRecordedSweep(t *testing.T) {
-	dir := copyDir(t, filepath.Join("testdata", "sweep"))
-	sw, err := LoadSweep(dir)
+	sw, err := LoadSweep(filepath.Join("testdata", "sweep"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	var files []string
 	var clean bytes.Buffer
 	if err := WriteHTML(&clean, SweepPage(sw, nil, nil)); err != nil {
 		t.Fatal(err)
@@ -138,12 +198,8 @@ func TestRenderRecordedSweep(t *testing.T) {
 	if !strings.Contains(clean.String(), "5 runs, all produced results") || strings.Contains(clean.String(), "FAILED") {
 		t.Errorf("the recorded sweep's page does not say every run produced results")
 	}
-	sw.Runs = append(sw.Runs, metrics.SweepRun{Config: "split-c2-s2", Topology: "split", Connectors: 2, Shards: 2, Round: 2,
-		ExitCode: 1, Error: "chatbench bench exited 1: the started server exited before it was ready"})
-	files, err := RenderSweep(dir, sw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, dir := renderRecorded(t)
+	sw, files = rendered.sw, rendered.sweepFiles
 	want := map[string][2]int{ScalingConnectorsPlot: {768, 672}, ScalingShardsPlot: {768, 672}, EfficiencyPlot: {768, 480},
 		CompareRatePlot: {768, 480}, CompareLatencyPlot: {768, 480}}
 	if len(files) != len(want)+1 {
