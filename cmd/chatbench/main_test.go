@@ -30,6 +30,13 @@ func TestUsageErrorsAreExplained(t *testing.T) {
 		{[]string{"calibrate", "--server-nice", "-1"}, "--server-nice -1: use 0 (same priority as the driver) to 19"},
 		{[]string{"perf", "--latency-runs", "0"}, "--latency-runs 0: use 1 to 20"},
 		{[]string{"report", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"sweep", "--scenario", "chat", "--connectors", ""}, `--connectors "": empty list`},
+		{[]string{"sweep", "--scenario", "chat", "--shards", "1,0"}, `--shards "1,0": a count of 0 runs nothing`},
+		{[]string{"sweep", "--scenario", "chat", "--repeat", "0"}, "--repeat 0: must be >= 1"},
+		{[]string{"sweep", "--scenario", "chat", "--connectors", "9000"}, "--connectors 9000 with --shards 2: 9004 server processes"},
+		{[]string{"sweep", "--scenario", "chat", "--clients", "10000000"}, "--clients 10000000: the driver needs about"},
+		{[]string{"sweep", "--scenario", "nosuch"}, "--scenario nosuch"},
+		{[]string{"sweep"}, "--scenario is required"},
 	} {
 		var stderr bytes.Buffer
 		code := run(tc.args, &stderr)
