@@ -38,6 +38,7 @@ package wsout
 import (
 	"errors"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -50,7 +51,7 @@ import (
 
 // Options configure a Writer. Zero values mean the documented defaults.
 type Options struct {
-	WriteTimeout   time.Duration // longest a write may block; default 10s
+	WriteTimeout   time.Duration // longest a write may make no progress (each 64 KiB chunk gets its own deadline, between WriteTimeout/2 and WriteTimeout) before the connection is closed as a slow consumer; default 10s
 	CloseTimeout   time.Duration // once closing, longest what is left (tail, control frames, kick, close frame) may take before the socket is closed; default 1s
 	MaxQueueBytes  int           // queued bytes past which the connection is closed as a slow consumer; default 4 MiB
 	MaxFrameBytes  int           // pack packages into frames up to this size; default 64 KiB
@@ -69,11 +70,15 @@ type Options struct {
 // MaxQueueBytes.
 const SlowConsumerReason = "slow consumer: outbound queue over its byte cap"
 
+// StalledReason is the close reason of a connection whose client took no
+// byte for a whole WriteTimeout while the server had data for it.
+const StalledReason = "slow consumer: took nothing for a whole write timeout"
+
 // Counters are totals shared by many writers; every field must be set.
 type Counters struct {
 	Frames, Packages, Pushes *atomic.Uint64 // written: websocket frames, pomelo packages, push packages
 	Dropped                  *atomic.Uint64 // packages discarded because the connection was closing or overflowed
-	SlowConsumers            *atomic.Uint64 // connections closed because their queue overflowed
+	SlowConsumers            *atomic.Uint64 // connections closed because their queue overflowed or their writes stalled
 }
 
 // WithDefaults returns o with zero values replaced by the defaults.
@@ -413,7 +418,17 @@ func (w *Writer) loop() {
 				w.lastWrite = monotime()
 				w.mu.Unlock()
 				if err != nil {
-					w.Close(websocket.CloseAbnormalClosure, "write failed: "+err.Error())
+					reason := "write failed: " + err.Error()
+					if !closed && errors.Is(err, os.ErrDeadlineExceeded) {
+						// The client took nothing for a whole WriteTimeout
+						// (write is chunked, each chunk gets its own
+						// deadline): it stopped reading.
+						reason = StalledReason
+						if c := w.opts.Counters; c != nil {
+							c.SlowConsumers.Add(1)
+						}
+					}
+					w.Close(websocket.CloseAbnormalClosure, reason)
 					closed = true
 				}
 			}
@@ -499,13 +514,24 @@ func (w *Writer) pack(b []byte, batch [][]byte) (_ []byte, frames, pushes, packa
 	return b, frames, pushes, packages
 }
 
-// write is a blocking write bounded by timeout.
+// writeChunk is the most a blocking write hands the kernel at once, so
+// its deadline measures progress: a client reading slowly renews it chunk
+// by chunk, one that stopped reading hits it.
+const writeChunk = 64 << 10
+
+// write is a blocking write; each chunk of it is bounded by timeout.
 func (s *sockWriter) write(b []byte, timeout time.Duration) error {
-	if err := s.arm(timeout); err != nil {
-		return err
+	for len(b) > 0 {
+		if err := s.arm(timeout); err != nil {
+			return err
+		}
+		n, err := s.nc.Write(b[:min(len(b), writeChunk)])
+		b = b[n:]
+		if err != nil {
+			return err
+		}
 	}
-	_, err := s.nc.Write(b)
-	return err
+	return nil
 }
 
 // cut moves the write deadline to d from now, earlier than arm would keep it.
