@@ -43,6 +43,8 @@ func runServe(ctx context.Context, args []string) error {
 	fs.DurationVar(&o.Connector.DirectWriteGap, "direct-write-gap", 0, "a push to a session idle this long is written at once on the sender's goroutine instead of by the session's writer (default 1ms; negative: never)")
 	fs.DurationVar(&o.Connector.FlushWindow, "flush-window", 0, "on a saturated machine, pushes wait up to this long for a flusher goroutine that writes many sessions, instead of waking each session's writer (default 1ms; negative: never)")
 	fs.IntVar(&o.Connector.MaxQueueBytes, "max-queue", 0, "outbound bytes queued per session before a slow-consumer kick (default 4 MiB)")
+	fs.DurationVar(&o.Connector.WriteTimeout, "write-timeout", 0, "a session whose client takes no byte for this long while data waits for it is closed as a slow consumer (default 3s)")
+	fs.IntVar(&o.Connector.SendBufferBytes, "sndbuf", 0, "kernel send buffer per session socket in bytes (SO_SNDBUF, doubled by Linux) (default 131072; -1: the kernel's autotuning, 2-4 MB on loopback)")
 	fs.Float64Var(&o.Connector.RequestRate, "max-request-rate", 0, "requests per second per connection (default 200; negative: unlimited)")
 	fs.IntVar(&o.Chat.MaxContentBytes, "max-content", 0, "largest chat content in bytes (default 8192)")
 	fs.IntVar(&o.Rooms.MaxRooms, "max-rooms", 0, "rooms that may exist at once (0: unlimited)")

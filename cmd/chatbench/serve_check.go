@@ -39,6 +39,12 @@ func checkServeFlags(o *server.Options) error {
 			return usageErr("%s %d: use a positive size, or 0 for the default (%s)", n.flag, n.v, n.zero)
 		}
 	}
+	if d := o.Connector.WriteTimeout; d < 0 || (d > 0 && d < 100*time.Millisecond) {
+		return usageErr("--write-timeout %v: use at least 100ms, or 0 for the default (3s)", d)
+	}
+	if b := o.Connector.SendBufferBytes; b < -1 || (b > 0 && b < 4096) {
+		return usageErr("--sndbuf %d: use at least 4096 bytes, 0 for the default (131072), or -1 for the kernel's autotuning", b)
+	}
 	if o.Connector.MaxPackageBytes > pomelo.MaxBodyLen {
 		return usageErr("--max-package %d: a pomelo package body holds at most %d bytes", o.Connector.MaxPackageBytes, pomelo.MaxBodyLen)
 	}

@@ -120,7 +120,7 @@ func (f *serveFlags) topologyFlagsError(changed func(name string) bool) error {
 
 // forwarded are the serve flags a launcher passes on to its children.
 var forwarded = map[string]bool{
-	"heartbeat": true, "heartbeat-timeout": true, "max-package": true, "max-queue": true,
+	"heartbeat": true, "heartbeat-timeout": true, "max-package": true, "max-queue": true, "sndbuf": true, "write-timeout": true,
 	"max-request-rate": true, "max-content": true, "max-rooms": true, "max-members": true,
 	"log-level": true, "request-timeout": true, "conn-timeout": true, "coalesce-max": true, "direct-write-gap": true, "flush-window": true,
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -54,18 +55,24 @@ type Options struct {
 	Heartbeat        time.Duration // interval announced in the handshake; default 3s; negative disables
 	HeartbeatTimeout time.Duration // silence that closes a session; default 2 x Heartbeat
 	HandshakeTimeout time.Duration // time to finish the handshake; default 10s
-	WriteTimeout     time.Duration // per batch write; default 10s
+	WriteTimeout     time.Duration // a session whose client takes no byte for this long while data waits is closed as a slow consumer (see wsout.Options); default 3s
 	MaxPackageBytes  int           // largest client frame/package; default 64 KiB
 	MaxQueueBytes    int           // outbound queue cap before a slow-consumer kick; default 4 MiB
-	MaxFrameBytes    int           // coalesce packages into frames up to this size; default 64 KiB
-	CoalesceMax      time.Duration // longest wait before the next flush when the writer is behind; default 2ms; negative: flush at once always
-	DirectWriteGap   time.Duration // a push to a session that wrote nothing for this long, with nothing queued, is written at once on the sender's goroutine; default 1ms; negative: always through the writer goroutine
-	FlushWindow      time.Duration // on a saturated machine, pushes wait up to this long for a flusher goroutine instead of waking the session's writer; default 1ms; negative: no flushers
-	RequestRate      float64       // requests+notifies per second per connection; default 200; negative: unlimited
-	RequestBurst     int           // bucket size; default 2 x RequestRate (at least 20)
-	Routes           []string      // server routes for the dictionary (the handler's routes)
-	Metrics          *metrics.Set  // nil: a private set
-	Logger           *slog.Logger  // nil: discard
+	// SendBufferBytes is each session socket's kernel send buffer
+	// (SO_SNDBUF; Linux doubles it for bookkeeping). It bounds what a client
+	// that stops reading pins in the kernel, and makes its queue, hence the
+	// slow-consumer kick, start filling at once. Default DefaultSendBuffer;
+	// negative: the kernel's autotuning (on loopback it grows to 2-4 MB).
+	SendBufferBytes int
+	MaxFrameBytes   int           // coalesce packages into frames up to this size; default 64 KiB
+	CoalesceMax     time.Duration // longest wait before the next flush when the writer is behind; default 2ms; negative: flush at once always
+	DirectWriteGap  time.Duration // a push to a session that wrote nothing for this long, with nothing queued, is written at once on the sender's goroutine; default 1ms; negative: always through the writer goroutine
+	FlushWindow     time.Duration // on a saturated machine, pushes wait up to this long for a flusher goroutine instead of waking the session's writer; default 1ms; negative: no flushers
+	RequestRate     float64       // requests+notifies per second per connection; default 200; negative: unlimited
+	RequestBurst    int           // bucket size; default 2 x RequestRate (at least 20)
+	Routes          []string      // server routes for the dictionary (the handler's routes)
+	Metrics         *metrics.Set  // nil: a private set
+	Logger          *slog.Logger  // nil: discard
 }
 
 func (o *Options) setDefaults() {
@@ -79,7 +86,7 @@ func (o *Options) setDefaults() {
 		o.HandshakeTimeout = 10 * time.Second
 	}
 	if o.WriteTimeout == 0 {
-		o.WriteTimeout = 10 * time.Second
+		o.WriteTimeout = 3 * time.Second
 	}
 	if o.MaxPackageBytes == 0 {
 		o.MaxPackageBytes = 64 << 10
@@ -89,6 +96,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxFrameBytes == 0 {
 		o.MaxFrameBytes = 64 << 10
+	}
+	if o.SendBufferBytes == 0 {
+		o.SendBufferBytes = DefaultSendBuffer
 	}
 	if o.CoalesceMax == 0 {
 		o.CoalesceMax = 2 * time.Millisecond
@@ -106,6 +116,11 @@ func (o *Options) setDefaults() {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 }
+
+// DefaultSendBuffer is the default SendBufferBytes: 128 KiB (256 KiB of
+// kernel memory). Measured with the broadcast storm against the kernel's
+// autotuning (see the README): the storm keeps its throughput.
+const DefaultSendBuffer = 128 << 10
 
 // Frontend accepts websocket sessions and speaks pomelo on them.
 type Frontend struct {
@@ -192,6 +207,13 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c, err := f.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader already answered with an HTTP error
+	}
+	if f.opts.SendBufferBytes > 0 {
+		if tc, ok := c.NetConn().(*net.TCPConn); ok {
+			if err := tc.SetWriteBuffer(f.opts.SendBufferBytes); err != nil {
+				f.log.Debug("SO_SNDBUF", "err", err)
+			}
+		}
 	}
 	s := newSession(f, f.nextID.Add(1), c)
 	f.mu.Lock()
