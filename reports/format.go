@@ -73,3 +73,30 @@ func msLabel(ms float64) string {
 	}
 	return strconv.FormatFloat(ms, 'g', 3, 64) + "ms"
 }
+
+// secondsTicks labels a time axis in seconds at a 1-2-5 step that gives
+// about 8 labels (0.5, 1, 1.5 ... or 10, 20, 30 ...), with a minor tick
+// between labels.
+type secondsTicks struct{}
+
+func (secondsTicks) Ticks(min, max float64) []plot.Tick {
+	span := max - min
+	if span <= 0 {
+		return []plot.Tick{{Value: min, Label: strconv.FormatFloat(min, 'g', 4, 64)}}
+	}
+	step := math.Pow(10, math.Floor(math.Log10(span/8)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if span/(m*step) <= 9 {
+			step *= m
+			break
+		}
+	}
+	var ticks []plot.Tick
+	for v := math.Ceil(min/step) * step; v <= max+step*1e-9; v += step {
+		ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(math.Round(v/step)*step, 'f', -1, 64)})
+		if mid := v + step/2; mid <= max {
+			ticks = append(ticks, plot.Tick{Value: mid})
+		}
+	}
+	return ticks
+}

@@ -401,6 +401,7 @@ func SeriesPNG(runs []Run) ([]byte, error) {
 		top.Title.Text = runs[0].Summary.Scenario + ": " + top.Title.Text + ", phases shaded"
 	}
 	top.Y.Max *= 1.08 // the top of a flat burst stays off the frame
+	top.X.Tick.Marker, bottom.X.Tick.Marker = secondsTicks{}, secondsTicks{}
 	// Both plots share the time axis.
 	top.X.Min, bottom.X.Min = 0, 0
 	top.X.Max = math.Max(math.Max(top.X.Max, bottom.X.Max), xmax)

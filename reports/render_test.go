@@ -254,3 +254,25 @@ func TestMsTicks(t *testing.T) {
 		t.Fatalf("labels %q", got)
 	}
 }
+
+func TestSecondsTicks(t *testing.T) {
+	tests := []struct {
+		min, max float64
+		want     string
+	}{
+		{0, 2.6, "0 0.5 1 1.5 2 2.5"},
+		{0, 7, "0 1 2 3 4 5 6 7"},
+		{0, 65, "0 10 20 30 40 50 60"},
+	}
+	for _, tt := range tests {
+		var labels []string
+		for _, tk := range (secondsTicks{}).Ticks(tt.min, tt.max) {
+			if tk.Label != "" {
+				labels = append(labels, tk.Label)
+			}
+		}
+		if got := strings.Join(labels, " "); got != tt.want {
+			t.Errorf("%v..%v: %q, want %q", tt.min, tt.max, got, tt.want)
+		}
+	}
+}
