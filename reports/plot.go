@@ -104,12 +104,46 @@ func (l *legend) split(c draw.Canvas, top vg.Length) draw.Canvas {
 	return draw.Crop(c, 0, -w, 0, 0)
 }
 
-// pngOf draws onto a white w x h image and encodes it as PNG.
-func pngOf(w, h vg.Length, drawFn func(c draw.Canvas)) ([]byte, error) {
+// Caption is the small print under a figure: the command that made it, the
+// machine and the date, so that a figure copied into a write-up still says
+// where it comes from. Empty: none.
+type Caption string
+
+// RunCaption is the caption of a run's figures.
+func RunCaption(s *metrics.Summary) Caption {
+	return Caption(fmt.Sprintf("%s · %s, %d cores · %s", RunCommand(s), orDash(s.Machine.CPUModel), s.Machine.Cores,
+		s.Start.UTC().Format("2006-01-02 15:04 MST")))
+}
+
+// SweepCaption is the caption of a sweep's figures.
+func SweepCaption(sw *metrics.Sweep) Caption {
+	return Caption(fmt.Sprintf("%s · %s, %d cores · %s", orDash(sw.Command), orDash(sw.Machine.CPUModel), sw.Machine.Cores,
+		sw.Start.UTC().Format("2006-01-02 15:04 MST")))
+}
+
+// pngOf draws onto a white w x h image, with the caption at the bottom,
+// and encodes it as PNG.
+func pngOf(w, h vg.Length, caption Caption, drawFn func(c draw.Canvas)) ([]byte, error) {
 	img := vgimg.New(w, h)
 	dc := draw.New(img)
 	dc.SetColor(color.White)
 	dc.Fill(dc.Rectangle.Path())
+	if caption != "" {
+		sty := plot.New().X.Tick.Label
+		sty.Font.Size = vg.Points(7)
+		sty.Color = color.Gray{Y: 0x70}
+		sty.XAlign, sty.YAlign = draw.XLeft, draw.YBottom
+		text := string(caption)
+		if sty.Rectangle(text).Size().X > w-vg.Points(8) { // too long: cut, and say so
+			base := []rune(text)
+			for len(base) > 20 && sty.Rectangle(string(base)+"...").Size().X > w-vg.Points(8) {
+				base = base[:len(base)-4]
+			}
+			text = string(base) + "..."
+		}
+		dc.FillText(sty, vg.Point{X: vg.Points(4), Y: vg.Points(3)}, text)
+		dc = draw.Crop(dc, 0, 0, sty.Rectangle(text).Size().Y+vg.Points(6), 0)
+	}
 	drawFn(dc)
 	var b bytes.Buffer
 	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&b); err != nil {
@@ -119,8 +153,8 @@ func pngOf(w, h vg.Length, drawFn func(c draw.Canvas)) ([]byte, error) {
 }
 
 // singlePNG renders one plot with its legend in the right strip.
-func singlePNG(p *plot.Plot, l *legend, w, h vg.Length) ([]byte, error) {
-	return pngOf(w, h, func(c draw.Canvas) {
+func singlePNG(p *plot.Plot, l *legend, w, h vg.Length, caption Caption) ([]byte, error) {
+	return pngOf(w, h, caption, func(c draw.Canvas) {
 		p.Draw(l.split(c, titleHeight(p)))
 	})
 }
@@ -184,7 +218,7 @@ func RunCurves(op string, runs []Run) []Curve {
 // axis labelled 50%, 90%, 99%, ..., y in milliseconds (log with 1-2-5
 // ticks when the tail reaches 8 times a median or more, else linear from
 // 0), the legend right of the plot.
-func PercentilePNG(title string, curves []Curve) ([]byte, error) {
+func PercentilePNG(title string, curves []Curve, caption Caption) ([]byte, error) {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "percentile"
@@ -232,14 +266,14 @@ func PercentilePNG(title string, curves []Curve) ([]byte, error) {
 			return t
 		})
 	}
-	return singlePNG(p, l, figW, figH)
+	return singlePNG(p, l, figW, figH, caption)
 }
 
 // PercentilePlot writes a PNG of an operation's latency by percentile, one
 // line per run (overlaid for comparisons). Runs without samples of op are
 // skipped; errNoData when none has any.
 func PercentilePlot(path, op string, runs []Run) error {
-	data, err := PercentilePNG(percentileTitle(op, runs), RunCurves(op, runs))
+	data, err := PercentilePNG(percentileTitle(op, runs), RunCurves(op, runs), runsCaption(runs))
 	return writePNG(path, data, err)
 }
 
@@ -331,6 +365,7 @@ func rateXYs(s *metrics.Summary) (plotter.XYs, bool) {
 // per second below, the phases of a single run shaded behind both, one
 // color per run, the legend right of the plots.
 func SeriesPNG(runs []Run) ([]byte, error) {
+	caption := runsCaption(runs)
 	top, bottom := plot.New(), plot.New()
 	top.Y.Label.Text = "deliveries/s"
 	top.Y.Min = 0
@@ -406,7 +441,7 @@ func SeriesPNG(runs []Run) ([]byte, error) {
 	top.X.Min, bottom.X.Min = 0, 0
 	top.X.Max = math.Max(math.Max(top.X.Max, bottom.X.Max), xmax)
 	bottom.X.Max = top.X.Max
-	return pngOf(figW, seriesH, func(c draw.Canvas) {
+	return pngOf(figW, seriesH, caption, func(c draw.Canvas) {
 		c = l.split(c, titleHeight(top))
 		tiles := draw.Tiles{Rows: 2, Cols: 1, PadTop: vg.Points(4), PadBottom: vg.Points(4), PadLeft: vg.Points(4),
 			PadRight: vg.Points(8), PadY: vg.Points(10)}
@@ -414,6 +449,15 @@ func SeriesPNG(runs []Run) ([]byte, error) {
 		top.Draw(canvases[0][0])
 		bottom.Draw(canvases[1][0])
 	})
+}
+
+// runsCaption is the caption of one run's figures, none for comparisons
+// (the page around them says which runs they are).
+func runsCaption(runs []Run) Caption {
+	if len(runs) == 1 {
+		return RunCaption(runs[0].Summary)
+	}
+	return ""
 }
 
 // SeriesPlot writes SeriesPNG to path.

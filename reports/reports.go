@@ -91,7 +91,7 @@ func Render(w io.Writer, outDir string, runs []Run) ([]string, error) {
 	}{
 		{LatencyPlot, "Delivery latency by percentile (log axes where the range spans decades)", "delivery latency by percentile",
 			func() ([]byte, error) {
-				return PercentilePNG(percentileTitle("delivery", runs), RunCurves("delivery", runs))
+				return PercentilePNG(percentileTitle("delivery", runs), RunCurves("delivery", runs), runsCaption(runs))
 			}},
 		{SeriesPlotFile, "Deliveries per second and delivery latency per second over the run", "deliveries and latency over time",
 			func() ([]byte, error) { return SeriesPNG(runs) }},

@@ -235,7 +235,7 @@ func ScalingPNG(sw *metrics.Sweep, axis string) ([]byte, error) {
 	// One x range for both.
 	lo, hi := math.Min(top.X.Min, bottom.X.Min), math.Max(top.X.Max, bottom.X.Max)
 	top.X.Min, top.X.Max, bottom.X.Min, bottom.X.Max = lo, hi, lo, hi
-	return pngOf(figW, seriesH, func(c draw.Canvas) {
+	return pngOf(figW, seriesH, SweepCaption(sw), func(c draw.Canvas) {
 		c = l.split(c, titleHeight(top))
 		tiles := draw.Tiles{Rows: 2, Cols: 1, PadTop: vg.Points(4), PadBottom: vg.Points(4), PadLeft: vg.Points(4),
 			PadRight: vg.Points(8), PadY: vg.Points(10)}
@@ -247,7 +247,7 @@ func ScalingPNG(sw *metrics.Sweep, axis string) ([]byte, error) {
 
 // barsPNG draws one bar per configuration with an optional min..max
 // whisker, values labelled Compact above the bars.
-func barsPNG(title, ylabel string, names []string, vals, lows, highs []float64) ([]byte, error) {
+func barsPNG(title, ylabel string, names []string, vals, lows, highs []float64, caption Caption) ([]byte, error) {
 	if len(vals) == 0 {
 		return nil, errNoData
 	}
@@ -306,7 +306,7 @@ func barsPNG(title, ylabel string, names []string, vals, lows, highs []float64) 
 		p.X.Tick.Label.Rotation = math.Pi / 6
 		p.X.Tick.Label.XAlign, p.X.Tick.Label.YAlign = draw.XRight, draw.YCenter
 	}
-	return singlePNG(p, newLegend(), figW, figH)
+	return singlePNG(p, newLegend(), figW, figH, caption)
 }
 
 // okConfigs are the configurations with at least one successful run.
@@ -329,7 +329,7 @@ func CompareRatePNG(sw *metrics.Sweep) ([]byte, error) {
 		names = append(names, c.Name)
 		vals, lows, highs = append(vals, c.DeliveriesPerSec), append(lows, c.DeliveriesPerSecMin), append(highs, c.DeliveriesPerSecMax)
 	}
-	return barsPNG(fmt.Sprintf("%s: %s, median of %d round(s), whiskers min-max", sw.Scenario, rateLabel(sw), sw.Repeat), rateLabel(sw), names, vals, lows, highs)
+	return barsPNG(fmt.Sprintf("%s: %s, median of %d round(s), whiskers min-max", sw.Scenario, rateLabel(sw), sw.Repeat), rateLabel(sw), names, vals, lows, highs, SweepCaption(sw))
 }
 
 // EfficiencyPNG draws deliveries per server CPU second per configuration:
@@ -345,7 +345,7 @@ func EfficiencyPNG(sw *metrics.Sweep) ([]byte, error) {
 		}
 	}
 	return barsPNG(fmt.Sprintf("%s: deliveries per server CPU second (all server processes, %d cores)", sw.Scenario, sw.Machine.Cores),
-		"deliveries per CPU second", names, vals, nil, nil)
+		"deliveries per CPU second", names, vals, nil, nil, SweepCaption(sw))
 }
 
 // SweepCurves are the merged delivery histograms of the configurations.
@@ -425,7 +425,7 @@ func RenderSweep(dir string, sw *metrics.Sweep) ([]string, error) {
 			func() ([]byte, error) { return CompareRatePNG(sw) }},
 		fig{CompareLatencyPlot, "Delivery latency spectra overlaid: each configuration's runs merged",
 			func() ([]byte, error) {
-				return PercentilePNG(sw.Scenario+": delivery latency by percentile", SweepCurves(sw))
+				return PercentilePNG(sw.Scenario+": delivery latency by percentile", SweepCurves(sw), SweepCaption(sw))
 			}})
 	var files []string
 	render := func(figs []fig) ([]Image, error) {

@@ -69,7 +69,7 @@ func sweepCmd(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}
 	o := sweep.Options{Pomelo: pomelo, NoSingle: noSingle, Repeat: repeat, Out: bf.out, RunTimeout: runTimeout,
-		Commit: commitID(), Command: "chatbench sweep " + strings.Join(args, " ")}
+		Commit: commitID(), Command: sweepCommand(args)}
 	if compare {
 		o.Kind = metrics.SweepKindCompare
 	}
@@ -151,4 +151,23 @@ func sweepCmd(ctx context.Context, args []string, out io.Writer) error {
 			len(failed), len(sw.Runs), strings.Join(names, ", "))}
 	}
 	return nil
+}
+
+// sweepCommand is the command line as recorded in sweep.json and under the
+// figures: without --out, which says where the files went on one machine,
+// not what was measured.
+func sweepCommand(args []string) string {
+	var keep []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--out":
+			i++
+			continue
+		case strings.HasPrefix(a, "--out="):
+			continue
+		}
+		keep = append(keep, a)
+	}
+	return strings.TrimSpace("chatbench sweep " + strings.Join(keep, " "))
 }

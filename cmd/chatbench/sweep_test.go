@@ -75,3 +75,10 @@ func stderrOf(err error) string {
 	}
 	return ""
 }
+
+func TestSweepCommand(t *testing.T) {
+	got := sweepCommand([]string{"--scenario", "chat", "--out", "/tmp/x", "--repeat", "2", "--out=/y"})
+	if want := "chatbench sweep --scenario chat --repeat 2"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
