@@ -17,14 +17,14 @@ import (
 	"github.com/chatbench/chatbench/bench/driver"
 	"github.com/chatbench/chatbench/bench/metrics"
 	"github.com/chatbench/chatbench/bench/scenario"
+	"github.com/chatbench/chatbench/internal/natsopts"
 )
 
 // Options configure a coordinator (Run). Zero values mean the documented
 // defaults.
 type Options struct {
-	NATS        string        // NATS URL list; required
-	NATSOptions []nats.Option // credentials, as for Serve
-	Workers     int           // how many workers to wait for (>= 1)
+	NATS    natsopts.Options // URLs (required), credentials, TLS, subject prefix: as for Serve
+	Workers int              // how many workers to wait for (>= 1)
 	// Expect names the workers the caller started (local workers): only
 	// they are accepted, and the ones missing are named when the wait
 	// times out. Empty: any N workers that announce themselves.
@@ -59,12 +59,12 @@ func Run(ctx context.Context, o Options) (*driver.Result, error) {
 	if err := driver.CheckSplit(s, o.Workers); err != nil {
 		return nil, fmt.Errorf("workers: %w", err)
 	}
-	nc, err := connect(o.NATS, "chatbench coordinator", o.NATSOptions)
+	nc, err := connect(o.NATS, "chatbench coordinator")
 	if err != nil {
 		return nil, err
 	}
 	defer nc.Close()
-	c := &coord{o: o, nc: nc, log: o.Driver.Logger, run: newRunID()}
+	c := &coord{o: o, nc: nc, log: o.Driver.Logger, run: newRunID(), subj: subjects{o.NATS.SubjectPrefix()}}
 	if err := c.gather(ctx); err != nil {
 		return nil, err
 	}
@@ -82,7 +82,7 @@ func Run(ctx context.Context, o Options) (*driver.Result, error) {
 
 func (o *Options) defaults() error {
 	switch {
-	case o.NATS == "":
+	case len(o.NATS.URLs) == 0:
 		return errors.New("workers: no NATS URL")
 	case o.Workers < 1:
 		return fmt.Errorf("workers: %d workers: want 1 or more", o.Workers)
@@ -116,6 +116,7 @@ func (o *Options) defaults() error {
 
 type coord struct {
 	o       Options
+	subj    subjects
 	nc      *nats.Conn
 	log     *slog.Logger
 	run     string
@@ -139,7 +140,7 @@ type peer struct {
 // gather waits for the workers' announcements.
 func (c *coord) gather(ctx context.Context) error {
 	hellos := make(chan *nats.Msg, 256)
-	sub, err := c.nc.ChanSubscribe(subjHello, hellos)
+	sub, err := c.nc.ChanSubscribe(c.subj.hello(), hellos)
 	if err != nil {
 		return fmt.Errorf("workers: subscribe: %w", err)
 	}
@@ -212,10 +213,10 @@ func (c *coord) missing(joined map[string]*peer) error {
 		}
 		miss = strings.Join(names, ", ")
 	} else {
-		miss = fmt.Sprintf("%d more (start them with: chatbench worker --nats %s)", c.o.Workers-len(joined), redact(c.o.NATS))
+		miss = fmt.Sprintf("%d more (start them with: chatbench worker --nats %s)", c.o.Workers-len(joined), natsopts.Redact(strings.Join(c.o.NATS.URLs, ",")))
 	}
 	return fmt.Errorf("workers: waited %v for %d workers on NATS %s: %d joined (%s); missing: %s",
-		c.o.WaitTimeout, c.o.Workers, redact(c.o.NATS), len(joined), got, miss)
+		c.o.WaitTimeout, c.o.Workers, natsopts.Redact(strings.Join(c.o.NATS.URLs, ",")), len(joined), got, miss)
 }
 
 // clockPings is how many round trips measure a worker's clock offset.
@@ -234,7 +235,7 @@ func (c *coord) measureClock(p *peer) error {
 	best := int64(-1)
 	for range clockPings {
 		t0 := time.Now()
-		m, err := c.nc.Request(inboxPrefix+p.Name, ping, 2*time.Second)
+		m, err := c.nc.Request(c.subj.inbox(p.Name), ping, 2*time.Second)
 		t1 := time.Now()
 		if err != nil {
 			return fmt.Errorf("workers: clock of worker %s: %w", p.Name, err)
@@ -281,7 +282,7 @@ func (c *coord) assign(ctx context.Context) error {
 			a.FirstSourceAddr = 1 + p.index*d.SourceAddrs
 		}
 		rq, _ := json.Marshal(request{Kind: "assign", Assign: a})
-		m, err := c.nc.Request(inboxPrefix+p.Name, rq, 5*time.Second)
+		m, err := c.nc.Request(c.subj.inbox(p.Name), rq, 5*time.Second)
 		if err != nil {
 			return fmt.Errorf("workers: assign part %d to worker %s: %w", p.index, p.Name, err)
 		}
@@ -317,7 +318,7 @@ func (c *coord) subscribe() (unsub func(), err error) {
 	}
 	for _, kind := range []string{"barrier", "applied", "progress", "beat", "result"} {
 		chunked := kind == "barrier" || kind == "result"
-		s, err := c.nc.Subscribe(runSubj(c.run, kind), func(m *nats.Msg) {
+		s, err := c.nc.Subscribe(c.subj.run(c.run, kind), func(m *nats.Msg) {
 			data := m.Data
 			if chunked {
 				var err error
@@ -385,7 +386,7 @@ func (c *coord) loop(ctx context.Context) (*driver.Result, error) {
 				}
 			}
 		case now := <-tick.C:
-			_ = c.nc.Publish(runSubj(c.run, "cbeat"), nil)
+			_ = c.nc.Publish(c.subj.run(c.run, "cbeat"), nil)
 			for _, p := range c.workers {
 				if p.result == nil && p.dead == "" && now.Sub(p.lastBeat) > c.o.DeadAfter {
 					p.dead = fmt.Sprintf("worker %s died (silent for %v) %.1f s into the run", p.Name, now.Sub(p.lastBeat).Round(100*time.Millisecond), now.Sub(c.start).Seconds())
@@ -442,7 +443,7 @@ func (c *coord) loop(ctx context.Context) (*driver.Result, error) {
 				if !slices.Contains(applied[b.Phase], false) {
 					delete(applied, b.Phase)
 					at := time.Now().Add(startLead)
-					if err := publishBig(c.nc, runSubj(c.run, "go"), goMsg{Phase: b.Phase, AtNs: at.UnixNano()}); err != nil {
+					if err := publishBig(c.nc, c.subj.run(c.run, "go"), goMsg{Phase: b.Phase, AtNs: at.UnixNano()}); err != nil {
 						stop(err.Error())
 					}
 				}
@@ -498,7 +499,7 @@ func (c *coord) release(phase int, locals [][]int32) error {
 		}
 		copy(global[lo:hi], l)
 	}
-	return publishBig(c.nc, runSubj(c.run, "go"), goMsg{Phase: phase, Global: global})
+	return publishBig(c.nc, c.subj.run(c.run, "go"), goMsg{Phase: phase, Global: global})
 }
 
 // startLead is how far ahead a phase's common start is set: every worker
@@ -508,7 +509,7 @@ const startLead = 200 * time.Millisecond
 
 func (c *coord) stop(reason string) {
 	b, _ := json.Marshal(stopMsg{Reason: reason})
-	_ = c.nc.Publish(runSubj(c.run, "stop"), b)
+	_ = c.nc.Publish(c.subj.run(c.run, "stop"), b)
 	_ = c.nc.Flush()
 }
 
@@ -574,20 +575,4 @@ func (c *coord) merge(s *scenario.Scenario) (*driver.Result, error) {
 		res.Dir = dir
 	}
 	return res, nil
-}
-
-// redact hides the password of a NATS URL list for messages.
-func redact(urls string) string {
-	var out []string
-	for _, u := range strings.Split(urls, ",") {
-		if at := strings.LastIndex(u, "@"); at >= 0 {
-			scheme := ""
-			if i := strings.Index(u, "://"); i >= 0 && i < at {
-				scheme = u[:i+3]
-			}
-			u = scheme + "***@" + u[at+1:]
-		}
-		out = append(out, u)
-	}
-	return strings.Join(out, ",")
 }

@@ -45,15 +45,17 @@ import (
 // worker that speaks another.
 const Protocol = 1
 
-// Subjects. A worker's inbox is inboxPrefix+name; a run's subjects are
-// runPrefix+id+"."+suffix.
-const (
-	subjHello   = "chatbench.workers.hello"
-	inboxPrefix = "chatbench.workers.inbox."
-	runPrefix   = "chatbench.workers.run."
-)
+// subjects names the NATS subjects of the workers under a prefix (the
+// natsopts subject prefix, "chatbench" by default): P.workers.hello where
+// idle workers announce themselves, P.workers.inbox.<name> a worker's
+// requests, P.workers.run.<id>.<what> a run's messages.
+type subjects struct{ prefix string }
 
-func runSubj(run, suffix string) string { return runPrefix + run + "." + suffix }
+func (s subjects) hello() string            { return s.prefix + ".workers.hello" }
+func (s subjects) inbox(name string) string { return s.prefix + ".workers.inbox." + name }
+func (s subjects) run(run, what string) string {
+	return s.prefix + ".workers.run." + run + "." + what
+}
 
 // hello is what an idle worker announces every helloEvery.
 type hello struct {

@@ -65,15 +65,3 @@ func TestAssembler(t *testing.T) {
 		})
 	}
 }
-
-func TestRedact(t *testing.T) {
-	for in, want := range map[string]string{
-		"nats://127.0.0.1:4222":                        "nats://127.0.0.1:4222",
-		"nats://user:secret@h:4222,nats://tok@h2:4222": "nats://***@h:4222,nats://***@h2:4222",
-		"tls://a:b@host:1":                             "tls://***@host:1",
-	} {
-		if got := redact(in); got != want {
-			t.Errorf("redact(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

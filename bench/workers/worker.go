@@ -16,15 +16,14 @@ import (
 
 	"github.com/chatbench/chatbench/bench/client"
 	"github.com/chatbench/chatbench/bench/driver"
+	"github.com/chatbench/chatbench/internal/natsopts"
 )
 
 // WorkerOptions configure Serve. Zero values mean the documented defaults.
 type WorkerOptions struct {
-	// NATS is the server URL list (nats://host:port[,...]); required.
-	NATS string
-	// NATSOptions carry credentials (user/password, token, TLS) as the
-	// split topology's servers take them.
-	NATSOptions []nats.Option
+	// NATS is how to reach NATS (URLs required; credentials, TLS and the
+	// subject prefix as the split topology's servers take them).
+	NATS natsopts.Options
 	// Name identifies the worker to the coordinator; default host-pid.
 	Name string
 	// Version is this chatbench's commit: the coordinator refuses another.
@@ -54,7 +53,7 @@ func DefaultName() string {
 // assigns it a part of a run, runs it, ships the results, and (unless
 // Once) waits for the next run. It returns nil when ctx ends.
 func Serve(ctx context.Context, o WorkerOptions) error {
-	if o.NATS == "" {
+	if len(o.NATS.URLs) == 0 {
 		return errors.New("workers: no NATS URL")
 	}
 	if o.Name == "" {
@@ -69,21 +68,21 @@ func Serve(ctx context.Context, o WorkerOptions) error {
 	if o.Stderr == nil {
 		o.Stderr = os.Stderr
 	}
-	nc, err := connect(o.NATS, "chatbench worker "+o.Name, o.NATSOptions)
+	nc, err := connect(o.NATS, "chatbench worker "+o.Name)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
 
-	w := &worker{o: o, nc: nc, assigns: make(chan *assign, 1)}
-	sub, err := nc.Subscribe(inboxPrefix+o.Name, w.onRequest)
+	w := &worker{o: o, nc: nc, assigns: make(chan *assign, 1), subj: subjects{o.NATS.SubjectPrefix()}}
+	sub, err := nc.Subscribe(w.subj.inbox(o.Name), w.onRequest)
 	if err != nil {
 		return fmt.Errorf("workers: subscribe: %w", err)
 	}
 	defer sub.Unsubscribe()
 	host, _ := os.Hostname()
 	hi, _ := json.Marshal(hello{Name: o.Name, Version: o.Version, Protocol: Protocol, Host: host, PID: os.Getpid(), BootID: bootID()})
-	if err := nc.Publish(subjHello, hi); err != nil {
+	if err := nc.Publish(w.subj.hello(), hi); err != nil {
 		return fmt.Errorf("workers: announce: %w", err)
 	}
 	if err := nc.Flush(); err != nil {
@@ -100,7 +99,7 @@ func Serve(ctx context.Context, o WorkerOptions) error {
 			return nil
 		case <-t.C:
 			if !w.busy() {
-				_ = nc.Publish(subjHello, hi)
+				_ = nc.Publish(w.subj.hello(), hi)
 			}
 		case a := <-w.assigns:
 			err := w.run(ctx, a)
@@ -117,6 +116,7 @@ func Serve(ctx context.Context, o WorkerOptions) error {
 
 type worker struct {
 	o       WorkerOptions
+	subj    subjects
 	nc      *nats.Conn
 	assigns chan *assign
 	mu      sync.Mutex
@@ -180,7 +180,7 @@ func (w *worker) run(parent context.Context, a *assign) error {
 		}
 	}()
 	sub := func(subj string, h nats.MsgHandler) error {
-		s, err := nc.Subscribe(runSubj(a.Run, subj), h)
+		s, err := nc.Subscribe(w.subj.run(a.Run, subj), h)
 		if err != nil {
 			return fmt.Errorf("workers: subscribe %s: %w", subj, err)
 		}
@@ -240,7 +240,7 @@ func (w *worker) run(parent context.Context, a *assign) error {
 		t := time.NewTicker(beatEvery)
 		defer t.Stop()
 		for {
-			_ = nc.Publish(runSubj(a.Run, "beat"), b)
+			_ = nc.Publish(w.subj.run(a.Run, "beat"), b)
 			if silent := time.Since(time.Unix(0, coordBeat.Load())); silent > coordinatorGone {
 				cancel(fmt.Errorf("the coordinator is gone (silent for %v)", silent.Round(time.Second)))
 			}
@@ -258,10 +258,10 @@ func (w *worker) run(parent context.Context, a *assign) error {
 	split := &driver.Split{
 		Index: a.Index, Count: a.Count, ClockShift: shift, Receipts: receipts,
 		Send: func(owner int, batch []byte) {
-			_ = nc.Publish(runSubj(a.Run, fmt.Sprintf("deliv.%d", owner)), batch)
+			_ = nc.Publish(w.subj.run(a.Run, fmt.Sprintf("deliv.%d", owner)), batch)
 		},
 		Barrier: func(ctx context.Context, phase int, local []int32, apply func([]int32) error) error {
-			if err := publishBig(nc, runSubj(a.Run, "barrier"), barrierMsg{Index: a.Index, Phase: phase, Local: local}); err != nil {
+			if err := publishBig(nc, w.subj.run(a.Run, "barrier"), barrierMsg{Index: a.Index, Phase: phase, Local: local}); err != nil {
 				return fmt.Errorf("barrier: %w", err)
 			}
 			// the membership, then (once every part applied it) the start
@@ -280,7 +280,7 @@ func (w *worker) run(parent context.Context, a *assign) error {
 						}
 						applied = true
 						b, _ := json.Marshal(barrierMsg{Index: a.Index, Phase: phase})
-						if err := nc.Publish(runSubj(a.Run, "applied"), b); err != nil {
+						if err := nc.Publish(w.subj.run(a.Run, "applied"), b); err != nil {
 							return fmt.Errorf("barrier: %w", err)
 						}
 					case applied && g.Global == nil:
@@ -300,7 +300,7 @@ func (w *worker) run(parent context.Context, a *assign) error {
 		Scenario: a.Scenario, Target: a.Target, Topology: a.Topology, ServerNice: a.ServerNice, Commit: a.Commit,
 		SourceAddrs: a.SourceAddrs, FirstSourceAddr: a.FirstSourceAddr, LateThreshold: a.LateThreshold,
 		DrainTimeout: a.DrainTimeout, Logger: dlog, Split: split,
-		Progress: &progressWriter{nc: nc, subj: runSubj(a.Run, "progress"), index: a.Index},
+		Progress: &progressWriter{nc: nc, subj: w.subj.run(a.Run, "progress"), index: a.Index},
 	}
 	log.Info("run", "part", a.Index, "of", a.Count, "target", a.Target)
 	res, err := driver.Run(ctx, opts)
@@ -312,7 +312,7 @@ func (w *worker) run(parent context.Context, a *assign) error {
 		out.Err = err.Error()
 		out.Unreachable = errors.Is(err, driver.ErrUnreachable)
 	}
-	if perr := publishBig(nc, runSubj(a.Run, "result"), out); perr != nil {
+	if perr := publishBig(nc, w.subj.run(a.Run, "result"), out); perr != nil {
 		return fmt.Errorf("workers: send results: %w", perr)
 	}
 	if ferr := nc.FlushTimeout(10 * time.Second); ferr != nil {
@@ -362,18 +362,17 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 }
 
 // connect dials NATS for the coordinator or a worker.
-func connect(urls, name string, extra []nats.Option) (*nats.Conn, error) {
-	opts := append([]nats.Option{
+func connect(o natsopts.Options, name string) (*nats.Conn, error) {
+	nc, err := o.Connect(
 		nats.Name(name),
-		nats.Timeout(5 * time.Second),
+		nats.Timeout(5*time.Second),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(200 * time.Millisecond),
-		nats.ReconnectBufSize(64 << 20),
-		nats.PingInterval(5 * time.Second),
-	}, extra...)
-	nc, err := nats.Connect(urls, opts...)
+		nats.ReconnectWait(200*time.Millisecond),
+		nats.ReconnectBufSize(64<<20),
+		nats.PingInterval(5*time.Second),
+	)
 	if err != nil {
-		return nil, fmt.Errorf("workers: connect to NATS %s: %w", urls, err)
+		return nil, fmt.Errorf("workers: %w", err)
 	}
 	return nc, nil
 }

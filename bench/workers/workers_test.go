@@ -23,6 +23,7 @@ import (
 	"github.com/chatbench/chatbench/bench/metrics"
 	"github.com/chatbench/chatbench/bench/scenario"
 	"github.com/chatbench/chatbench/bench/workers"
+	"github.com/chatbench/chatbench/internal/natsopts"
 	"github.com/chatbench/chatbench/server"
 	"github.com/chatbench/chatbench/server/servertest"
 )
@@ -43,8 +44,10 @@ func TestMain(m *testing.M) {
 		if v := os.Getenv(envVer); v != "" {
 			ver = v
 		}
+		no := natsopts.Options{URLs: []string{os.Getenv(envNATS)}}
+		no.FromEnv() // the token, as a split topology's children get it
 		err := workers.Serve(context.Background(), workers.WorkerOptions{
-			NATS: os.Getenv(envNATS), Name: name, Version: ver, Once: true,
+			NATS: no, Name: name, Version: ver, Once: true,
 			Ready: func(string) { fmt.Println("READY") },
 		})
 		if err != nil {
@@ -56,9 +59,14 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// testToken is the NATS token of the tests: workers get it in their
+// environment, as a split topology's children do, the coordinator in its
+// options; a client without it is refused.
+const testToken = "s3cret-test-token"
+
 func startNATS(t *testing.T) string {
 	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, Authorization: testToken})
 	if err != nil {
 		t.Fatalf("nats: %v", err)
 	}
@@ -68,6 +76,10 @@ func startNATS(t *testing.T) string {
 	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	return ns.ClientURL()
+}
+
+func natsOpts(url string) natsopts.Options {
+	return natsopts.Options{URLs: []string{url}, Token: testToken}
 }
 
 // child is one worker process.
@@ -90,7 +102,7 @@ func startWorkers(t *testing.T, url, prefix string, n int, dead chan<- string, e
 	for i := range n {
 		name := fmt.Sprintf("%s%d", prefix, i)
 		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env = append(append(os.Environ(), envWorker+"="+name, envNATS+"="+url), env...)
+		cmd.Env = append(append(os.Environ(), envWorker+"="+name, envNATS+"="+url, natsopts.EnvToken+"="+testToken), env...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		cmd.Stderr = &prefixed{t: t, name: name}
 		stdout, err := cmd.StdoutPipe()
@@ -188,7 +200,7 @@ func TestOneAndThreeWorkers(t *testing.T) {
 		var progress bytes.Buffer
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		res, err := workers.Run(ctx, workers.Options{
-			NATS: url, Workers: n, Expect: names(prefix, n), Version: testVersion, WaitTimeout: 20 * time.Second,
+			NATS: natsOpts(url), Workers: n, Expect: names(prefix, n), Version: testVersion, WaitTimeout: 20 * time.Second,
 			Driver: driver.Options{Scenario: s, Target: srv.GateAddr, Topology: "single", Out: t.TempDir(),
 				DrainTimeout: 5 * time.Second, Progress: &syncWriter{w: &progress}},
 		})
@@ -275,7 +287,7 @@ func TestWorkerDies(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	res, err := workers.Run(ctx, workers.Options{
-		NATS: url, Workers: 3, Expect: names("k", 3), Version: testVersion, WaitTimeout: 20 * time.Second, Dead: dead,
+		NATS: natsOpts(url), Workers: 3, Expect: names("k", 3), Version: testVersion, WaitTimeout: 20 * time.Second, Dead: dead,
 		Driver: driver.Options{Scenario: s, Target: srv.GateAddr, Topology: "single", Out: out,
 			DrainTimeout: 3 * time.Second, Progress: pw},
 	})
@@ -372,14 +384,19 @@ func TestWorkersRefused(t *testing.T) {
 		{"one of two missing", chatScenario(t, 30, 3, time.Second), 1, nil, 2, []string{"1 joined (m0)", "missing: m1"}},
 		{"another version", chatScenario(t, 30, 3, time.Second), 1, []string{envVer + "=other"}, 1, []string{"worker v0", "runs chatbench other", "runs test"}},
 		{"hop phases", hop, 0, nil, 2, []string{`phase "hop"`, "one worker"}},
+		{"no NATS token", chatScenario(t, 30, 3, time.Second), 0, nil, 1, []string{"connect to NATS", "uthorization"}},
 	}
 	for k, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			prefix := []string{"m", "v", "h"}[k]
+			prefix := []string{"m", "v", "h", "n"}[k]
+			no := natsOpts(url)
+			if tc.name == "no NATS token" {
+				no.Token = ""
+			}
 			startWorkers(t, url, prefix, tc.start, nil, tc.env...)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			_, err := workers.Run(ctx, workers.Options{NATS: url, Workers: tc.expect, Expect: names(prefix, tc.expect), Version: testVersion,
+			_, err := workers.Run(ctx, workers.Options{NATS: no, Workers: tc.expect, Expect: names(prefix, tc.expect), Version: testVersion,
 				WaitTimeout: 2 * time.Second, Driver: driver.Options{Scenario: tc.s, Target: "127.0.0.1:1"}})
 			if err == nil {
 				t.Fatal("Run: no error")

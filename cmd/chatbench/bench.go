@@ -53,10 +53,7 @@ type benchFlags struct {
 	failOnBound bool
 	serverNice  int // startNiced
 	pomeloDir   string
-	// split runs (bench_workers.go)
-	workers       int
-	nats          string
-	workerTimeout time.Duration
+	split       workerFlags // split runs (bench_workers.go)
 }
 
 // Exit codes of chatbench bench (besides 0, and 2 for a usage error).
@@ -102,9 +99,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&f.logLevel, "log-level", "warn", "driver log level: debug, info, warn or error")
 	fs.StringVar(&f.pomeloDir, "pomelo-dir", "", "--topology pomelo: where pomelo is installed from npm (default: serve's)")
 	fs.IntVar(&f.serverNice, "server-nice", defaultServerNice, "run the server this bench starts (and the bare calibration server) this many nice steps below the driver, so a saturated machine delays the server, not the measuring driver (0: same priority; ignored with --target)")
-	fs.IntVar(&f.workers, "workers", 0, "split the run over N driver worker processes: started here over an embedded NATS server, or with --nats the N that join (0: drive from this process)")
-	fs.StringVar(&f.nats, "nats", "", "NATS URLs nats://[user:password@]host:port[,...] where remote workers (chatbench worker --nats URL) join; needs --workers")
-	fs.DurationVar(&f.workerTimeout, "worker-timeout", 60*time.Second, "longest wait for the --workers to join")
+	f.addWorkerFlags(fs) // bench_workers.go
 	fs.BoolVar(&f.failOnBound, "fail-on-driver-bound", false, "exit 98 when the driver, not the server, was the bottleneck (default: warn, exit 0)")
 	fs.StringVar(&f.ceiling, "ceiling", "auto", "compare with this machine's bare fan-out ceiling (chatbench calibrate): auto (cached, else measured after the run; loopback targets only), recalibrate, or off")
 	fs.Usage = func() {
@@ -141,13 +136,13 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 			return usageErr("--target %q: want host:port of the gate, e.g. 127.0.0.1:3014", f.target)
 		}
 	}
-	if err := f.checkWorkers(s); err != nil {
+	if err := f.split.check(s); err != nil {
 		return err
 	}
 	if err := f.checkSourceAddrs(f.clientsPerProcess(s.Clients)); err != nil {
 		return err
 	}
-	if f.workers == 0 { // workers hold the sockets of a split run
+	if f.split.workers == 0 { // workers hold the sockets of a split run
 		if err := raiseFileLimit(s.Clients); err != nil {
 			return err
 		}
@@ -189,7 +184,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(os.Stderr, "chatbench bench: scenario %s: %d clients, %d rooms, target %s\n", s.Name, s.Clients, s.Rooms.Count, f.target)
 	cpu0, t0 := treeCPU(srvPID), time.Now()
 	var res *driver.Result
-	if f.workers > 0 {
+	if f.split.workers > 0 {
 		res, err = runWorkers(ctx, f, opts)
 	} else {
 		res, err = driver.Run(ctx, opts)

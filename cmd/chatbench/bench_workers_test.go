@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chatbench/chatbench/bench/metrics"
+	"github.com/chatbench/chatbench/internal/natsopts"
 	"github.com/chatbench/chatbench/server"
 	"github.com/chatbench/chatbench/server/cluster"
 	"github.com/chatbench/chatbench/server/cluster/clustertest"
@@ -30,6 +31,8 @@ func TestBenchWorkersUsage(t *testing.T) {
 		{"more workers than clients", []string{"--scenario", "chat", "--clients", "3", "--workers", "4"}, "--workers 4"},
 		{"hop split", []string{"--scenario", "hop", "--workers", "2"}, "one worker"},
 		{"zero worker timeout", []string{"--scenario", "chat", "--workers", "2", "--worker-timeout", "0s"}, "--worker-timeout"},
+		{"credentials without --nats", []string{"--scenario", "chat", "--workers", "2", "--nats-creds", "x.creds"}, "add --nats"},
+		{"two ways to authenticate", []string{"--scenario", "chat", "--workers", "2", "--nats", "nats://h:1", "--nats-creds", "x", "--nats-nkey", "y"}, "one way"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -52,17 +55,25 @@ func TestBenchWorkersUsage(t *testing.T) {
 func TestBenchWorkersBinary(t *testing.T) {
 	bin := stampedBinary(t, "stampworkers")
 	srv := servertest.Start(t, server.Options{})
-	ns, err := cluster.StartNATS("127.0.0.1", -1, "")
+	// a NATS server with a token: the remote worker takes it from the
+	// environment, the coordinator from a file (as the split topology)
+	const token = "workers-test-token"
+	ns, err := cluster.StartNATS("127.0.0.1", -1, token)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	url := ns.ClientURL()
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	common := []string{"--scenario", "chat", "--clients", "30", "--rooms", "3", "--duration", "1s", "--quiet", "--ceiling", "off",
 		"--drain", "5s", "--target", srv.GateAddr}
 
 	// a remote worker waiting on the NATS server
 	w := clustertest.Command(bin, "worker", "--nats", url, "--name", "remote-1", "--once")
+	w.Env = append(os.Environ(), natsopts.EnvToken+"="+token)
 	wout, err := w.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -98,8 +109,9 @@ func TestBenchWorkersBinary(t *testing.T) {
 		parts []string
 	}{
 		{"local workers", []string{"--workers", "2"}, 99, "2 local workers (w0, w1)", []string{"w0", "w1"}},
-		{"remote worker", []string{"--workers", "1", "--nats", url}, 99, "waiting up to", []string{"remote-1"}},
-		{"nobody comes", []string{"--workers", "1", "--nats", url, "--worker-timeout", "1s"}, 1, "missing: 1 more (start them with: chatbench worker --nats", nil},
+		{"remote worker", []string{"--workers", "1", "--nats", url, "--nats-token-file", tokenFile}, 99, "waiting up to", []string{"remote-1"}},
+		{"nobody comes", []string{"--workers", "1", "--nats", url, "--nats-token-file", tokenFile, "--worker-timeout", "1s"}, 1, "missing: 1 more (start them with: chatbench worker --nats", nil},
+		{"no token", []string{"--workers", "1", "--nats", url}, 1, "uthorization", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
