@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,17 +8,16 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/chatbench/chatbench/bench/driver"
 	"github.com/chatbench/chatbench/bench/scenario"
+	"github.com/chatbench/chatbench/internal/proc"
 	peer "github.com/chatbench/chatbench/peers/pomelo"
 	"github.com/chatbench/chatbench/reports"
 )
@@ -51,7 +49,7 @@ type benchFlags struct {
 	logLevel    string
 	ceiling     string
 	failOnBound bool
-	serverNice  int // startNiced
+	serverNice  int // proc.Options.Nice
 	pomeloDir   string
 	split       workerFlags // split runs (bench_workers.go)
 }
@@ -165,7 +163,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 		}
 		defer srv.stop()
 		f.target = srv.gate
-		srvPID = srv.cmd.Process.Pid
+		srvPID = srv.p.Pid()
 		topology, serverNice = f.topology, f.serverNice
 		if f.topology == "pomelo" {
 			fmt.Fprintf(os.Stderr, "chatbench bench: started stock pomelo %s, gate %s\n", peer.Version, f.target)
@@ -355,10 +353,9 @@ func commitID() string {
 
 // childServer is a `chatbench serve` started from this same binary.
 type childServer struct {
-	cmd   *exec.Cmd
+	p     *proc.Process
 	gate  string
-	ready map[string]string // every key of its READY line
-	done  chan error
+	ready proc.Fields // every key of its READY line
 }
 
 // readyTimeout bounds the wait for the started server's READY line.
@@ -395,116 +392,25 @@ func startServer(ctx context.Context, f benchFlags) (*childServer, error) {
 	return startChild(ctx, exe, args, f.serverNice, timeout)
 }
 
-// startChild runs exe args, nice steps nicer than us (startNiced), and waits
-// for its READY line (stdout); other stdout and stderr lines go to our
-// stderr prefixed [serve].
+// startChild runs exe args as role "serve", nice steps nicer than us, and
+// waits for its READY line, which must name the gate; its other output goes
+// to our stderr prefixed [serve].
 func startChild(ctx context.Context, exe string, args []string, nice int, timeout time.Duration) (*childServer, error) {
-	cmd := exec.Command(exe, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
-	stderr, err := cmd.StderrPipe()
+	p, f, err := proc.StartReady(ctx, proc.Options{
+		Role: "serve", Path: exe, Args: args, Nice: nice,
+		ReadyTimeout: timeout, StopTimeout: 15 * time.Second,
+		// a launcher child, if the bench dies, still stops its own children
+		ParentDeathSignal: syscall.SIGTERM,
+	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the started server: %w", err)
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
+	if f.Get("gate") == "" {
+		_ = p.Stop()
+		return nil, fmt.Errorf("the started server's READY line has no gate=: %v\n  command: %s %s", f, exe, strings.Join(args, " "))
 	}
-	release, err := startNiced(cmd, nice)
-	if err != nil {
-		return nil, fmt.Errorf("start %s serve: %w", exe, err)
-	}
-	s := &childServer{cmd: cmd, done: make(chan error, 1)}
-	tail := &lastLines{}
-	ready := make(chan map[string]string, 1)
-	var pipes sync.WaitGroup
-	pipes.Add(2)
-	go func() { defer pipes.Done(); prefixLines(os.Stderr, "[serve] ", stderr, tail) }()
-	go func() {
-		defer pipes.Done()
-		sc := bufio.NewScanner(stdout)
-		sent := false
-		for sc.Scan() {
-			line := sc.Text()
-			if !sent && strings.HasPrefix(line, "READY ") {
-				sent = true
-				ready <- readyFields(line)
-				continue
-			}
-			fmt.Fprintln(os.Stderr, "[serve] "+line)
-			tail.add(line)
-		}
-	}()
-	// Wait reaps the child once its output is read (Wait closes the pipes)
-	go func() { pipes.Wait(); err := cmd.Wait(); release(); s.done <- err }()
-	command := exe + " " + strings.Join(args, " ")
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	select {
-	case kv := <-ready:
-		if kv["gate"] == "" {
-			s.stop()
-			return nil, fmt.Errorf("the started server's READY line has no gate=: %v\n  command: %s", kv, command)
-		}
-		s.gate, s.ready = kv["gate"], kv
-		return s, nil
-	case err := <-s.done:
-		s.done <- err // for stop
-		return nil, fmt.Errorf("the started server exited before it was ready (%v): %s\n  command: %s", err, tail.String(), command)
-	case <-timer.C:
-		s.stop()
-		return nil, fmt.Errorf("the started server printed no READY line within %v: %s\n  command: %s", timeout, tail.String(), command)
-	case <-ctx.Done():
-		s.stop()
-		return nil, ctx.Err()
-	}
-}
-
-// readyFields parses "READY k=v k=v ...".
-func readyFields(line string) map[string]string {
-	kv := map[string]string{}
-	for _, f := range strings.Fields(line)[1:] {
-		if k, v, ok := strings.Cut(f, "="); ok {
-			kv[k] = v
-		}
-	}
-	return kv
+	return &childServer{p: p, gate: f.Get("gate"), ready: f}, nil
 }
 
 // stop asks the server to shut down (SIGTERM) and kills it after 15 s.
-func (s *childServer) stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(15 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
-}
-
-type lastLines struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *lastLines) add(s string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, s)
-	if len(l.lines) > 5 {
-		l.lines = l.lines[1:]
-	}
-}
-
-func (l *lastLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, " | ")
-}
-
-func prefixLines(w io.Writer, prefix string, r io.Reader, tail *lastLines) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		fmt.Fprintln(w, prefix+sc.Text())
-		tail.add(sc.Text())
-	}
-}
+func (s *childServer) stop() { _ = s.p.Stop() }

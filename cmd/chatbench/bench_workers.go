@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -18,6 +14,7 @@ import (
 	"github.com/chatbench/chatbench/bench/scenario"
 	"github.com/chatbench/chatbench/bench/workers"
 	"github.com/chatbench/chatbench/internal/natsopts"
+	"github.com/chatbench/chatbench/internal/proc"
 	"github.com/chatbench/chatbench/server/cluster"
 	"github.com/spf13/pflag"
 )
@@ -142,77 +139,29 @@ func randomHex(n int) (string, error) {
 
 // localWorker is a `chatbench worker --once` child of this bench.
 type localWorker struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
+	p *proc.Process
 }
 
 // startLocalWorker starts one worker and waits for its READY line; its
 // output goes to our stderr prefixed with its name, and dead gets its name
 // when it exits.
 func startLocalWorker(ctx context.Context, exe, name, url, token string, dead chan<- string) (*localWorker, error) {
-	cmd := exec.Command(exe, "worker", "--nats", url, "--name", name, "--once")
-	cmd.Env = append(os.Environ(), natsopts.EnvToken+"="+token)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
-	stdout, err := cmd.StdoutPipe()
+	p, _, err := proc.StartReady(ctx, proc.Options{
+		Role: "worker", ID: name, Path: exe,
+		Args:         []string{"worker", "--nats", url, "--name", name, "--once"},
+		Env:          append(os.Environ(), natsopts.EnvToken+"="+token),
+		ReadyTimeout: readyTimeout, StopTimeout: 15 * time.Second,
+		ParentDeathSignal: syscall.SIGTERM,
+	})
 	if err != nil {
 		return nil, err
 	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start worker %s: %w", name, err)
-	}
-	k := &localWorker{name: name, cmd: cmd, done: make(chan struct{})}
-	tail := &lastLines{}
-	ready := make(chan struct{})
-	var pipes sync.WaitGroup
-	pipes.Add(2)
-	go func() { defer pipes.Done(); prefixLines(os.Stderr, "["+name+"] ", stderr, tail) }()
 	go func() {
-		defer pipes.Done()
-		sc := bufio.NewScanner(stdout)
-		seen := false
-		for sc.Scan() {
-			if !seen && strings.HasPrefix(sc.Text(), "READY ") {
-				seen = true
-				close(ready)
-				continue
-			}
-			fmt.Fprintln(os.Stderr, "["+name+"] "+sc.Text())
-		}
-	}()
-	go func() {
-		pipes.Wait()
-		_ = cmd.Wait()
-		close(k.done)
+		<-p.Done()
 		dead <- name
 	}()
-	timer := time.NewTimer(readyTimeout)
-	defer timer.Stop()
-	select {
-	case <-ready:
-		return k, nil
-	case <-k.done:
-		return nil, fmt.Errorf("worker %s exited before it was ready: %s", name, tail.String())
-	case <-timer.C:
-		k.stop()
-		return nil, fmt.Errorf("worker %s printed no READY line within %v: %s", name, readyTimeout, tail.String())
-	case <-ctx.Done():
-		k.stop()
-		return nil, errors.Join(ctx.Err(), fmt.Errorf("worker %s not started", name))
-	}
+	return &localWorker{p: p}, nil
 }
 
 // stop asks the worker to end (SIGTERM) and kills it after 15 s.
-func (k *localWorker) stop() {
-	_ = k.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-k.done:
-	case <-time.After(15 * time.Second):
-		_ = k.cmd.Process.Kill()
-		<-k.done
-	}
-}
+func (k *localWorker) stop() { _ = k.p.Stop() }

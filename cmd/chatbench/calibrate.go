@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/chatbench/chatbench/bench/driver"
 	"github.com/chatbench/chatbench/bench/metrics"
 	"github.com/chatbench/chatbench/bench/scenario"
+	"github.com/chatbench/chatbench/internal/proc"
 )
 
 func init() {
@@ -49,7 +48,7 @@ func runCalibrate(ctx context.Context, args []string) error {
 	}
 	if serve != "" {
 		return calibrate.Serve(ctx, serve, func(addr string) {
-			fmt.Printf("listening %s\n", addr)
+			fmt.Println(proc.FormatReady("addr", addr))
 		})
 	}
 	s, err := f.load(fs.Changed("seed"))
@@ -108,7 +107,7 @@ func ceiling(ctx context.Context, s *scenario.Scenario, cacheDir string, recalib
 	}
 	defer bare.stop()
 	fmt.Fprintf(os.Stderr, "chatbench calibrate: measuring the bare fan-out ceiling for %s (best of %d runs; bare server %s, pid %d)\n",
-		calibrate.ShapeOf(s), max(runs, 1), bare.addr, bare.cmd.Process.Pid)
+		calibrate.ShapeOf(s), max(runs, 1), bare.addr, bare.p.Pid())
 	rec, _, err = calibrate.Measure(ctx, calibrate.Options{
 		Scenario: s, Target: bare.addr, Out: cacheDir, Runs: runs,
 		Driver: driver.Options{SourceAddrs: f.sourceAddrs, Progress: progress,
@@ -163,68 +162,32 @@ func count(v float64) string {
 
 // bareChild is `chatbench calibrate --serve` started from this same binary.
 type bareChild struct {
-	cmd  *exec.Cmd
+	p    *proc.Process
 	addr string
-	done chan error
 }
 
+// startBare starts the bare fan-out server, nice steps nicer than us, and
+// waits for its line "READY addr=HOST:PORT".
 func startBare(ctx context.Context, nice int) (*bareChild, error) {
-	exe, err := os.Executable()
+	exe, err := proc.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("start the bare server: %w", err)
 	}
-	cmd := exec.Command(exe, "calibrate", "--serve", "127.0.0.1:0")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
+	p, f, err := proc.StartReady(ctx, proc.Options{
+		Role: "calibrate", ID: "bare", Path: exe, Args: []string{"calibrate", "--serve", "127.0.0.1:0"},
+		Nice: nice, ParentDeathSignal: syscall.SIGTERM,
+	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("start the bare server: %w", err)
 	}
-	release, err := startNiced(cmd, nice)
-	if err != nil {
-		return nil, fmt.Errorf("start %s calibrate --serve: %w", exe, err)
+	if f.Get("addr") == "" {
+		_ = p.Stop()
+		return nil, fmt.Errorf("the bare server's READY line has no addr=: %v", f)
 	}
-	b := &bareChild{cmd: cmd, done: make(chan error, 1)}
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-	}()
-	go func() { err := cmd.Wait(); release(); b.done <- err }()
-	select {
-	case l := <-lines:
-		addr, ok := strings.CutPrefix(l, "listening ")
-		if !ok {
-			b.stop()
-			return nil, fmt.Errorf("bare server said %q", l)
-		}
-		b.addr = addr
-		return b, nil
-	case err := <-b.done:
-		return nil, fmt.Errorf("the bare server exited before it was ready: %v", err)
-	case <-time.After(30 * time.Second):
-		b.stop()
-		return nil, errors.New("the bare server did not start within 30s")
-	case <-ctx.Done():
-		b.stop()
-		return nil, ctx.Err()
-	}
+	return &bareChild{p: p, addr: f.Get("addr")}, nil
 }
 
-func (b *bareChild) stop() {
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-b.done:
-	case <-time.After(10 * time.Second):
-		_ = b.cmd.Process.Kill()
-		<-b.done
-	}
-}
+func (b *bareChild) stop() { _ = b.p.Stop() }
 
 // withCeiling fills the "ceiling" block of a bench run's summary for mode
 // auto (cached, else measured now), recalibrate (measured now) or off, and
