@@ -8,6 +8,7 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
 
 	"github.com/chatbench/chatbench/internal/natsopts/natsoptstest"
 )
@@ -45,6 +46,17 @@ func TestConnect(t *testing.T) {
 	}
 	tlsURL := startServer(t, &natsserver.Options{Authorization: "s3cret", TLSConfig: tlsCfg, TLS: true, TLSTimeout: 2})
 	userURL := startServer(t, &natsserver.Options{Username: "chat", Password: "pw"})
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := kp.PublicKey()
+	seed, _ := kp.Seed()
+	nkeyURL := startServer(t, &natsserver.Options{Nkeys: []*natsserver.NkeyUser{{Nkey: pub}}})
+	seedFile := writeFile(t, "user.nk", string(seed))
+	other, _ := nkeys.CreateUser()
+	otherSeed, _ := other.Seed()
+	otherFile := writeFile(t, "other.nk", string(otherSeed))
 	tokenFile := writeFile(t, "token", "s3cret\n")
 	pwFile := writeFile(t, "pw", "pw")
 	for _, tc := range []struct {
@@ -61,6 +73,11 @@ func TestConnect(t *testing.T) {
 		{"user and password file", Options{URLs: []string{userURL}, User: "chat", PasswordFile: pwFile}, ""},
 		{"user and password", Options{URLs: []string{userURL}, User: "chat", Password: "pw"}, ""},
 		{"wrong password", Options{URLs: []string{userURL}, User: "chat", Password: "no"}, "authorization"},
+		{"nkey seed file", Options{URLs: []string{nkeyURL}, NKeyFile: seedFile}, ""},
+		{"another nkey", Options{URLs: []string{nkeyURL}, NKeyFile: otherFile}, "authorization"},
+		{"no nkey", Options{URLs: []string{nkeyURL}}, "authorization"},
+		{"missing nkey file", Options{URLs: []string{nkeyURL}, NKeyFile: "/nonexistent/user.nk"}, "--nats-nkey"},
+		{"missing creds file", Options{URLs: []string{nkeyURL}, CredsFile: "/nonexistent/user.creds"}, "--nats-creds"},
 		{"missing token file", Options{URLs: []string{userURL}, TokenFile: "/nonexistent/token"}, "--nats-token-file"},
 		{"no URL", Options{}, "no URL"},
 	} {
