@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -10,14 +9,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/chatbench/chatbench/internal/natsopts"
+	"github.com/chatbench/chatbench/internal/proc"
 )
 
 // LaunchOptions configure Launch. Zero values mean the documented defaults.
@@ -56,17 +54,12 @@ type LaunchOptions struct {
 // child is one server process.
 type child struct {
 	role, id string
-	cmd      *exec.Cmd
-	ready    chan readyLine // the child's READY line, once
-	exited   chan struct{}  // closed after Wait
-	err      error          // Wait's error, valid after exited
-	readyAt  time.Time      // when it printed its READY line
-	restarts int            // restarts in a row that led to this process
-
-	mu   sync.Mutex
-	tail []string // last log lines, for error messages
+	p        *proc.Process
+	restarts int // restarts in a row that led to this process
 }
 
+// readyLine holds the addresses of a server's READY line
+// ("READY role=.. id=.. client=H:P http=H:P", "-" for none).
 type readyLine struct{ client, http string }
 
 // Launch runs a split cluster as child processes of the same binary:
@@ -131,7 +124,7 @@ func Launch(ctx context.Context, o LaunchOptions) (err error) {
 		return fmt.Errorf("write topology: %w", err)
 	}
 
-	l := &launcher{o: o, file: file, nats: strings.Join(t.NATS, ","), env: env, log: log, out: &lockedWriter{w: o.Stderr}}
+	l := &launcher{o: o, file: file, nats: strings.Join(t.NATS, ","), env: env, log: log, out: proc.NewSyncWriter(o.Stderr)}
 	defer func() {
 		if serr := l.stopAll(); err == nil {
 			err = serr
@@ -204,7 +197,7 @@ func (l *launcher) supervise(ctx context.Context, t *Topology) error {
 	watch := func(c *child) {
 		go func() {
 			select {
-			case <-c.exited:
+			case <-c.p.Done():
 				select {
 				case died <- c:
 				case <-done:
@@ -225,14 +218,14 @@ func (l *launcher) supervise(ctx context.Context, t *Topology) error {
 			return nil
 		case c := <-died:
 			if l.o.ExitOnChildFailure {
-				return c.failure("exited")
+				return c.p.Failure("exited")
 			}
-			what := fmt.Sprintf("[%s] exited: %s — %s", c.id, exitReason(c.err), consequence(c.role))
+			what := fmt.Sprintf("[%s] exited: %s — %s", c.id, exitReason(c.p.Err()), consequence(c.role))
 			if !l.o.Restart {
 				what += "; the rest keep running (--restart restarts it, --exit-on-child-failure stops them all)"
 			}
-			l.out.line(what)
-			l.log.Error("child exited", "id", c.id, "role", c.role, "err", c.err)
+			l.out.WriteLine(what)
+			l.log.Error("child exited", "id", c.id, "role", c.role, "err", c.p.Err())
 			if !l.o.Restart {
 				continue
 			}
@@ -246,7 +239,7 @@ func (l *launcher) supervise(ctx context.Context, t *Topology) error {
 				return nil
 			}
 			if err != nil {
-				l.out.line(fmt.Sprintf("[%s] %v — %s; the rest keep running", c.id, err, consequence(c.role)))
+				l.out.WriteLine(fmt.Sprintf("[%s] %v — %s; the rest keep running", c.id, err, consequence(c.role)))
 				l.log.Error("child not restarted", "id", c.id, "err", err)
 				continue
 			}
@@ -259,13 +252,13 @@ func (l *launcher) supervise(ctx context.Context, t *Topology) error {
 // retrying up to MaxRestarts times in a row.
 func (l *launcher) restart(ctx context.Context, dead *child, spec ServerSpec) (*child, error) {
 	n := dead.restarts
-	if time.Since(dead.readyAt) >= l.o.RestartWindow {
+	if time.Since(dead.p.ReadyAt()) >= l.o.RestartWindow {
 		n = 0 // it had been up for a while: a fresh series
 	}
 	for n < l.o.MaxRestarts {
 		n++
 		backoff := min(l.o.RestartBackoff<<(n-1), 8*time.Second)
-		l.out.line(fmt.Sprintf("[%s] restarting in %v (attempt %d of %d)", spec.ID, backoff, n, l.o.MaxRestarts))
+		l.out.WriteLine(fmt.Sprintf("[%s] restarting in %v (attempt %d of %d)", spec.ID, backoff, n, l.o.MaxRestarts))
 		timer := time.NewTimer(backoff)
 		select {
 		case <-timer.C:
@@ -278,17 +271,16 @@ func (l *launcher) restart(ctx context.Context, dead *child, spec ServerSpec) (*
 			var r readyLine
 			if r, err = l.waitReady(ctx, c); err == nil {
 				c.restarts = n
-				l.out.line(fmt.Sprintf("[%s] restarted: client=%s http=%s", spec.ID, dash(r.client), dash(r.http)))
-				l.log.Info("child restarted", "id", spec.ID, "pid", c.cmd.Process.Pid)
+				l.out.WriteLine(fmt.Sprintf("[%s] restarted: client=%s http=%s", spec.ID, dash(r.client), dash(r.http)))
+				l.log.Info("child restarted", "id", spec.ID, "pid", c.p.Pid())
 				return c, nil
 			}
-			_ = c.cmd.Process.Kill() // not ready in time: do not leave it half up
-			<-c.exited
+			c.p.Kill() // not ready in time: do not leave it half up
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		l.out.line(fmt.Sprintf("[%s] restart failed: %v", spec.ID, err))
+		l.out.WriteLine(fmt.Sprintf("[%s] restart failed: %v", spec.ID, err))
 	}
 	return nil, fmt.Errorf("not restarted: gave up after %d attempts in a row", l.o.MaxRestarts)
 }
@@ -361,7 +353,7 @@ type launcher struct {
 	nats string
 	env  []string // added to the children's environment (the embedded NATS token)
 	log  *slog.Logger
-	out  *lockedWriter
+	out  *proc.SyncWriter // o.Stderr: the children's lines and ours
 
 	mu       sync.Mutex
 	children []*child // the current process of each server (a restart replaces it)
@@ -391,40 +383,37 @@ func (l *launcher) startGroup(ctx context.Context, role string, specs []ServerSp
 
 // waitReady waits for c's READY line.
 func (l *launcher) waitReady(ctx context.Context, c *child) (readyLine, error) {
-	timer := time.NewTimer(l.o.ReadyTimeout)
-	defer timer.Stop()
-	select {
-	case r := <-c.ready:
-		c.readyAt = time.Now()
-		return r, nil
-	case <-c.exited:
-		return readyLine{}, c.failure("failed to start")
-	case <-timer.C:
-		return readyLine{}, fmt.Errorf("%s %s: not ready within %v", c.role, c.id, l.o.ReadyTimeout)
-	case <-ctx.Done():
-		return readyLine{}, ctx.Err()
+	f, err := c.p.WaitReady(ctx)
+	if err != nil {
+		select {
+		case <-c.p.Done():
+			if ctx.Err() == nil {
+				return readyLine{}, c.p.Failure("failed to start")
+			}
+		default:
+		}
+		return readyLine{}, err
 	}
+	return readyLine{client: f.Get("client"), http: f.Get("http")}, nil
 }
 
 func (l *launcher) start(role, id string) (*child, error) {
-	args := append([]string{"serve", "--role", role, "--id", id, "--topology-file", l.file, "--nats", l.nats}, l.o.ChildArgs...)
-	cmd := exec.Command(l.o.Binary, args...)
+	var env []string
 	if len(l.env) > 0 {
-		cmd.Env = append(os.Environ(), l.env...) // later entries win
+		env = append(os.Environ(), l.env...) // later entries win
 	}
-	setParentDeathSignal(cmd)
-	c := &child{role: role, id: id, cmd: cmd, ready: make(chan readyLine, 1), exited: make(chan struct{})}
-	stdout, err := cmd.StdoutPipe()
+	p, err := proc.Start(proc.Options{
+		Role: role, ID: id, Path: l.o.Binary,
+		Args:         append([]string{"serve", "--role", role, "--id", id, "--topology-file", l.file, "--nats", l.nats}, l.o.ChildArgs...),
+		Env:          env,
+		Log:          l.out,
+		ReadyTimeout: l.o.ReadyTimeout,
+		StopTimeout:  l.o.StopTimeout,
+	})
 	if err != nil {
 		return nil, err
 	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s %s: %w", role, id, err)
-	}
+	c := &child{role: role, id: id, p: p}
 	l.mu.Lock()
 	replaced := false
 	for i, old := range l.children {
@@ -436,67 +425,8 @@ func (l *launcher) start(role, id string) (*child, error) {
 		l.children = append(l.children, c)
 	}
 	l.mu.Unlock()
-	l.log.Debug("started", "id", id, "pid", cmd.Process.Pid)
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); l.pump(c, stdout, true) }()
-	go func() { defer wg.Done(); l.pump(c, stderr, false) }()
-	go func() {
-		wg.Wait()
-		c.err = cmd.Wait()
-		close(c.exited)
-	}()
+	l.log.Debug("started", "id", id, "pid", p.Pid())
 	return c, nil
-}
-
-// pump copies a child's output lines to the launcher's stderr with the
-// child's id as prefix; a READY line on stdout marks the child ready.
-func (l *launcher) pump(c *child, r io.Reader, stdout bool) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	sent := false
-	for sc.Scan() {
-		line := sc.Text()
-		if stdout && !sent && strings.HasPrefix(line, "READY ") {
-			sent = true
-			c.ready <- parseReady(line)
-			continue
-		}
-		c.mu.Lock()
-		if c.tail = append(c.tail, line); len(c.tail) > 5 {
-			c.tail = c.tail[1:]
-		}
-		c.mu.Unlock()
-		l.out.line("[" + c.id + "] " + line)
-	}
-}
-
-// parseReady reads "READY role=.. id=.. client=H:P http=H:P".
-func parseReady(line string) readyLine {
-	var r readyLine
-	for _, f := range strings.Fields(line) {
-		k, v, _ := strings.Cut(f, "=")
-		if v == "-" {
-			v = ""
-		}
-		switch k {
-		case "client":
-			r.client = v
-		case "http":
-			r.http = v
-		}
-	}
-	return r
-}
-
-func (c *child) failure(what string) error {
-	c.mu.Lock()
-	tail := strings.Join(c.tail, " | ")
-	c.mu.Unlock()
-	if tail != "" {
-		return fmt.Errorf("%s %s %s (%v): %s", c.role, c.id, what, c.err, tail)
-	}
-	return fmt.Errorf("%s %s %s (%v)", c.role, c.id, what, c.err)
 }
 
 // stopAll drains the children in order: gate, connectors (their sessions
@@ -514,24 +444,12 @@ func (l *launcher) stopAll() error {
 				group = append(group, c)
 			}
 		}
-		for _, c := range group {
-			_ = c.cmd.Process.Signal(syscall.SIGTERM)
+		ps := make([]*proc.Process, len(group))
+		for i, c := range group {
+			ps[i] = c.p
 		}
-		deadline := time.NewTimer(l.o.StopTimeout)
-		for _, c := range group {
-			select {
-			case <-c.exited:
-			case <-deadline.C:
-				for _, k := range group {
-					_ = k.cmd.Process.Kill()
-				}
-				errs = append(errs, fmt.Errorf("%s %s did not stop within %v: killed", c.role, c.id, l.o.StopTimeout))
-				<-c.exited
-			}
-		}
-		deadline.Stop()
-		for _, c := range group {
-			<-c.exited
+		if err := proc.Stop(l.o.StopTimeout, ps...); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
@@ -544,16 +462,4 @@ func randomToken() (string, error) {
 		return "", fmt.Errorf("embedded NATS token: %w", err)
 	}
 	return hex.EncodeToString(b), nil
-}
-
-// lockedWriter writes whole lines from several goroutines.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (w *lockedWriter) line(s string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	_, _ = io.WriteString(w.w, s+"\n")
 }

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatbench/chatbench/internal/proc"
 	"github.com/chatbench/chatbench/server/cluster/clustertest"
 	"github.com/chatbench/chatbench/server/room"
 	"github.com/chatbench/chatbench/server/servertest"
@@ -86,11 +87,11 @@ func (p *procCluster) kill9(t *testing.T, id string) {
 	if c == nil {
 		t.Fatalf("no server %s", id)
 	}
-	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := c.p.Signal(syscall.SIGKILL); err != nil {
 		t.Fatalf("kill -9 %s: %v", id, err)
 	}
 	select {
-	case <-c.exited:
+	case <-c.p.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatalf("%s did not die", id)
 	}
@@ -119,7 +120,7 @@ func startProcs(t *testing.T, connectors, shards int, url string, extra ...strin
 	if err := lo.setDefaults(); err != nil {
 		t.Fatal(err)
 	}
-	l := &launcher{o: lo, file: file, nats: url, log: lo.Logger, out: &lockedWriter{w: lo.Stderr}}
+	l := &launcher{o: lo, file: file, nats: url, log: lo.Logger, out: proc.NewSyncWriter(lo.Stderr)}
 	t.Cleanup(func() {
 		if err := l.stopAll(); err != nil {
 			t.Errorf("stop: %v", err)
@@ -246,12 +247,12 @@ func TestShardCrash(t *testing.T) {
 	}
 	// A hung shard (SIGSTOP) has a live subscription but never answers: the
 	// request timeout still answers 504 within 2 s.
-	hung := p.child(ids[1]).cmd.Process
+	hung := p.child(ids[1]).p
 	if err := hung.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	defer hung.Signal(syscall.SIGCONT)
-	waitStopped(t, hung.Pid)
+	waitStopped(t, hung.Pid())
 	// Enter and switch must not wait a second timeout for their rollback.
 	hungRooms := roomsOn(1, 2, 3)
 	fresh, err := servertest.DialErr(t, p.conns[1])
