@@ -543,3 +543,13 @@ func Executable() (string, error) {
 	}
 	return filepath.Clean(exe), nil
 }
+
+// Command is exec.Command for a child that is run to completion by its
+// caller (Run, Output, CombinedOutput) rather than started with Start: it
+// gets the same parent-death signal (SIGKILL; Linux only), so it does not
+// outlive a parent that is killed, and stays in the parent's process group.
+func Command(path string, args ...string) *exec.Cmd {
+	cmd := exec.Command(path, args...)
+	setSysProcAttr(cmd, Options{ParentDeathSignal: syscall.SIGKILL, SameProcessGroup: true})
+	return cmd
+}

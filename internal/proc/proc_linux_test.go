@@ -25,21 +25,27 @@ func TestParentDeath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	child, err := strconv.Atoi(f.Get("pid"))
-	if err != nil {
-		parent.Kill()
-		t.Fatalf("READY fields %v: %v", f, err)
-	}
-	t.Cleanup(func() { _ = syscall.Kill(child, syscall.SIGKILL) })
-	if !alive(child) {
-		t.Fatalf("child %d not running", child)
+	var pids []int
+	for _, k := range []string{"pid", "command"} { // started by Start, by Command
+		pid, err := strconv.Atoi(f.Get(k))
+		if err != nil {
+			parent.Kill()
+			t.Fatalf("READY fields %v: %v", f, err)
+		}
+		t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+		if !alive(pid) {
+			t.Fatalf("child %d not running", pid)
+		}
+		pids = append(pids, pid)
 	}
 	parent.Kill()
-	eventually(t, "the child dies with its parent", func() bool {
-		// a zombie (reaped by init soon) counts as dead
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(child) + "/stat")
-		return err != nil || strings.Contains(string(b), ") Z ")
-	})
+	for _, pid := range pids {
+		eventually(t, "child "+strconv.Itoa(pid)+" dies with its parent", func() bool {
+			// a zombie (reaped by init soon) counts as dead
+			b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+			return err != nil || strings.Contains(string(b), ") Z ")
+		})
+	}
 }
 
 // A child runs nicer than the parent by exactly the asked steps, and the

@@ -500,7 +500,11 @@ func TestMain(m *testing.M) {
 		if _, err := p.WaitReady(context.Background()); err != nil {
 			os.Exit(1)
 		}
-		os.Stdout.WriteString(FormatReady("pid", strconv.Itoa(p.Pid())) + "\n")
+		run := Command("/bin/sleep", "60") // a child run to completion
+		if err := run.Start(); err != nil {
+			os.Exit(1)
+		}
+		os.Stdout.WriteString(FormatReady("pid", strconv.Itoa(p.Pid()), "command", strconv.Itoa(run.Process.Pid)) + "\n")
 		select {} // until killed
 	}
 	os.Exit(m.Run())

@@ -2,8 +2,8 @@
 // topology as real processes: it builds the chatbench binary once per test
 // binary and starts processes that die with the test.
 //
-// It imports nothing of ours, so any test may use it (server/cluster's own
-// process tests included). Use it from TestMain so the binaries are removed
+// It imports only internal/proc, so any test may use it (server/cluster's
+// own process tests included). Use it from TestMain so the binaries are removed
 // afterwards:
 //
 //	func TestMain(m *testing.M) { os.Exit(clustertest.Main(m)) }
@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/chatbench/chatbench/internal/proc"
 )
 
 // ChatbenchPkg is the package of the chatbench command.
@@ -82,12 +84,8 @@ func Chatbench(t testing.TB) string {
 
 // Command is exec.Command for a process that must not outlive the test
 // process: on Linux the kernel kills it (SIGKILL) when the test process dies,
-// for example on a test timeout, where no t.Cleanup runs.
-func Command(bin string, args ...string) *exec.Cmd {
-	cmd := exec.Command(bin, args...)
-	dieWithParent(cmd)
-	return cmd
-}
+// for example on a test timeout, where no t.Cleanup runs (proc.Command).
+func Command(bin string, args ...string) *exec.Cmd { return proc.Command(bin, args...) }
 
 // Main runs the tests, removes what Build built and returns the exit code.
 func Main(m *testing.M) int {
