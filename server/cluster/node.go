@@ -240,7 +240,9 @@ func (n *Node) startConnector(o NodeOptions) error {
 		remote.Reconnected()
 	})
 	nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
-		o.Logger.Warn("NATS disconnected: requests answer 504 until it is back", "err", err)
+		if err != nil { // nil: our own Close at shutdown
+			o.Logger.Warn("NATS disconnected: requests answer 504 until it is back", "err", err)
+		}
 		remote.Disconnected()
 	})
 	local := n.Remote.Local()
