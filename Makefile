@@ -7,8 +7,12 @@ GO ?= go
 test: vet
 	$(GO) test -race -count=1 -timeout 15m ./...
 
+# vet also checks the macOS build (engineers run load from laptops first):
+# epoll, timerfd, SIOCINQ, the parent-death signal and nice sit behind build
+# tags with portable fallbacks.
 vet:
 	$(GO) vet ./...
+	GOOS=darwin GOARCH=arm64 $(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 

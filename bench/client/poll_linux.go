@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // The epoll receive path. A reader goroutine per client costs, per frame, a
@@ -44,7 +46,6 @@ const (
 	pollBufSize = 64 << 10
 	pollEvents  = 256
 	wakeSlot    = -1 // event data of the loop's wake pipe
-	epollET     = 1 << 31
 )
 
 // pollers is the fleet's set of receive loops, started at the first attach.
@@ -63,7 +64,7 @@ type poller struct {
 	rc     syscall.RawConn
 	wakeR  int // pipe: Fleet.Close wakes the loop
 	wakeW  int
-	events []syscall.EpollEvent
+	events []unix.EpollEvent
 	nev    int
 	ready  []*Client
 	hup    []bool // of ready: the event reported the end of the stream or an error
@@ -131,28 +132,28 @@ func (ps *pollers) stop() {
 }
 
 func newPoller(f *Fleet) (*poller, error) {
-	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
 	}
 	var pipe [2]int
-	if err := syscall.Pipe2(pipe[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
-		syscall.Close(epfd)
+	if err := unix.Pipe2(pipe[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+		unix.Close(epfd)
 		return nil, os.NewSyscallError("pipe2", err)
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: wakeSlot}
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, pipe[0], &ev); err != nil {
-		syscall.Close(epfd)
-		syscall.Close(pipe[0])
-		syscall.Close(pipe[1])
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: wakeSlot}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, pipe[0], &ev); err != nil {
+		unix.Close(epfd)
+		unix.Close(pipe[0])
+		unix.Close(pipe[1])
 		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
 	// non-blocking, so that os.NewFile registers it with the Go netpoller
-	syscall.SetNonblock(epfd, true)
+	unix.SetNonblock(epfd, true)
 	p := &poller{
 		f: f, epfd: epfd, wakeR: pipe[0], wakeW: pipe[1],
 		file:   os.NewFile(uintptr(epfd), "epoll"),
-		events: make([]syscall.EpollEvent, pollEvents),
+		events: make([]unix.EpollEvent, pollEvents),
 		ready:  make([]*Client, pollEvents),
 		hup:    make([]bool, pollEvents),
 		buf:    make([]byte, pollBufSize),
@@ -163,7 +164,7 @@ func newPoller(f *Fleet) (*poller, error) {
 		return nil, err
 	}
 	p.waitFn = func(fd uintptr) bool {
-		n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, fd,
+		n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, fd,
 			uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), 0, 0, 0)
 		if e != 0 || int(n) <= 0 {
 			return false // EINTR included: wait again
@@ -197,11 +198,11 @@ func (p *poller) add(c *Client, sc *sockConn) (bool, error) {
 	if err == nil {
 		fd := sc.fd
 		rx.fd = fd
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: slot, Pad: rx.gen}
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET, Fd: slot, Pad: rx.gen}
 		p.mu.Lock()
 		p.slots[slot] = c // the loop sees rx through this lock; rx is its own from here
 		p.mu.Unlock()
-		if err = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		if err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 			err = os.NewSyscallError("epoll_ctl", err)
 		}
 	}
@@ -256,12 +257,12 @@ func (p *poller) stop() {
 
 func (p *poller) wake() {
 	var b = [1]byte{1}
-	syscall.Write(p.wakeW, b[:]) // EAGAIN: a wake is pending already
+	unix.Write(p.wakeW, b[:]) // EAGAIN: a wake is pending already
 }
 
 func (p *poller) close() {
-	syscall.Close(p.wakeR)
-	syscall.Close(p.wakeW)
+	unix.Close(p.wakeR)
+	unix.Close(p.wakeW)
 	p.file.Close()
 }
 
@@ -303,7 +304,7 @@ func (p *poller) serve(n int) (exit bool) {
 		}
 		if c := p.slots[ev.Fd]; c != nil && p.gens[ev.Fd] == ev.Pad {
 			p.ready[i] = c
-			p.hup[i] = ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
+			p.hup[i] = ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
 		}
 	}
 	p.mu.Unlock()
@@ -316,7 +317,7 @@ func (p *poller) serve(n int) (exit bool) {
 	if woken {
 		var b [16]byte
 		for {
-			if k, _ := syscall.Read(p.wakeR, b[:]); k <= 0 {
+			if k, _ := unix.Read(p.wakeR, b[:]); k <= 0 {
 				break
 			}
 		}
@@ -346,7 +347,7 @@ func (p *poller) readOnce(c *Client, hup bool) bool {
 	}
 	var data []byte
 	var n, want int
-	var errno syscall.Errno
+	var errno unix.Errno
 	inCarry := false
 	if rx.carry != nil && rx.need > len(p.buf)/2 {
 		// a large frame: read straight into its own buffer
@@ -375,9 +376,9 @@ func (p *poller) readOnce(c *Client, hup bool) bool {
 		return false
 	case n < 0:
 		switch errno {
-		case syscall.EAGAIN:
+		case unix.EAGAIN:
 			return false // drained
-		case syscall.EINTR:
+		case unix.EINTR:
 			return true
 		}
 		p.finish(c, &net.OpError{Op: "read", Net: "tcp", Source: c.conn.LocalAddr(), Addr: c.conn.RemoteAddr(),
@@ -416,7 +417,7 @@ func (p *poller) readOnce(c *Client, hup bool) bool {
 // path (Client.finish: pending requests, done, Closed).
 func (p *poller) finish(c *Client, err error) {
 	rx := c.rx
-	syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, rx.fd, nil)
+	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, rx.fd, nil)
 	if rx.carry != nil {
 		p.f.putBuf(rx.carry)
 		rx.carry = nil
@@ -445,11 +446,11 @@ func (rx *rxState) wake() { rx.sc.shutdownRead() }
 // system calls: entersyscall would wake sysmon from its idle sleep after
 // every quiet spell (back to its 20 µs tick) and let it hand the loop's P
 // to another thread during a long read; both cost more than the calls.
-func read(fd int, b []byte) (int, syscall.Errno) {
+func read(fd int, b []byte) (int, unix.Errno) {
 	if len(b) == 0 {
-		return -1, syscall.EAGAIN
+		return -1, unix.EAGAIN
 	}
-	r, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
 	if e != 0 {
 		return -1, e
 	}

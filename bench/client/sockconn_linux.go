@@ -2,12 +2,11 @@ package client
 
 import (
 	"context"
+	"golang.org/x/sys/unix"
 	"net"
 	"os"
 	"sync"
-	"syscall"
 	"time"
-	"unsafe"
 )
 
 // sockConn is the net.Conn under gorilla for a client of an epoll loop. Until
@@ -61,12 +60,12 @@ func (s *sockConn) detach() error {
 	fd := -1
 	var derr error
 	if err := rc.Control(func(sfd uintptr) {
-		r, _, e := syscall.Syscall(syscall.SYS_FCNTL, sfd, syscall.F_DUPFD_CLOEXEC, 0)
-		if e != 0 {
+		r, e := unix.FcntlInt(sfd, unix.F_DUPFD_CLOEXEC, 0)
+		if e != nil {
 			derr = os.NewSyscallError("fcntl", e)
 			return
 		}
-		fd = int(r)
+		fd = r
 	}); err != nil {
 		derr = err
 	}
@@ -99,13 +98,13 @@ func (s *sockConn) Write(b []byte) (int, error) {
 	}
 	n := 0
 	for n < len(b) {
-		k, err := syscall.Write(s.fd, b[n:])
+		k, err := unix.Write(s.fd, b[n:])
 		if k > 0 {
 			n += k
 		}
 		switch err {
-		case nil, syscall.EINTR:
-		case syscall.EAGAIN:
+		case nil, unix.EINTR:
+		case unix.EAGAIN:
 			if err := s.waitWritable(); err != nil {
 				return n, err
 			}
@@ -120,25 +119,21 @@ func (s *sockConn) Write(b []byte) (int, error) {
 // deadline passes.
 func (s *sockConn) waitWritable() error {
 	for {
-		var ts *syscall.Timespec
+		var ts *unix.Timespec
 		if !s.wdl.IsZero() {
 			d := time.Until(s.wdl)
 			if d <= 0 {
 				return s.opError("write", os.ErrDeadlineExceeded)
 			}
-			t := syscall.NsecToTimespec(int64(d))
+			t := unix.NsecToTimespec(int64(d))
 			ts = &t
 		}
-		pfd := struct {
-			fd             int32
-			events, revent int16
-		}{fd: int32(s.fd), events: 0x4 /* POLLOUT */}
-		_, _, e := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1,
-			uintptr(unsafe.Pointer(ts)), 0, 0, 0)
-		if e != 0 && e != syscall.EINTR {
+		pfd := [1]unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLOUT}}
+		_, e := unix.Ppoll(pfd[:], ts, nil)
+		if e != nil && e != unix.EINTR {
 			return s.opError("write", os.NewSyscallError("ppoll", e))
 		}
-		if pfd.revent != 0 {
+		if pfd[0].Revents != 0 {
 			return nil // writable, or an error the next write reports
 		}
 	}
@@ -149,7 +144,7 @@ func (s *sockConn) waitWritable() error {
 func (s *sockConn) shutdownRead() {
 	s.mu.RLock()
 	if !s.closed {
-		syscall.Shutdown(s.fd, syscall.SHUT_RD)
+		unix.Shutdown(s.fd, unix.SHUT_RD)
 	}
 	s.mu.RUnlock()
 }
@@ -163,7 +158,7 @@ func (s *sockConn) Close() error {
 	}
 	s.mu.RLock()
 	if !s.closed {
-		syscall.Shutdown(s.fd, syscall.SHUT_RDWR) // wakes a writer waiting in ppoll
+		unix.Shutdown(s.fd, unix.SHUT_RDWR) // wakes a writer waiting in ppoll
 	}
 	s.mu.RUnlock()
 	s.mu.Lock()
@@ -172,7 +167,7 @@ func (s *sockConn) Close() error {
 		return nil
 	}
 	s.closed = true
-	return os.NewSyscallError("close", syscall.Close(s.fd))
+	return os.NewSyscallError("close", unix.Close(s.fd))
 }
 
 func (s *sockConn) LocalAddr() net.Addr {

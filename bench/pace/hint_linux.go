@@ -2,9 +2,10 @@ package pace
 
 import (
 	"os"
-	"syscall"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // hint is a timerfd in the Go netpoller. Nothing reads it: an expiry wakes
@@ -18,25 +19,23 @@ type hint struct {
 }
 
 func newHint() hint {
-	fd, _, e := syscall.RawSyscall(syscall.SYS_TIMERFD_CREATE, 1 /* CLOCK_MONOTONIC */, syscall.O_NONBLOCK|syscall.O_CLOEXEC /* TFD_NONBLOCK|TFD_CLOEXEC */, 0)
-	if e != 0 {
+	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+	if err != nil {
 		return hint{fd: -1}
 	}
 	// non-blocking, so that os.NewFile registers it with the netpoller
-	return hint{f: os.NewFile(fd, "pace-timerfd"), fd: int(fd)}
+	return hint{f: os.NewFile(uintptr(fd), "pace-timerfd"), fd: fd}
 }
 
-// itimerspec of timerfd_settime(2)
-type itimerspec struct {
-	interval, value syscall.Timespec
-}
-
+// arm sets the timer to fire once after d. It is on the timer's hot path,
+// so it is a raw system call (unix.TimerfdSettime would enter the scheduler
+// for a call that never blocks).
 func (h hint) arm(d time.Duration) {
 	if h.fd < 0 {
 		return
 	}
-	spec := itimerspec{value: syscall.NsecToTimespec(int64(d))}
-	syscall.RawSyscall6(syscall.SYS_TIMERFD_SETTIME, uintptr(h.fd), 0, uintptr(unsafe.Pointer(&spec)), 0, 0, 0)
+	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(int64(d))}
+	unix.RawSyscall6(unix.SYS_TIMERFD_SETTIME, uintptr(h.fd), 0, uintptr(unsafe.Pointer(&spec)), 0, 0, 0)
 }
 
 // armed is how long until the hint fires (0: disarmed); for tests.
@@ -44,9 +43,11 @@ func (h hint) armed() time.Duration {
 	if h.fd < 0 {
 		return 0
 	}
-	var spec itimerspec
-	syscall.RawSyscall(syscall.SYS_TIMERFD_GETTIME, uintptr(h.fd), uintptr(unsafe.Pointer(&spec)), 0)
-	return time.Duration(spec.value.Nano())
+	var spec unix.ItimerSpec
+	if err := unix.TimerfdGettime(h.fd, &spec); err != nil {
+		return 0
+	}
+	return time.Duration(spec.Value.Nano())
 }
 
 func (h hint) close() {

@@ -3,7 +3,6 @@ package pace
 import (
 	"context"
 	"errors"
-	"runtime"
 	"sort"
 	"testing"
 	"time"
@@ -40,25 +39,6 @@ func TestWaitEndsWithContext(t *testing.T) {
 	// the timer is reusable after a cancelled wait
 	if err := tm.Wait(context.Background(), time.Millisecond); err != nil {
 		t.Fatalf("Wait after a cancelled wait: %v", err)
-	}
-}
-
-func TestHintArmed(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("the timerfd hint is Linux only")
-	}
-	h := newHint()
-	defer h.close()
-	if h.fd < 0 {
-		t.Fatal("timerfd_create failed")
-	}
-	h.arm(time.Hour)
-	if got := h.armed(); got <= 59*time.Minute || got > time.Hour {
-		t.Fatalf("armed for %v after arm(1h)", got)
-	}
-	h.arm(time.Minute) // arming again replaces the expiry
-	if got := h.armed(); got <= 59*time.Second || got > time.Minute {
-		t.Fatalf("armed for %v after arm(1m)", got)
 	}
 }
 

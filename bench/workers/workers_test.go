@@ -24,6 +24,7 @@ import (
 	"github.com/chatbench/chatbench/bench/scenario"
 	"github.com/chatbench/chatbench/bench/workers"
 	"github.com/chatbench/chatbench/internal/natsopts"
+	"github.com/chatbench/chatbench/internal/proc"
 	"github.com/chatbench/chatbench/server"
 	"github.com/chatbench/chatbench/server/servertest"
 )
@@ -101,9 +102,8 @@ func startWorkers(t *testing.T, url, prefix string, n int, dead chan<- string, e
 	var out []*child
 	for i := range n {
 		name := fmt.Sprintf("%s%d", prefix, i)
-		cmd := exec.Command(exe, "-test.run=^$")
+		cmd := proc.Command(exe, "-test.run=^$") // dies with the test
 		cmd.Env = append(append(os.Environ(), envWorker+"="+name, envNATS+"="+url, natsopts.EnvToken+"="+testToken), env...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		cmd.Stderr = &prefixed{t: t, name: name}
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {

@@ -2,10 +2,11 @@ package wsout
 
 import (
 	"net"
-	"syscall"
 	"testing"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // BenchmarkLoopbackFloor measures what every delivery costs the kernel here
@@ -37,19 +38,19 @@ func BenchmarkLoopbackFloor(b *testing.B) {
 	}
 	frame := make([]byte, 100)
 	rbuf := make([]byte, 64<<10)
-	iov := [2]syscall.Iovec{{Base: &frame[0]}}
+	iov := [2]unix.Iovec{{Base: &frame[0]}}
 	iov[0].SetLen(len(frame))
 	var wt, rt time.Duration
 	for b.Loop() {
 		t0 := time.Now()
 		for _, fd := range ws {
-			if _, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), 2); e != 0 {
+			if _, _, e := unix.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), 2); e != 0 {
 				b.Fatal(e)
 			}
 		}
 		t1 := time.Now()
 		for _, fd := range rs {
-			if n, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&rbuf[0])), uintptr(len(rbuf))); e != 0 || n != uintptr(len(frame)) {
+			if n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&rbuf[0])), uintptr(len(rbuf))); e != 0 || n != uintptr(len(frame)) {
 				b.Fatalf("read %d bytes, errno %v", n, e)
 			}
 		}

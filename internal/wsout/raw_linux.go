@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/sys/unix"
 )
 
 // rawWriter writes one frame with one non-blocking writev on the socket's
@@ -17,9 +18,9 @@ type rawWriter struct {
 	ok  bool
 	rc  syscall.RawConn
 	hdr [10]byte
-	iov [2]syscall.Iovec
+	iov [2]unix.Iovec
 	n   int
-	err syscall.Errno
+	err unix.Errno
 	fn  func(fd uintptr) bool // allocated once: a closure per write would escape
 }
 
@@ -35,8 +36,8 @@ func (w *rawWriter) init(c net.Conn) {
 	w.rc, w.ok = rc, true
 	w.fn = func(fd uintptr) bool {
 		for {
-			n, _, e := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iov[0])), uintptr(len(w.iov)))
-			if e == syscall.EINTR {
+			n, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iov[0])), uintptr(len(w.iov)))
+			if e == unix.EINTR {
 				continue
 			}
 			w.n, w.err = int(n), e
@@ -83,8 +84,8 @@ func (w *rawWriter) writev(a, b []byte) (int, error) {
 		w.iov[1].SetLen(len(b))
 	}
 	err := w.rc.Write(w.fn)
-	w.iov = [2]syscall.Iovec{} // do not keep a or b alive
-	if err == nil && w.err != 0 && w.err != syscall.EAGAIN {
+	w.iov = [2]unix.Iovec{} // do not keep a or b alive
+	if err == nil && w.err != 0 && w.err != unix.EAGAIN {
 		err = w.err
 	}
 	if err != nil {

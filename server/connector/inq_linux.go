@@ -1,15 +1,12 @@
 package connector
 
-import (
-	"syscall"
-	"unsafe"
-)
+import "golang.org/x/sys/unix"
 
 // inq returns the unread bytes in a socket's receive queue (SIOCINQ).
 func inq(fd uintptr) int {
-	var n int32
-	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&n))); errno != 0 {
+	n, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+	if err != nil {
 		return 0
 	}
-	return int(n)
+	return n
 }
