@@ -8,12 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -49,7 +47,7 @@ func TestMain(m *testing.M) {
 		no.FromEnv() // the token, as a split topology's children get it
 		err := workers.Serve(context.Background(), workers.WorkerOptions{
 			NATS: no, Name: name, Version: ver, Once: true,
-			Ready: func(string) { fmt.Println("READY") },
+			Ready: func(name string) { fmt.Println(proc.FormatReady("worker", name)) },
 		})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "worker:", err)
@@ -86,8 +84,7 @@ func natsOpts(url string) natsopts.Options {
 // child is one worker process.
 type child struct {
 	name string
-	cmd  *exec.Cmd
-	done chan struct{}
+	p    *proc.Process
 }
 
 // startWorkers starts n worker processes (this test binary) named
@@ -95,74 +92,39 @@ type child struct {
 // of each one that exits.
 func startWorkers(t *testing.T, url, prefix string, n int, dead chan<- string, env ...string) []*child {
 	t.Helper()
-	exe, err := os.Executable()
+	exe, err := proc.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []*child
 	for i := range n {
 		name := fmt.Sprintf("%s%d", prefix, i)
-		cmd := proc.Command(exe, "-test.run=^$") // dies with the test
-		cmd.Env = append(append(os.Environ(), envWorker+"="+name, envNATS+"="+url, natsopts.EnvToken+"="+testToken), env...)
-		cmd.Stderr = &prefixed{t: t, name: name}
-		stdout, err := cmd.StdoutPipe()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		p, _, err := proc.StartReady(ctx, proc.Options{
+			Role: "worker", ID: name, Path: exe, Args: []string{"-test.run=^$"},
+			Env: append(append(os.Environ(), envWorker+"="+name, envNATS+"="+url, natsopts.EnvToken+"="+testToken), env...),
+			Log: &prefixed{t: t},
+		})
+		cancel()
 		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
 			t.Fatalf("start worker %s: %v", name, err)
 		}
-		c := &child{name: name, cmd: cmd, done: make(chan struct{})}
-		ready := make(chan struct{})
-		go func() {
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				if sc.Text() == "READY" {
-					close(ready)
-				}
-			}
-			_ = cmd.Wait()
-			close(c.done)
-			if dead != nil {
-				dead <- name
-			}
-		}()
-		select {
-		case <-ready:
-		case <-c.done:
-			t.Fatalf("worker %s exited before it was ready", name)
-		case <-time.After(20 * time.Second):
-			t.Fatalf("worker %s: no READY line within 20s", name)
+		if dead != nil {
+			go func() { <-p.Done(); dead <- name }()
 		}
-		out = append(out, c)
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			<-c.done
-		})
+		out = append(out, &child{name: name, p: p})
+		t.Cleanup(func() { p.Kill(); <-p.Done() })
 	}
 	return out
 }
 
-// prefixed logs a worker's stderr lines in the test log.
-type prefixed struct {
-	t    *testing.T
-	name string
-	mu   sync.Mutex
-	buf  bytes.Buffer
-}
+// prefixed logs a worker's lines (proc writes them whole, prefixed) in the
+// test log.
+type prefixed struct{ t *testing.T }
 
 func (p *prefixed) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.buf.Write(b)
-	for {
-		line, err := p.buf.ReadString('\n')
-		if err != nil {
-			p.buf.WriteString(line)
-			return len(b), nil
-		}
-		p.t.Logf("[%s] %s", p.name, strings.TrimRight(line, "\n"))
-	}
+	p.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
 }
 
 func chatScenario(t *testing.T, clients, rooms int, chat time.Duration) *scenario.Scenario {
@@ -277,7 +239,7 @@ func TestWorkerDies(t *testing.T) {
 			// the victim is chatting: kill it
 			if !once && strings.HasPrefix(sc.Text(), "[k1]") && strings.Contains(sc.Text(), " chat ") {
 				once = true
-				_ = kids[1].cmd.Process.Signal(syscall.SIGKILL)
+				kids[1].p.Kill()
 				close(killed)
 			}
 		}
