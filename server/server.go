@@ -46,6 +46,11 @@ type Options struct {
 	Rooms     room.Limits
 	Web       http.Handler // the chat page mounted at "/"; nil serves a plain notice
 	Logger    *slog.Logger // nil: discard
+
+	// DeliveryWork, for tests of the regression gate only, adds about this
+	// much CPU work to every message delivered to a session (a fixed number
+	// of loop iterations, calibrated once at Start): a known slowdown. 0: none.
+	DeliveryWork time.Duration
 }
 
 // Server is a running single-process server.
@@ -96,6 +101,17 @@ func Start(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Logger}
 	s.backend = chat.NewLocal(opts.Rooms)
+	if opts.DeliveryWork < 0 {
+		return nil, fmt.Errorf("delivery work: %v is negative", opts.DeliveryWork)
+	}
+	if opts.DeliveryWork > 0 {
+		w := NewWork(opts.DeliveryWork)
+		deliver := s.backend.Rooms.Deliver
+		s.backend.Rooms.Deliver = func(e *connector.Session, rid, target string, pkt []byte) {
+			w.Do()
+			deliver(e, rid, target, pkt)
+		}
+	}
 	s.metrics = metrics.New(opts.ID,
 		func() float64 { return float64(s.backend.Rooms.Registry.Len()) },
 		func() float64 { return float64(s.backend.Rooms.Registry.Stats().Members) })

@@ -51,6 +51,7 @@ type benchFlags struct {
 	failOnBound bool
 	serverNice  int // proc.Options.Nice
 	pomeloDir   string
+	serveFlags  []string
 	split       workerFlags // split runs (bench_workers.go)
 }
 
@@ -98,6 +99,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&f.pomeloDir, "pomelo-dir", "", "--topology pomelo: where pomelo is installed from npm (default: serve's)")
 	fs.IntVar(&f.serverNice, "server-nice", defaultServerNice, "run the server this bench starts (and the bare calibration server) this many nice steps below the driver, so a saturated machine delays the server, not the measuring driver (0: same priority; ignored with --target)")
 	f.addWorkerFlags(fs) // bench_workers.go
+	fs.StringArrayVar(&f.serveFlags, "serve-flag", nil, "pass this flag to the server this bench starts, e.g. --serve-flag=--coalesce-max=1ms (repeatable; not with --target)")
 	fs.BoolVar(&f.failOnBound, "fail-on-driver-bound", false, "exit 98 when the driver, not the server, was the bottleneck (default: warn, exit 0)")
 	fs.StringVar(&f.ceiling, "ceiling", "auto", "compare with this machine's bare fan-out ceiling (chatbench calibrate): auto (cached, else measured after the run; loopback targets only), recalibrate, or off")
 	fs.Usage = func() {
@@ -136,6 +138,14 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if err := f.split.check(s); err != nil {
 		return err
+	}
+	for _, sf := range f.serveFlags {
+		if f.target != "" {
+			return usageErr("--serve-flag %s: only for the server bench starts; drop it with --target", sf)
+		}
+		if !strings.HasPrefix(sf, "--") {
+			return usageErr("--serve-flag %q: give a serve flag with its value, e.g. --serve-flag=--coalesce-max=1ms", sf)
+		}
 	}
 	if err := f.checkSourceAddrs(f.clientsPerProcess(s.Clients)); err != nil {
 		return err
@@ -385,6 +395,7 @@ func startServer(ctx context.Context, f benchFlags) (*childServer, error) {
 	if f.pomeloDir != "" {
 		args = append(args, "--pomelo-dir", f.pomeloDir)
 	}
+	args = append(args, f.serveFlags...)
 	timeout := readyTimeout
 	if f.topology == "pomelo" {
 		timeout = pomeloReadyTimeout

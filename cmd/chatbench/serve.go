@@ -50,6 +50,8 @@ func runServe(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Rooms.MaxRooms, "max-rooms", 0, "rooms that may exist at once (0: unlimited)")
 	fs.IntVar(&o.Rooms.MaxMembers, "max-members", 0, "members per room (0: unlimited)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&o.DeliveryWork, "test-delivery-work", 0, "tests of the regression gate only: add about this much CPU work (a fixed loop) to every delivered message")
+	_ = fs.MarkHidden("test-delivery-work")
 	addSplitFlags(fs, &f.split)
 	addPomeloFlags(fs, &f.pomelo)
 	if err := parseFlags(fs, args); err != nil {

@@ -24,6 +24,9 @@ func checkServeFlags(o *server.Options) error {
 	if o.Connectors < 1 {
 		return usageErr("--connectors %d: at least 1", o.Connectors)
 	}
+	if o.DeliveryWork < 0 || o.DeliveryWork > time.Millisecond {
+		return usageErr("--test-delivery-work %v: use 0 (none) up to 1ms per delivery", o.DeliveryWork)
+	}
 	nonNegative := []struct {
 		flag, zero string
 		v          int
