@@ -1,0 +1,335 @@
+// Package gate is an A/B performance regression gate: it runs a baseline and
+// a candidate chatbench binary interleaved (A B A B ...) on one machine, each
+// run a `chatbench bench` child process that starts its own server, and
+// compares the runs' deliveries/s and delivery p50/p99 with the Mann-Whitney
+// U test and confidence intervals of the medians (golang.org/x/perf/benchmath,
+// as benchstat). A run that could not run, or was driver-bound, is no
+// measurement. The verdict (pass, regression, inconclusive) comes as a text
+// table, as gate.json and as a plot of every run's value per version.
+package gate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/chatbench/chatbench/bench/calibrate"
+	"github.com/chatbench/chatbench/bench/metrics"
+)
+
+// SchemaV1 is the schema of gate.json (docs/results.md). Additive changes
+// keep the major version.
+const SchemaV1 = "chatbench.gate/v1"
+
+// Version is one side of the comparison: a git ref built into a temporary
+// worktree, or a binary given as it is.
+type Version struct {
+	Ref    string // git ref (branch, tag, commit, HEAD~1); or
+	Binary string // path of a chatbench binary
+	// BenchArgs are extra `chatbench bench` flags for this version's runs
+	// only (e.g. --serve-flag=... to compare two server settings).
+	BenchArgs []string
+}
+
+// Options configure Run. Zero values mean the documented defaults.
+type Options struct {
+	Baseline, Candidate Version
+	// Repo is the git repository refs are resolved in (default ".").
+	Repo string
+	// Scenario is the scenario file both versions run (YAML, as written to
+	// the results directory): the gate resolves a shipped name itself, so
+	// an older version that does not ship the scenario can still run it.
+	Scenario     []byte
+	ScenarioName string
+	// Runs is how many times each version runs (default 6), interleaved.
+	Runs int
+	// BenchArgs are extra `chatbench bench` flags for every run.
+	BenchArgs []string
+	// RunTimeout bounds one run (default 3 minutes).
+	RunTimeout time.Duration
+	// Out is the results directory (gate.json, gate.txt, gate.png, runs/).
+	Out     string
+	Metrics []Metric // default DefaultMetrics()
+	Stats   Stats
+	// Command is the command line, recorded in gate.json and on the plot.
+	Command string
+	// Log receives progress lines (nil: none).
+	Log io.Writer
+}
+
+// Side describes one version in the results.
+type Side struct {
+	Ref    string `json:"ref,omitempty"`
+	Commit string `json:"commit,omitempty"` // the ref's commit, or the binary's commit as its runs report it
+	Binary string `json:"binary"`
+	// BenchArgs are the version's own extra bench flags.
+	BenchArgs []string `json:"bench_args,omitempty"`
+}
+
+// Run is one child run.
+type Run struct {
+	Index   int    `json:"index"`   // 1-based position in the interleaved order
+	Version string `json:"version"` // baseline or candidate
+	// Measured is false for a run that is no measurement; Excluded says why
+	// (driver-bound, exit code, no summary).
+	Measured bool               `json:"measured"`
+	Excluded string             `json:"excluded,omitempty"`
+	Values   map[string]float64 `json:"values,omitempty"` // metric name -> value
+	Dir      string             `json:"dir,omitempty"`    // the run's results directory
+	ExitCode int                `json:"exit_code"`
+	Seconds  float64            `json:"seconds"`
+	LoadAvg  string             `json:"load_avg,omitempty"` // before the run
+	Commit   string             `json:"commit,omitempty"`
+	// DriverCPUPercent and Errors are from the run's summary.
+	DriverCPUPercent float64 `json:"driver_cpu_percent,omitempty"`
+	Errors           int64   `json:"errors,omitempty"`
+}
+
+// Result is gate.json.
+type Result struct {
+	Schema      string          `json:"schema"`
+	Verdict     Verdict         `json:"verdict"`
+	ExitCode    int             `json:"exit_code"`
+	Scenario    string          `json:"scenario"`
+	RunsEach    int             `json:"runs_each"`
+	Baseline    Side            `json:"baseline"`
+	Candidate   Side            `json:"candidate"`
+	BenchArgs   []string        `json:"bench_args,omitempty"`
+	Comparisons []Comparison    `json:"comparisons"`
+	Runs        []Run           `json:"runs"`
+	Machine     metrics.Machine `json:"machine"`
+	Command     string          `json:"command,omitempty"`
+	Start       time.Time       `json:"start"`
+	End         time.Time       `json:"end"`
+}
+
+// Versions' names in results, in run order.
+const (
+	BaselineName  = "baseline"
+	CandidateName = "candidate"
+)
+
+func (o *Options) withDefaults() error {
+	if o.Repo == "" {
+		o.Repo = "."
+	}
+	if o.Runs == 0 {
+		o.Runs = 6
+	}
+	if o.RunTimeout == 0 {
+		o.RunTimeout = 3 * time.Minute
+	}
+	if o.Metrics == nil {
+		o.Metrics = DefaultMetrics()
+	}
+	o.Stats = o.Stats.withDefaults()
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	switch {
+	case o.Runs < 1:
+		return fmt.Errorf("runs %d: at least 1", o.Runs)
+	case len(o.Scenario) == 0:
+		return errors.New("no scenario")
+	case o.Out == "":
+		return errors.New("no results directory")
+	}
+	for _, v := range []struct {
+		name string
+		v    Version
+	}{{BaselineName, o.Baseline}, {CandidateName, o.Candidate}} {
+		if (v.v.Ref == "") == (v.v.Binary == "") {
+			return fmt.Errorf("%s: give a git ref or a binary (exactly one)", v.name)
+		}
+	}
+	return nil
+}
+
+// Execute builds both versions (refs only), runs them interleaved, compares
+// them and writes gate.json, gate.txt and gate.png into Out. An error means
+// the gate could not run at all; a verdict comes with a nil error.
+func Execute(ctx context.Context, o Options) (*Result, error) {
+	if err := o.withDefaults(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(o.Out, "runs"), 0o755); err != nil {
+		return nil, err
+	}
+	scen, err := filepath.Abs(filepath.Join(o.Out, "scenario.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(scen, o.Scenario, 0o644); err != nil {
+		return nil, err
+	}
+	res := &Result{Schema: SchemaV1, Scenario: o.ScenarioName, RunsEach: o.Runs, BenchArgs: o.BenchArgs,
+		Machine: metrics.DetectMachine(), Command: o.Command, Start: time.Now().UTC()}
+	bins, cleanup, err := build(ctx, o, res)
+	defer cleanup()
+	if err != nil {
+		return nil, err
+	}
+	args := [2][]string{o.Baseline.BenchArgs, o.Candidate.BenchArgs}
+	names := [2]string{BaselineName, CandidateName}
+	for i := range o.Runs {
+		for v := range 2 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			idx := 2*i + v + 1
+			r := runOnce(ctx, o, idx, names[v], bins[v], scen, args[v])
+			fmt.Fprintf(o.Log, "chatbench gate: run %d/%d %s: %s\n", idx, 2*o.Runs, names[v], describeRun(r))
+			res.Runs = append(res.Runs, r)
+		}
+	}
+	for _, sd := range []*Side{&res.Baseline, &res.Candidate} {
+		if sd.Commit == "" {
+			sd.Commit = runsCommit(res.Runs, sideName(res, sd))
+		}
+	}
+	res.Comparisons = CompareRuns(res.Runs, o.Metrics, o.Stats)
+	res.Verdict = Overall(res.Comparisons)
+	res.ExitCode = res.Verdict.ExitCode()
+	res.End = time.Now().UTC()
+	return res, Write(o.Out, res)
+}
+
+func sideName(res *Result, sd *Side) string {
+	if sd == &res.Baseline {
+		return BaselineName
+	}
+	return CandidateName
+}
+
+// runsCommit is the commit a version's runs report, when they agree.
+func runsCommit(runs []Run, version string) string {
+	c := ""
+	for _, r := range runs {
+		if r.Version != version || r.Commit == "" {
+			continue
+		}
+		if c != "" && c != r.Commit {
+			return "mixed"
+		}
+		c = r.Commit
+	}
+	return c
+}
+
+// CompareRuns compares every metric over the measured runs.
+func CompareRuns(runs []Run, ms []Metric, st Stats) []Comparison {
+	var out []Comparison
+	for _, m := range ms {
+		var base, cand []float64
+		for _, r := range runs {
+			v, ok := r.Values[m.Name]
+			if !r.Measured || !ok {
+				continue
+			}
+			if r.Version == BaselineName {
+				base = append(base, v)
+			} else {
+				cand = append(cand, v)
+			}
+		}
+		out = append(out, Compare(m, base, cand, st))
+	}
+	return out
+}
+
+func describeRun(r Run) string {
+	if !r.Measured {
+		return fmt.Sprintf("no measurement (%s)", r.Excluded)
+	}
+	return fmt.Sprintf("%.0f deliveries/s, p50 %.1f ms, p99 %.1f ms (%.0fs, load %s)",
+		r.Values["deliveries_per_s"], r.Values["delivery_p50_ms"], r.Values["delivery_p99_ms"], r.Seconds, r.LoadAvg)
+}
+
+// runOnce runs `bin bench` once and reads its summary.
+func runOnce(ctx context.Context, o Options, idx int, version, bin, scen string, extra []string) Run {
+	r := Run{Index: idx, Version: version, LoadAvg: loadAvg()}
+	dir := filepath.Join(o.Out, "runs", fmt.Sprintf("%02d-%s", idx, version))
+	argv := append([]string{"bench", "--quiet", "--scenario", scen, "--out", dir, "--ceiling", "off"}, o.BenchArgs...)
+	argv = append(argv, extra...)
+	logf, err := os.Create(dir + ".log")
+	if err != nil {
+		r.Excluded = err.Error()
+		return r
+	}
+	defer logf.Close()
+	fmt.Fprintf(logf, "$ %s %s\n", bin, strings.Join(argv, " "))
+	rctx, cancel := context.WithTimeout(ctx, o.RunTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(rctx, bin, argv...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// the bench child stops the server it started when it gets SIGTERM
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 20 * time.Second
+	t0 := time.Now()
+	runErr := cmd.Run()
+	r.Seconds = time.Since(t0).Seconds()
+	r.ExitCode = cmd.ProcessState.ExitCode()
+	matches, _ := filepath.Glob(filepath.Join(dir, "*", "summary.json"))
+	switch {
+	case rctx.Err() == context.DeadlineExceeded:
+		r.Excluded = fmt.Sprintf("did not finish within %v", o.RunTimeout)
+		return r
+	case r.ExitCode != 0 && r.ExitCode != 99: // 99: the scenario's thresholds failed, the run ran
+		r.Excluded = fmt.Sprintf("bench exited %d (%v): see %s.log", r.ExitCode, runErr, dir)
+		return r
+	case len(matches) == 0:
+		r.Excluded = "no summary.json"
+		return r
+	}
+	r.Dir = filepath.Dir(matches[len(matches)-1])
+	sum, err := metrics.ReadSummary(matches[len(matches)-1])
+	if err != nil {
+		r.Excluded = err.Error()
+		return r
+	}
+	r.Commit, r.DriverCPUPercent, r.Errors = sum.Commit, sum.Driver.CPUPercent, sum.Counters.Errors
+	r.Values = Values(sum)
+	if r.Values == nil {
+		r.Excluded = "no deliveries"
+		return r
+	}
+	if sum.Driver.DriverBound {
+		r.Excluded = "driver-bound: " + sum.Driver.DriverBoundWhy
+		return r
+	}
+	r.Measured = true
+	return r
+}
+
+// Values are a run's metrics as the gate compares them: deliveries/s over
+// the message phases' active windows (calibrate.Rate: a storm's from its
+// first send to its last delivery, so a slower server shows as a lower
+// rate), and the delivery p50 and p99. Nil for a run with no deliveries.
+func Values(sum *metrics.Summary) map[string]float64 {
+	d, ok := sum.Ops["delivery"]
+	if !ok || d.Count == 0 {
+		return nil
+	}
+	return map[string]float64{
+		"deliveries_per_s": calibrate.Rate(sum),
+		"delivery_p50_ms":  float64(d.P50Us) / 1000,
+		"delivery_p99_ms":  float64(d.P99Us) / 1000,
+	}
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
