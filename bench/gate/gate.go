@@ -48,10 +48,14 @@ type Options struct {
 	// an older version that does not ship the scenario can still run it.
 	Scenario     []byte
 	ScenarioName string
-	// Runs is how many times each version runs (default 6), interleaved.
+	// Runs is how many times each version runs (default 8), interleaved.
 	Runs int
 	// BenchArgs are extra `chatbench bench` flags for every run.
 	BenchArgs []string
+	// MaxErrorRate is the largest error rate (errors/requests) of a run
+	// that counts as a measurement (default 0.01): a run whose clients did
+	// not all connect and enter drove a different load.
+	MaxErrorRate float64
 	// RunTimeout bounds one run (default 3 minutes).
 	RunTimeout time.Duration
 	// Out is the results directory (gate.json, gate.txt, gate.png, runs/).
@@ -121,10 +125,13 @@ func (o *Options) withDefaults() error {
 		o.Repo = "."
 	}
 	if o.Runs == 0 {
-		o.Runs = 6
+		o.Runs = 8
 	}
 	if o.RunTimeout == 0 {
 		o.RunTimeout = 3 * time.Minute
+	}
+	if o.MaxErrorRate == 0 {
+		o.MaxErrorRate = 0.01
 	}
 	if o.Metrics == nil {
 		o.Metrics = DefaultMetrics()
@@ -248,8 +255,8 @@ func describeRun(r Run) string {
 	if !r.Measured {
 		return fmt.Sprintf("no measurement (%s)", r.Excluded)
 	}
-	return fmt.Sprintf("%.0f deliveries/s, p50 %.1f ms, p99 %.1f ms (%.0fs, load %s)",
-		r.Values["deliveries_per_s"], r.Values["delivery_p50_ms"], r.Values["delivery_p99_ms"], r.Seconds, r.LoadAvg)
+	return fmt.Sprintf("%.0f deliveries/s, p50 %.1f ms, p99 %.1f ms, server %.3f us/delivery (%.0fs, load %s)",
+		r.Values["deliveries_per_s"], r.Values["delivery_p50_ms"], r.Values["delivery_p99_ms"], r.Values["server_cpu_us_per_delivery"], r.Seconds, r.LoadAvg)
 }
 
 // runOnce runs `bin bench` once and reads its summary.
@@ -305,6 +312,10 @@ func runOnce(ctx context.Context, o Options, idx int, version, bin, scen string,
 		r.Excluded = "driver-bound: " + sum.Driver.DriverBoundWhy
 		return r
 	}
+	if er := sum.ErrorRate(); er > o.MaxErrorRate {
+		r.Excluded = fmt.Sprintf("error rate %.2f%% > %.2f%%: not every client connected and entered", 100*er, 100*o.MaxErrorRate)
+		return r
+	}
 	r.Measured = true
 	return r
 }
@@ -312,17 +323,23 @@ func runOnce(ctx context.Context, o Options, idx int, version, bin, scen string,
 // Values are a run's metrics as the gate compares them: deliveries/s over
 // the message phases' active windows (calibrate.Rate: a storm's from its
 // first send to its last delivery, so a slower server shows as a lower
-// rate), and the delivery p50 and p99. Nil for a run with no deliveries.
+// rate), the delivery p50 and p99, and the server's CPU microseconds per
+// delivery when the summary has them (a server bench started). Nil for a
+// run with no deliveries.
 func Values(sum *metrics.Summary) map[string]float64 {
 	d, ok := sum.Ops["delivery"]
 	if !ok || d.Count == 0 {
 		return nil
 	}
-	return map[string]float64{
+	v := map[string]float64{
 		"deliveries_per_s": calibrate.Rate(sum),
 		"delivery_p50_ms":  float64(d.P50Us) / 1000,
 		"delivery_p99_ms":  float64(d.P99Us) / 1000,
 	}
+	if cpu := sum.ServerCPUSeconds(); cpu > 0 {
+		v["server_cpu_us_per_delivery"] = cpu * 1e6 / float64(d.Count)
+	}
+	return v
 }
 
 func loadAvg() string {

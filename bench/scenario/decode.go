@@ -3,6 +3,7 @@ package scenario
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -128,24 +129,92 @@ func (d *decoder) top(n *yaml.Node, s *Scenario) {
 				s.Phases = append(s.Phases, d.phase(pn, fmt.Sprintf("phases[%d]", i)))
 			}
 		case "thresholds":
-			d.fields(v, fp, thresholdFields, func(key string, v *yaml.Node, fp string) {
-				switch key {
-				case "p99_delivery_max":
-					x := d.duration(v, fp)
-					s.Thresholds.P99DeliveryMax = &x
-				case "loss_max":
-					x := d.float(v, fp)
-					s.Thresholds.LossMax = &x
-				case "error_rate_max":
-					x := d.float(v, fp)
-					s.Thresholds.ErrorRateMax = &x
-				case "min_deliveries_per_s":
-					x := d.float(v, fp)
-					s.Thresholds.MinDeliveriesPerSec = &x
-				}
-			})
+			d.thresholds(v, fp, &s.Thresholds)
 		}
 	})
+}
+
+// thresholds decodes either a list of expressions ("delivery.p99 < 50ms")
+// or a mapping of the named thresholds (p99_delivery_max: 25ms, ...) and,
+// k6's way, metrics with their expressions (delivery: [p99 < 50ms]).
+func (d *decoder) thresholds(v *yaml.Node, fp string, t *Thresholds) {
+	if v.Kind == yaml.SequenceNode {
+		for i, n := range v.Content {
+			if e, ok := d.expr(n, fmt.Sprintf("%s[%d]", fp, i), ""); ok {
+				t.Exprs = append(t.Exprs, e)
+			}
+		}
+		return
+	}
+	if v.Kind != yaml.MappingNode {
+		d.p.at(v.Line, fp, "must be a list of expressions (- delivery.p99 < 50ms) or a mapping (p99_delivery_max: 25ms, delivery: [p99 < 50ms]), got %s", describe(v))
+		return
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, n := v.Content[i], v.Content[i+1]
+		kp := join(fp, k.Value)
+		if seen[k.Value] {
+			d.p.at(k.Line, kp, "duplicate field")
+			continue
+		}
+		seen[k.Value] = true
+		d.p.lines[kp] = k.Line
+		switch k.Value {
+		case "p99_delivery_max":
+			x := d.duration(n, kp)
+			t.P99DeliveryMax = &x
+		case "loss_max":
+			x := d.float(n, kp)
+			t.LossMax = &x
+		case "error_rate_max":
+			x := d.float(n, kp)
+			t.ErrorRateMax = &x
+		case "min_deliveries_per_s":
+			x := d.float(n, kp)
+			t.MinDeliveriesPerSec = &x
+		default:
+			items := []*yaml.Node{n}
+			if n.Kind == yaml.SequenceNode {
+				items = n.Content
+			}
+			for j, it := range items {
+				if e, ok := d.expr(it, fmt.Sprintf("%s[%d]", kp, j), k.Value); ok {
+					t.Exprs = append(t.Exprs, e)
+				}
+			}
+		}
+	}
+}
+
+// expr decodes one expression; metric, when set, is the mapping key it is
+// listed under (k6's form: the expression starts with an aggregation, or
+// with the comparison for a plain counter or rate).
+func (d *decoder) expr(n *yaml.Node, fp, metric string) (Expr, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		d.p.at(n.Line, fp, "must be a threshold expression like \"delivery.p99 < 50ms\" (named thresholds: %s), got %s",
+			strings.Join(thresholdFields, ", "), describe(n))
+		return Expr{}, false
+	}
+	text := strings.TrimSpace(n.Value)
+	if metric != "" {
+		if strings.ContainsAny(text[:min(1, len(text))], "<>=!") {
+			text = metric + " " + text
+		} else {
+			text = metric + "." + text
+		}
+	}
+	e, err := ParseExpr(text)
+	if err != nil {
+		if metric != "" && !slices.Contains(ThresholdOps, metric) && !isMetric(metric) {
+			d.p.at(n.Line, fp, "unknown threshold %q: use a named threshold (%s) or a metric: %v", metric, strings.Join(thresholdFields, ", "), err)
+			return Expr{}, false
+		}
+		d.p.at(n.Line, fp, "%v", err)
+		return Expr{}, false
+	}
+	e.Line = n.Line
+	return e, true
 }
 
 func (d *decoder) phase(n *yaml.Node, at string) Phase {

@@ -147,6 +147,9 @@ type Thresholds struct {
 	ErrorRateMax *float64
 	// MinDeliveriesPerSec is the smallest acceptable deliveries/s.
 	MinDeliveriesPerSec *float64
+	// Exprs are threshold expressions on any metric ("delivery.p99 < 50ms",
+	// "errors.rate < 0.1%"), checked after the named thresholds.
+	Exprs []Expr
 }
 
 // Overrides are command-line changes applied to a loaded scenario. Zero

@@ -10,7 +10,7 @@ import (
 )
 
 func TestShippedScenariosLoad(t *testing.T) {
-	want := []string{"all", "broadcast-storm", "chat", "enter", "hop", "latency", "leave"}
+	want := []string{"all", "broadcast-storm", "chat", "enter", "gate", "hop", "latency", "leave"}
 	if got := Names(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}
@@ -140,7 +140,7 @@ testdata/not_mapping.yaml:4: phases[0]: must be a mapping with fields name, kind
 
 func TestLoadUnknownName(t *testing.T) {
 	_, err := Load("nope")
-	want := `scenario: unknown scenario "nope" (shipped: all, broadcast-storm, chat, enter, hop, latency, leave; or give the path of a .yaml file)`
+	want := `scenario: unknown scenario "nope" (shipped: all, broadcast-storm, chat, enter, gate, hop, latency, leave; or give the path of a .yaml file)`
 	if err == nil || err.Error() != want {
 		t.Fatalf("err = %v, want %s", err, want)
 	}

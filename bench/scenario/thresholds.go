@@ -15,7 +15,8 @@ const (
 )
 
 // Evaluate checks every set threshold against a run summary, in a fixed
-// order (p99_delivery_max, loss_max, error_rate_max, min_deliveries_per_s).
+// order (p99_delivery_max, loss_max, error_rate_max, min_deliveries_per_s),
+// then the expressions in file order (each named by its text).
 // A p99 threshold fails when the run has no delivery samples.
 func (t Thresholds) Evaluate(s *metrics.Summary) []metrics.ThresholdResult {
 	var out []metrics.ThresholdResult
@@ -40,6 +41,9 @@ func (t Thresholds) Evaluate(s *metrics.Summary) []metrics.ThresholdResult {
 		a := s.DeliveriesPerSec
 		out = append(out, metrics.ThresholdResult{Name: ThresholdMinDeliveries, Limit: *t.MinDeliveriesPerSec,
 			Actual: a, Unit: "1/s", Pass: a >= *t.MinDeliveriesPerSec})
+	}
+	for _, e := range t.Exprs {
+		out = append(out, e.Check(s))
 	}
 	return out
 }

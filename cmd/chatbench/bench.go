@@ -71,7 +71,9 @@ Exit codes:
   2   usage error (bad flag or scenario)
   98  --fail-on-driver-bound and the driver, not the server, was the bottleneck
   99  a threshold of the scenario failed (p99_delivery_max, loss_max,
-      error_rate_max, min_deliveries_per_s; misrouted deliveries fail loss_max)
+      error_rate_max, min_deliveries_per_s, or an expression such as
+      delivery.p99 < 50ms; misrouted deliveries fail loss_max); the message
+      names each failed threshold with its limit and value
 `
 
 func runBench(ctx context.Context, args []string) error { return bench(ctx, args, os.Stdout) }
@@ -240,19 +242,32 @@ func verdict(res *driver.Result, failOnBound bool, out io.Writer) error {
 	var failed []string
 	for _, t := range sum.Thresholds {
 		if !t.Pass {
-			failed = append(failed, t.Name)
+			failed = append(failed, fmt.Sprintf("%s (limit %s, value %s)", t.Name, thresholdValue(t.Limit, t.Unit), thresholdValue(t.Actual, t.Unit)))
 		}
 	}
 	if sum.Driver.DriverBound {
 		fmt.Fprintf(out, "warning: the run was driver-bound (the driver, not the server, was the bottleneck): %s\n", sum.Driver.DriverBoundWhy)
 	}
 	if len(failed) > 0 {
-		return &exitError{code: exitThresholds, err: errors.New("thresholds failed: " + strings.Join(failed, ", "))}
+		return &exitError{code: exitThresholds, err: errors.New("thresholds failed: " + strings.Join(failed, "; "))}
 	}
 	if sum.Driver.DriverBound && failOnBound {
 		return &exitError{code: exitDriverBound, err: errors.New("driver-bound run (--fail-on-driver-bound)")}
 	}
 	return nil
+}
+
+// thresholdValue prints a threshold's limit or value in its unit.
+func thresholdValue(v float64, unit string) string {
+	switch unit {
+	case "us":
+		return (time.Duration(v) * time.Microsecond).String()
+	case "ratio":
+		return strconv.FormatFloat(100*v, 'g', 4, 64) + "%"
+	case "1/s":
+		return strconv.FormatFloat(v, 'f', 0, 64) + "/s"
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
 }
 
 // load loads the scenario and applies the overrides, naming the flag at fault.

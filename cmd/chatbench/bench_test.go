@@ -128,6 +128,7 @@ thresholds: ` + thresholds + "\n"
 	}
 	clean := scenarioFile("clean", "{loss_max: 0}")
 	impossible := scenarioFile("impossible", "{min_deliveries_per_s: 1000000000}")
+	impossibleExpr := scenarioFile("impossible-expr", `["lost == 0", "delivery.p99 < 1us"]`)
 	common := []string{"--quiet", "--ceiling", "off", "--drain", "5s"}
 	type benchCase struct {
 		name    string
@@ -140,6 +141,7 @@ thresholds: ` + thresholds + "\n"
 	tests := []benchCase{
 		{"unreachable target", []string{"--scenario", "chat", "--target", refused(t), "--duration", "2s"}, 1, 10 * time.Second, "target unreachable", false},
 		{"thresholds fail", []string{"--scenario", impossible, "--target", srv.GateAddr}, 99, time.Minute, "thresholds failed: min_deliveries_per_s", true},
+		{"expression threshold fails, named with limit and value", []string{"--scenario", impossibleExpr, "--target", srv.GateAddr}, 99, time.Minute, "thresholds failed: delivery.p99 < 1us (limit 1µs, value ", true},
 		{"started server, clean", []string{"--scenario", clean}, 0, time.Minute, "started the reference server", true},
 		{"started split server, clean", []string{"--scenario", clean, "--topology", "split"}, 0, time.Minute, "started the reference server (split)", true},
 		{"unknown scenario", []string{"--scenario", "nosuch"}, 2, 10 * time.Second, "unknown scenario", false},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ type serveFlags struct {
 	topology string
 	split    splitFlags  // split topology (split.go)
 	pomelo   pomeloFlags // stock pomelo (pomelo.go)
+	maxProcs int
 }
 
 func runServe(ctx context.Context, args []string) error {
@@ -50,6 +52,7 @@ func runServe(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Rooms.MaxRooms, "max-rooms", 0, "rooms that may exist at once (0: unlimited)")
 	fs.IntVar(&o.Rooms.MaxMembers, "max-members", 0, "members per room (0: unlimited)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.IntVar(&f.maxProcs, "gomaxprocs", 0, "CPUs the server's Go code may use at once (0: all); e.g. 1 leaves the other core of a 2-core machine to the driver, so the server is the bottleneck")
 	fs.DurationVar(&o.DeliveryWork, "test-delivery-work", 0, "tests of the regression gate only: add about this much CPU work (a fixed loop) to every delivered message")
 	_ = fs.MarkHidden("test-delivery-work")
 	addSplitFlags(fs, &f.split)
@@ -75,6 +78,12 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	if err := checkServeFlags(o); err != nil {
 		return err
+	}
+	if f.maxProcs < 0 {
+		return fmt.Errorf("%w: --gomaxprocs %d: use 0 (all CPUs) or a count of CPUs", errUsage, f.maxProcs)
+	}
+	if f.maxProcs > 0 {
+		runtime.GOMAXPROCS(f.maxProcs)
 	}
 	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	o.Web = webHandler()
