@@ -53,8 +53,8 @@ type Options struct {
 	// BenchArgs are extra `chatbench bench` flags for every run.
 	BenchArgs []string
 	// MaxErrorRate is the largest error rate (errors/requests) of a run
-	// that counts as a measurement (default 0.01): a run whose clients did
-	// not all connect and enter drove a different load.
+	// that counts as a measurement (default 0.05): a run many of whose
+	// clients did not connect and enter drove a different load.
 	MaxErrorRate float64
 	// RunTimeout bounds one run (default 3 minutes).
 	RunTimeout time.Duration
@@ -131,7 +131,7 @@ func (o *Options) withDefaults() error {
 		o.RunTimeout = 3 * time.Minute
 	}
 	if o.MaxErrorRate == 0 {
-		o.MaxErrorRate = 0.01
+		o.MaxErrorRate = 0.05
 	}
 	if o.Metrics == nil {
 		o.Metrics = DefaultMetrics()
@@ -230,8 +230,13 @@ func runsCommit(runs []Run, version string) string {
 	return c
 }
 
-// CompareRuns compares every metric over the measured runs.
+// CompareRuns compares every metric over the measured runs. Each metric is
+// tested at Alpha divided by the number of metrics (Bonferroni), so the
+// chance that a version compared with itself fails any metric by chance is
+// at most Alpha.
 func CompareRuns(runs []Run, ms []Metric, st Stats) []Comparison {
+	st = st.withDefaults()
+	st.Alpha /= float64(max(1, len(ms)))
 	var out []Comparison
 	for _, m := range ms {
 		var base, cand []float64

@@ -24,12 +24,12 @@ func Plot(path string, res *Result) error {
 	if len(res.Comparisons) == 0 {
 		return fmt.Errorf("nothing to plot")
 	}
-	const panelW, panelH = 5 * vg.Inch, 3.6 * vg.Inch
+	const panelW, panelH = 7 * vg.Inch, 3.2 * vg.Inch
 	rows := len(res.Comparisons)
 	plots := make([][]*plot.Plot, rows)
 	for i, c := range res.Comparisons {
 		p := plot.New()
-		p.Title.Text = fmt.Sprintf("%s: %s (ratio %s, p %s)", c.Name, c.Verdict, numText(c.Ratio, "%.3f"), numText(c.P, "%.3g"))
+		p.Title.Text = fmt.Sprintf("%s: %s (ratio %s, p %s)", c.Name, c.Verdict, numText(c.Ratio, "%.3f"), pText(c.P))
 		if i == 0 {
 			p.Title.Text = fmt.Sprintf("chatbench gate, scenario %s: %s\n%s", res.Scenario, res.Verdict, p.Title.Text)
 		}

@@ -67,14 +67,18 @@ func Text(w io.Writer, res *Result) error {
 	fmt.Fprintf(tw, "metric\tbaseline median [%.0f%% CI] n\tcandidate median [%.0f%% CI] n\tratio\tp\ttolerance\tverdict\t\n", 100*conf, 100*conf)
 	for _, c := range res.Comparisons {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f%%\t%s\t\n", c.Name, sumText(c.Baseline), sumText(c.Candidate),
-			numText(c.Ratio, "%.3f"), numText(c.P, "%.3g"), 100*c.Tolerance, c.Verdict)
+			numText(c.Ratio, "%.3f"), pText(c.P), 100*c.Tolerance, c.Verdict)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintln(w)
+	width := 0
 	for _, c := range res.Comparisons {
-		fmt.Fprintf(w, "%-17s %s\n", c.Name+":", c.Reason)
+		width = max(width, len(c.Name)+1)
+	}
+	for _, c := range res.Comparisons {
+		fmt.Fprintf(w, "%-*s %s\n", width, c.Name+":", c.Reason)
 	}
 	var excluded []string
 	for _, r := range res.Runs {
@@ -150,6 +154,14 @@ func valText(n Num) string {
 		return fmt.Sprintf("%.1f", v)
 	}
 	return fmt.Sprintf("%.2f", v)
+}
+
+// pText prints a p-value, "<0.001" below a thousandth.
+func pText(p Num) string {
+	if p.Finite() && p < 0.001 {
+		return "<0.001"
+	}
+	return numText(p, "%.3g")
 }
 
 func numText(n Num, format string) string {

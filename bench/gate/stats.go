@@ -71,7 +71,7 @@ func DefaultMetrics() []Metric {
 
 // Stats sets the statistics of the comparison.
 type Stats struct {
-	Alpha      float64 // significance level of the U test (default 0.01: few false alarms)
+	Alpha      float64 // significance level of the U test (default 0.01: few false alarms; CompareRuns splits it over the metrics)
 	Confidence float64 // level of the medians' intervals (default 0.95)
 	MinRuns    int     // measured runs each version needs (default 6: a finite 95% interval of a median)
 }
@@ -150,19 +150,19 @@ func Compare(m Metric, base, cand []float64, st Stats) Comparison {
 	switch {
 	case significant && float64(c.Worse) > m.Tolerance:
 		c.Verdict = Regression
-		c.Reason = fmt.Sprintf("%.1f%% worse (p=%.3g < %.3g), beyond the %.0f%% tolerance", 100*c.Worse, cmp.P, st.Alpha, 100*m.Tolerance)
+		c.Reason = fmt.Sprintf("%.1f%% worse (p=%s < %.3g), beyond the %.0f%% tolerance", 100*c.Worse, pText(c.P), st.Alpha, 100*m.Tolerance)
 	case significant:
 		c.Verdict = Pass
-		c.Reason = fmt.Sprintf("a significant change (p=%.3g) of %+.1f%%, within the %.0f%% tolerance", cmp.P, -100*c.Worse, 100*m.Tolerance)
+		c.Reason = fmt.Sprintf("a significant change (p=%s) of %+.1f%%, within the %.0f%% tolerance", pText(c.P), -100*c.Worse, 100*m.Tolerance)
 	case float64(c.Worse) > m.Tolerance:
 		c.Verdict = Inconclusive
-		c.Reason = fmt.Sprintf("%.1f%% worse but not significant (p=%.3g): more runs would tell", 100*c.Worse, cmp.P)
+		c.Reason = fmt.Sprintf("%.1f%% worse but not significant (p=%s): more runs would tell", 100*c.Worse, pText(c.P))
 	case spread > m.MaxSpread:
 		c.Verdict = Inconclusive
 		c.Reason = fmt.Sprintf("too much spread: a median's %.0f%% interval is %.0f%% of it (most %.0f%%)", 100*st.Confidence, 100*spread, 100*m.MaxSpread)
 	default:
 		c.Verdict = Pass
-		c.Reason = fmt.Sprintf("no significant change (p=%.3g)", cmp.P)
+		c.Reason = fmt.Sprintf("no significant change (p=%s)", pText(c.P))
 	}
 	return c
 }

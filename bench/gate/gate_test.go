@@ -1,0 +1,120 @@
+package gate
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// chatbench builds the chatbench binary once for the tests that run it.
+func chatbench(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "chatbench")
+	cmd := exec.Command("go", "build", "-ldflags", "-X main.commit=gatetest", "-o", bin, "../../cmd/chatbench")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// Work per delivery that the test-only serve flag adds, calibrated on the
+// gate's storm with the server on one core (--gomaxprocs 1), where the
+// server pays about 0.45-0.55 us of CPU per delivery (summary.json
+// server.cpu_us_per_delivery): 100 ns makes a delivery cost it about a
+// quarter more (measured 1.30x), so a server-bound run delivers about 20%
+// less per second; 5 ns is about 1%.
+const (
+	work20 = "100ns"
+	work1  = "5ns"
+)
+
+// runGate runs the gate between the binary and itself, the candidate with
+// extra bench flags, on a shorter variant of the shipped gate scenario.
+func runGate(t *testing.T, bin, name string, cand ...string) *Result {
+	t.Helper()
+	scen, err := os.ReadFile("testdata/gate-test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), name)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	res, err := Execute(ctx, Options{
+		Baseline:  Version{Binary: bin},
+		Candidate: Version{Binary: bin, BenchArgs: cand},
+		Scenario:  scen, ScenarioName: "gate-test", Runs: 8, Out: out,
+		BenchArgs:  []string{"--serve-flag=--gomaxprocs=1"},
+		RunTimeout: time.Minute,
+		Command:    "go test ./bench/gate -run TestGate (" + name + ")",
+	})
+	if err != nil {
+		t.Fatalf("%s: the gate could not run: %v", name, err)
+	}
+	measured := 0
+	for _, r := range res.Runs {
+		if r.Measured {
+			measured++
+		}
+	}
+	t.Logf("%s: verdict %s, %d of %d runs measured", name, res.Verdict, measured, len(res.Runs))
+	for _, c := range res.Comparisons {
+		t.Logf("  %-27s ratio %s p %s: %s", c.Name, numText(c.Ratio, "%.3f"), pText(c.P), c.Reason)
+	}
+	if _, err := Read(filepath.Join(out, "gate.json")); err != nil {
+		t.Errorf("%s: gate.json: %v", name, err)
+	}
+	return res
+}
+
+func comparison(res *Result, metric string) Comparison {
+	for _, c := range res.Comparisons {
+		if c.Name == metric {
+			return c
+		}
+	}
+	return Comparison{}
+}
+
+// TestGate runs the real gate: chatbench bench child processes that start
+// their own servers, on loopback, interleaved. A version against itself
+// never raises a false alarm (over CHATBENCH_GATE_TRIALS trials, default
+// 2); a candidate whose server does a quarter more work per delivery (a 20%
+// throughput loss when server-bound) is a regression; one with about 1% more
+// is not. On a busy machine the wall-clock metrics spread, and the gate may
+// say inconclusive where a quiet one says pass: both are no false alarm.
+func TestGate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the gate for a few minutes")
+	}
+	bin := chatbench(t)
+	trials := 2
+	if v, err := strconv.Atoi(os.Getenv("CHATBENCH_GATE_TRIALS")); err == nil && v > 0 {
+		trials = v
+	}
+	for i := range trials {
+		res := runGate(t, bin, fmt.Sprintf("self-%d", i+1))
+		if res.Verdict == Regression {
+			t.Errorf("self trial %d: a false alarm: %s", i+1, res.Verdict)
+		}
+	}
+
+	res := runGate(t, bin, "slower-20pct", "--serve-flag=--test-delivery-work="+work20)
+	if res.Verdict != Regression {
+		t.Errorf("20%% slowdown: verdict %s, want regression", res.Verdict)
+	}
+	// the work made each delivery cost the server more: the scenario is
+	// server-bound and the flag does what it says
+	if c := comparison(res, "server_cpu_us_per_delivery"); !c.Ratio.Finite() || c.Ratio < 1.1 || c.Ratio > 1.6 {
+		t.Errorf("20%% slowdown: server CPU per delivery ratio %v, want about 1.25", c.Ratio)
+	}
+
+	res = runGate(t, bin, "slower-1pct", "--serve-flag=--test-delivery-work="+work1)
+	if res.Verdict == Regression {
+		t.Errorf("1%% slowdown: verdict regression, want pass or inconclusive")
+	}
+}
