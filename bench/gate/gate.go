@@ -50,6 +50,10 @@ type Options struct {
 	ScenarioName string
 	// Runs is how many times each version runs (default 8), interleaved.
 	Runs int
+	// MaxRuns (default 2 x Runs) and MoreRuns (default Runs/2): while the
+	// verdict is inconclusive, MoreRuns more runs of each, up to MaxRuns.
+	// MaxRuns = Runs never runs more.
+	MaxRuns, MoreRuns int
 	// BenchArgs are extra `chatbench bench` flags for every run.
 	BenchArgs []string
 	// MaxErrorRate is the largest error rate (errors/requests) of a run
@@ -102,7 +106,8 @@ type Result struct {
 	Verdict     Verdict         `json:"verdict"`
 	ExitCode    int             `json:"exit_code"`
 	Scenario    string          `json:"scenario"`
-	RunsEach    int             `json:"runs_each"`
+	RunsEach    int             `json:"runs_each"` // runs of each version made
+	MaxRuns     int             `json:"max_runs"`  // the most it would have made
 	Baseline    Side            `json:"baseline"`
 	Candidate   Side            `json:"candidate"`
 	BenchArgs   []string        `json:"bench_args,omitempty"`
@@ -127,6 +132,12 @@ func (o *Options) withDefaults() error {
 	if o.Runs == 0 {
 		o.Runs = 8
 	}
+	if o.MaxRuns == 0 {
+		o.MaxRuns = 2 * o.Runs
+	}
+	if o.MoreRuns == 0 {
+		o.MoreRuns = max(1, o.Runs/2)
+	}
 	if o.RunTimeout == 0 {
 		o.RunTimeout = 3 * time.Minute
 	}
@@ -143,6 +154,8 @@ func (o *Options) withDefaults() error {
 	switch {
 	case o.Runs < 1:
 		return fmt.Errorf("runs %d: at least 1", o.Runs)
+	case o.MaxRuns < o.Runs:
+		return fmt.Errorf("max runs %d: at least runs (%d)", o.MaxRuns, o.Runs)
 	case len(o.Scenario) == 0:
 		return errors.New("no scenario")
 	case o.Out == "":
@@ -176,7 +189,7 @@ func Execute(ctx context.Context, o Options) (*Result, error) {
 	if err := os.WriteFile(scen, o.Scenario, 0o644); err != nil {
 		return nil, err
 	}
-	res := &Result{Schema: SchemaV1, Scenario: o.ScenarioName, RunsEach: o.Runs, BenchArgs: o.BenchArgs,
+	res := &Result{Schema: SchemaV1, Scenario: o.ScenarioName, RunsEach: o.Runs, MaxRuns: o.MaxRuns, BenchArgs: o.BenchArgs,
 		Machine: metrics.DetectMachine(), Command: o.Command, Start: time.Now().UTC()}
 	bins, cleanup, err := build(ctx, o, res)
 	defer cleanup()
@@ -185,15 +198,36 @@ func Execute(ctx context.Context, o Options) (*Result, error) {
 	}
 	args := [2][]string{o.Baseline.BenchArgs, o.Candidate.BenchArgs}
 	names := [2]string{BaselineName, CandidateName}
-	for i := range o.Runs {
-		for v := range 2 {
-			if err := ctx.Err(); err != nil {
-				return nil, err
+	// Runs pairs first; then, while the verdict is inconclusive, MoreRuns
+	// pairs at a time up to MaxRuns: a noisy machine gets more samples
+	// before the gate gives up.
+	pairs := 0
+	runPairs := func(n int) error {
+		for range n {
+			for v := range 2 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				idx := 2*pairs + v + 1
+				r := runOnce(ctx, o, idx, names[v], bins[v], scen, args[v])
+				fmt.Fprintf(o.Log, "chatbench gate: run %d/%d %s: %s\n", idx, 2*max(o.Runs, pairs+1), names[v], describeRun(r))
+				res.Runs = append(res.Runs, r)
 			}
-			idx := 2*i + v + 1
-			r := runOnce(ctx, o, idx, names[v], bins[v], scen, args[v])
-			fmt.Fprintf(o.Log, "chatbench gate: run %d/%d %s: %s\n", idx, 2*o.Runs, names[v], describeRun(r))
-			res.Runs = append(res.Runs, r)
+			pairs++
+		}
+		res.RunsEach = pairs
+		res.Comparisons = CompareRuns(res.Runs, o.Metrics, o.Stats)
+		res.Verdict = Overall(res.Comparisons)
+		return nil
+	}
+	if err := runPairs(o.Runs); err != nil {
+		return nil, err
+	}
+	for res.Verdict == Inconclusive && pairs < o.MaxRuns {
+		n := min(o.MoreRuns, o.MaxRuns-pairs)
+		fmt.Fprintf(o.Log, "chatbench gate: inconclusive after %d runs each: %d more each (up to %d)\n", pairs, n, o.MaxRuns)
+		if err := runPairs(n); err != nil {
+			return nil, err
 		}
 	}
 	for _, sd := range []*Side{&res.Baseline, &res.Candidate} {
@@ -201,8 +235,6 @@ func Execute(ctx context.Context, o Options) (*Result, error) {
 			sd.Commit = runsCommit(res.Runs, sideName(res, sd))
 		}
 	}
-	res.Comparisons = CompareRuns(res.Runs, o.Metrics, o.Stats)
-	res.Verdict = Overall(res.Comparisons)
 	res.ExitCode = res.Verdict.ExitCode()
 	res.End = time.Now().UTC()
 	return res, Write(o.Out, res)

@@ -40,6 +40,7 @@ func runGate(ctx context.Context, args []string) error {
 	fs.StringVar(&cand.Binary, "candidate-binary", "", "a chatbench binary as the candidate (instead of --candidate)")
 	fs.StringVar(&scen, "scenario", "gate", "shipped scenario name ("+strings.Join(scenario.Names(), ", ")+") or path of a YAML file; both versions run this gate's copy of it")
 	fs.IntVar(&o.Runs, "runs", 8, "runs of each version, interleaved (baseline, candidate, baseline, ...)")
+	fs.IntVar(&o.MaxRuns, "max-runs", 0, "while the verdict is inconclusive, run more (half of --runs at a time) up to this many of each (default 2 x --runs; = --runs: never more)")
 	fs.IntVar(&o.Stats.MinRuns, "min-runs", 6, "measured runs each version needs for a verdict (fewer: inconclusive)")
 	fs.Float64Var(&o.Stats.Alpha, "alpha", 0.01, "significance level of the Mann-Whitney U test")
 	fs.StringToStringVar(&tol, "tolerance", nil, "largest change for the worse that passes, per metric: deliveries_per_s=0.05,delivery_p50_ms=0.2,delivery_p99_ms=0.25,server_cpu_us_per_delivery=0.05 (the defaults)")
@@ -66,6 +67,12 @@ func runGate(ctx context.Context, args []string) error {
 	}
 	if o.Runs < 1 || o.Runs > 100 {
 		return usageErr("--runs %d: use 1 to 100", o.Runs)
+	}
+	if o.MaxRuns == 0 {
+		o.MaxRuns = 2 * o.Runs
+	}
+	if o.MaxRuns < o.Runs || o.MaxRuns > 200 {
+		return usageErr("--max-runs %d: use --runs (%d) to 200", o.MaxRuns, o.Runs)
 	}
 	if o.Stats.MinRuns < 2 || o.Stats.MinRuns > o.Runs {
 		return usageErr("--min-runs %d: use 2 to --runs (%d); 6 gives a 95%% interval of a median", o.Stats.MinRuns, o.Runs)
