@@ -44,7 +44,7 @@ func runGate(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Stats.MinRuns, "min-runs", 6, "measured runs each version needs for a verdict (fewer: inconclusive)")
 	fs.Float64Var(&o.Stats.Alpha, "alpha", 0.01, "significance level of the Mann-Whitney U test")
 	fs.StringToStringVar(&tol, "tolerance", nil, "largest change for the worse that passes, per metric: deliveries_per_s=0.05,delivery_p50_ms=0.2,delivery_p99_ms=0.25,server_cpu_us_per_delivery=0.05 (the defaults)")
-	fs.StringArrayVar(&o.BenchArgs, "bench-flag", nil, "pass this flag to every `chatbench bench` run, e.g. --bench-flag=--clients=400 (repeatable)")
+	fs.StringArrayVar(&o.BenchArgs, "bench-flag", nil, "pass this flag to every chatbench bench run, e.g. --bench-flag=--clients=400 (repeatable)")
 	fs.StringArrayVar(&base.BenchArgs, "baseline-bench-flag", nil, "a bench flag for the baseline's runs only, e.g. --baseline-bench-flag=--serve-flag=--coalesce-max=-1ns (repeatable)")
 	fs.StringArrayVar(&cand.BenchArgs, "candidate-bench-flag", nil, "a bench flag for the candidate's runs only (repeatable)")
 	fs.IntVar(&serverProcs, "server-procs", 1, "CPUs each run's server may use (serve --gomaxprocs): 1 leaves the driver a core of its own, so runs are server-bound (0: all)")
