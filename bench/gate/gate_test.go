@@ -65,6 +65,11 @@ func runGate(t *testing.T, bin, name string, runs int, cand ...string) *Result {
 	for _, c := range res.Comparisons {
 		t.Logf("  %-27s ratio %s p %s: %s", c.Name, numText(c.Ratio, "%.3f"), pText(c.P), c.Reason)
 	}
+	for _, r := range res.Runs {
+		if !r.Measured {
+			t.Logf("  run %d (%s) no measurement: %s", r.Index, r.Version, r.Excluded)
+		}
+	}
 	if _, err := Read(filepath.Join(out, "gate.json")); err != nil {
 		t.Errorf("%s: gate.json: %v", name, err)
 	}
@@ -83,9 +88,9 @@ func comparison(res *Result, metric string) Comparison {
 // TestGate runs the real gate: chatbench bench child processes that start
 // their own servers, on loopback, interleaved. A version against itself
 // never raises a false alarm (over CHATBENCH_GATE_TRIALS trials, default
-// 2; 6 runs each); a candidate whose server does a quarter more work per
-// delivery (a 20% throughput loss when server-bound) is a regression (8
-// runs each); one with about 1% more is not (6 runs each). On a busy
+// 2); a candidate whose server does a quarter more work per delivery (a 20%
+// throughput loss when server-bound) is a regression; one with about 1% more
+// is not. 8 runs of each version every time. On a busy
 // machine the wall-clock metrics spread, and the gate says inconclusive
 // where a quiet one says pass: neither is a false alarm.
 func TestGate(t *testing.T) {
@@ -98,7 +103,7 @@ func TestGate(t *testing.T) {
 		trials = v
 	}
 	for i := range trials {
-		res := runGate(t, bin, fmt.Sprintf("self-%d", i+1), 6)
+		res := runGate(t, bin, fmt.Sprintf("self-%d", i+1), 8)
 		if res.Verdict == Regression {
 			t.Errorf("self trial %d: a false alarm: %s", i+1, res.Verdict)
 		}
@@ -114,7 +119,7 @@ func TestGate(t *testing.T) {
 		t.Errorf("20%% slowdown: server CPU per delivery ratio %v, want about 1.25", c.Ratio)
 	}
 
-	res = runGate(t, bin, "slower-1pct", 6, "--serve-flag=--test-delivery-work="+work1)
+	res = runGate(t, bin, "slower-1pct", 8, "--serve-flag=--test-delivery-work="+work1)
 	if res.Verdict == Regression {
 		t.Errorf("1%% slowdown: verdict regression, want pass or inconclusive")
 	}
