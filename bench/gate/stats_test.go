@@ -118,8 +118,8 @@ func TestCompareRunsSkipsNoMeasurement(t *testing.T) {
 func goldenResult() *Result {
 	start := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
 	res := &Result{Schema: SchemaV1, Scenario: "gate", RunsEach: 8, MaxRuns: 16,
-		Baseline:  Side{Ref: "HEAD~1", Commit: "aaaaaaaaaaaa", Binary: "/tmp/b"},
-		Candidate: Side{Ref: "HEAD", Commit: "bbbbbbbbbbbb", Binary: "/tmp/c", BenchArgs: []string{"--serve-flag=--test-delivery-work=100ns"}},
+		Baseline:  Side{Ref: "HEAD~1", Commit: "aaaaaaaaaaaa", Binary: "bin/chatbench-baseline"},
+		Candidate: Side{Ref: "HEAD", Commit: "bbbbbbbbbbbb", Binary: "bin/chatbench-candidate", BenchArgs: []string{"--serve-flag=--test-delivery-work=100ns"}},
 		Machine:   metrics.Machine{CPUModel: "Test CPU", Cores: 2, Kernel: "6.0"},
 		Command:   "chatbench gate --baseline HEAD~1 --candidate HEAD", Start: start, End: start.Add(2 * time.Minute)}
 	for i := range 16 {
