@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"os"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -74,16 +75,16 @@ func Plot(path string, res *Result) error {
 	}
 	footer := plot.New()
 	footer.HideAxes()
-	footer.Title.Text = fmt.Sprintf("%s\n%s, %d cores, %s", res.Command, res.Machine.CPUModel, res.Machine.Cores, res.Start.Format("2006-01-02 15:04 MST"))
+	footer.Title.Text = fmt.Sprintf("%s\n%s, %d cores, %s", wrap(res.Command, 120), res.Machine.CPUModel, res.Machine.Cores, res.Start.Format("2006-01-02 15:04 MST"))
 	footer.Title.TextStyle.Font.Size = vg.Points(9)
 	plots = append(plots, []*plot.Plot{footer})
-	img := vgimg.New(panelW, panelH*vg.Length(rows)+0.6*vg.Inch)
+	img := vgimg.New(panelW, panelH*vg.Length(rows)+0.9*vg.Inch)
 	dc := draw.New(img)
 	heights := make([]float64, 0, rows+1)
 	for range rows {
 		heights = append(heights, float64(panelH))
 	}
-	heights = append(heights, float64(0.6*vg.Inch))
+	heights = append(heights, float64(0.9*vg.Inch))
 	canvases := splitRows(dc, heights)
 	for i, row := range plots {
 		row[0].Draw(canvases[i])
@@ -97,6 +98,23 @@ func Plot(path string, res *Result) error {
 		return err
 	}
 	return f.Close()
+}
+
+// wrap breaks s into lines of at most width bytes at spaces.
+func wrap(s string, width int) string {
+	var lines []string
+	line := ""
+	for _, w := range strings.Fields(s) {
+		if line != "" && len(line)+1+len(w) > width {
+			lines = append(lines, line)
+			line = ""
+		}
+		if line != "" {
+			line += " "
+		}
+		line += w
+	}
+	return strings.Join(append(lines, line), "\n")
 }
 
 // splitRows cuts c into rows of the given heights, top to bottom.
