@@ -314,7 +314,7 @@ func runOnce(ctx context.Context, o Options, idx int, version, bin, scen string,
 	cmd := exec.CommandContext(rctx, bin, argv...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// the bench child stops the server it started when it gets SIGTERM
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = childAttr()
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 20 * time.Second
 	t0 := time.Now()
