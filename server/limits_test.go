@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/chatbench/chatbench/chatproto"
+	"github.com/chatbench/chatbench/internal/wsout"
 	"github.com/chatbench/chatbench/pomelo"
 	"github.com/chatbench/chatbench/server"
 	"github.com/chatbench/chatbench/server/chat"
@@ -253,7 +254,7 @@ func slowConsumer(t *testing.T, others int) {
 	// No heartbeats: the slow client never answers one, and a heartbeat
 	// timeout (6s by default) would close it before its queue overflows on a
 	// busy machine.
-	s := servertest.Start(t, server.Options{Connector: connector.Options{MaxQueueBytes: 64 << 10, RequestRate: -1, Heartbeat: -1}})
+	s := servertest.Start(t, server.Options{Connector: connector.Options{RequestRate: -1, Heartbeat: -1, Options: wsout.Options{MaxQueueBytes: 64 << 10}}})
 	slow := dialNoRead(t, s.ConnectorAddrs[0], "slow", "r")
 	fast, _ := servertest.Enter(t, s.GateAddr, "fast", "r")
 	var rest []*servertest.Client

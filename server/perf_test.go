@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/chatbench/chatbench/internal/wsout"
 	"github.com/chatbench/chatbench/pomelo"
 	"github.com/chatbench/chatbench/server"
 	"github.com/chatbench/chatbench/server/connector"
@@ -44,7 +45,7 @@ func BenchmarkStorm(b *testing.B) {
 // deliveries/s and CPU per delivery (server and readers: one process).
 // coalesce is the writer's CoalesceMax (0 default, negative off).
 func runFanout(b *testing.B, members, senders int, coalesce time.Duration) {
-	s := servertest.Start(b, server.Options{Connector: connector.Options{RequestRate: -1, Heartbeat: -1, CoalesceMax: coalesce}})
+	s := servertest.Start(b, server.Options{Connector: connector.Options{RequestRate: -1, Heartbeat: -1, Options: wsout.Options{CoalesceMax: coalesce}}})
 	var delivered atomic.Int64
 	var wg sync.WaitGroup
 	conns := make([]*websocket.Conn, members)

@@ -100,7 +100,8 @@ func Start(opts Options) (*Server, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{opts: opts, log: opts.Logger}
-	s.backend = chat.NewLocal(opts.Rooms)
+	out := opts.Connector.Options // its Load and NoFanout steer the broadcasts' fan-out
+	s.backend = chat.NewLocal(opts.Rooms, out.Fanout)
 	if opts.DeliveryWork < 0 {
 		return nil, fmt.Errorf("delivery work: %v is negative", opts.DeliveryWork)
 	}

@@ -44,6 +44,7 @@ type Server struct {
 	hs       []byte // HANDSHAKE package with the dictionary
 	hsNoDict []byte
 	upgrader websocket.Upgrader
+	out      wsout.Options // every connection's writer options (no counters, no kick)
 
 	mu    sync.RWMutex
 	rooms map[string]*room
@@ -59,14 +60,20 @@ type room struct {
 
 var writeBufferPool sync.Pool
 
-// Listen starts a bare server on addr ("127.0.0.1:0" for a free port).
-func Listen(addr string) (*Server, error) {
+// Listen starts a bare server on addr ("127.0.0.1:0" for a free port). Its
+// writers take the reference server's defaults and never see the machine
+// as saturated (Serve, the calibration process, probes the machine's load
+// as the reference server does).
+func Listen(addr string) (*Server, error) { return listen(addr, nil) }
+
+func listen(addr string, load *wsout.Load) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	a := ln.Addr().(*net.TCPAddr)
 	s := &Server{ln: ln, host: a.IP.String(), port: a.Port, dict: pomelo.NewDict(chatproto.Routes()), rooms: map[string]*room{}}
+	s.out = wsout.Options{Load: load}.WithDefaults()
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize: 1024, WriteBufferSize: 16 << 10, WriteBufferPool: &writeBufferPool,
 		CheckOrigin: func(*http.Request) bool { return true },
@@ -107,8 +114,10 @@ func (s *Server) Close() error {
 }
 
 // Serve runs a bare server on addr until ctx ends; ready gets its address.
+// Like the reference server, its writers follow the machine's load
+// (wsout.MachineLoad).
 func Serve(ctx context.Context, addr string, ready func(addr string)) error {
-	s, err := Listen(addr)
+	s, err := listen(addr, wsout.MachineLoad())
 	if err != nil {
 		return err
 	}
@@ -134,10 +143,6 @@ type conn struct {
 	out wsout.Writer
 }
 
-// outOpts are every connection's writer options: the reference server's
-// defaults, without counters or a slow-consumer kick.
-var outOpts = wsout.Options{}.WithDefaults()
-
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
@@ -146,7 +151,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.wg.Add(1)
 	defer s.wg.Done()
 	c := &conn{s: s, ws: ws}
-	c.out.Start(ws, &outOpts)
+	c.out.Start(ws, &s.out)
 	c.readLoop()
 	c.out.Close(websocket.CloseNormalClosure, "")
 	<-c.out.Done()
@@ -285,7 +290,7 @@ func (c *conn) send(body []byte) []byte {
 	if all {
 		r.mu.Lock()
 		ms := r.members
-		wsout.Fanout(len(ms), func(lo, hi int) { // the reference server's fan-out
+		c.s.out.Fanout(len(ms), func(lo, hi int) { // the reference server's fan-out
 			for _, x := range ms[lo:hi] {
 				x.enqueue(pkt)
 			}

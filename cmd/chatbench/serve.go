@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chatbench/chatbench/internal/wsout"
 	peer "github.com/chatbench/chatbench/peers/pomelo"
 	"github.com/chatbench/chatbench/server"
 )
@@ -25,6 +26,9 @@ type serveFlags struct {
 	split    splitFlags  // split topology (split.go)
 	pomelo   pomeloFlags // stock pomelo (pomelo.go)
 	maxProcs int
+	// noFanout and noLoadProbe set the writers' wsout.Options: NoFanout,
+	// and Load (nil instead of wsout.MachineLoad).
+	noFanout, noLoadProbe bool
 }
 
 func runServe(ctx context.Context, args []string) error {
@@ -46,6 +50,8 @@ func runServe(ctx context.Context, args []string) error {
 	fs.DurationVar(&o.Connector.FlushWindow, "flush-window", 0, "on a saturated machine, pushes wait up to this long for a flusher goroutine that writes many sessions, instead of waking each session's writer (default 1ms; negative: never)")
 	fs.IntVar(&o.Connector.MaxQueueBytes, "max-queue", 0, "outbound bytes queued per session before a slow-consumer kick (default 4 MiB)")
 	fs.DurationVar(&o.Connector.WriteTimeout, "write-timeout", 0, "a session whose client takes no byte for this long while data waits for it is closed as a slow consumer (default 3s)")
+	fs.BoolVar(&f.noFanout, "no-fanout", false, "run a broadcast's deliveries on the sender's goroutine only, never spread over the CPUs (for A/B runs)")
+	fs.BoolVar(&f.noLoadProbe, "no-load-probe", false, "never treat the machine as saturated: keep direct writes and fan-out on whatever the CPU use (by default a probe of the machine's CPU use turns them off above 90%)")
 	fs.IntVar(&o.Connector.SendBufferBytes, "sndbuf", 0, "kernel send buffer per session socket in bytes (SO_SNDBUF, doubled by Linux) (default 131072; -1: the kernel's autotuning, 2-4 MB on loopback)")
 	fs.Float64Var(&o.Connector.RequestRate, "max-request-rate", 0, "requests per second per connection (default 200; negative: unlimited)")
 	fs.IntVar(&o.Chat.MaxContentBytes, "max-content", 0, "largest chat content in bytes (default 8192)")
@@ -87,6 +93,10 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	o.Web = webHandler()
+	o.Connector.NoFanout = f.noFanout
+	if !f.noLoadProbe {
+		o.Connector.Load = wsout.MachineLoad() // the server follows the machine's load
+	}
 	if f.split.role != "" {
 		return runRole(ctx, &f)
 	}

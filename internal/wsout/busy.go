@@ -16,31 +16,44 @@ import (
 // but on a saturated machine the writer goroutines are what batches pushes
 // (a writer that runs late takes several packages in one write), and direct
 // writes there cost more writes for the same deliveries (p99 about 2x worse
-// at 100 k/s). A probe reads the machine's CPU time (/proc/stat) every
-// probeTick and turns direct writes off while the machine is busier than
-// busyOn, on again below busyOff; meanwhile flushers write (flush.go).
+// at 100 k/s). So writers read a Load (Options.Load) on every push: while it
+// says saturated, direct writes are off and flushers write (flush.go), and
+// Fanout runs a broadcast on the caller's goroutine.
+//
+// MachineLoad is the server's Load: a probe reads the machine's CPU time
+// (/proc/stat) every probeTick and says saturated while the machine is
+// busier than busyOn, not any more below busyOff.
 const (
 	probeTick = 100 * time.Millisecond
 	busyOn    = 0.90
 	busyOff   = 0.80
 )
 
-var (
-	saturated atomic.Bool
-	probeOnce sync.Once
-)
+// Load says whether the machine is saturated. The zero value says not,
+// until Set; a nil *Load never says saturated. Safe for concurrent use.
+type Load struct{ sat atomic.Bool }
 
-// probeOn is false in this package's tests, which set saturated themselves
-// so that what they exercise does not depend on the machine's load.
-var probeOn = true
+// Saturated reports the signal; false for a nil Load.
+func (l *Load) Saturated() bool { return l != nil && l.sat.Load() }
 
-func startProbe() {
-	if probeOn {
-		probeOnce.Do(func() { go probe() })
-	}
+// Set sets the signal (for a caller with its own measure of load, and for
+// tests).
+func (l *Load) Set(saturated bool) { l.sat.Store(saturated) }
+
+var machine struct {
+	once sync.Once
+	load Load
 }
 
-func probe() {
+// MachineLoad returns the process's probe of the whole machine's CPU use,
+// started on the first call and running for the life of the process. Where
+// there is no /proc/stat (not Linux) it never says saturated.
+func MachineLoad() *Load {
+	machine.once.Do(func() { go probe(&machine.load) })
+	return &machine.load
+}
+
+func probe(l *Load) {
 	f, err := os.Open("/proc/stat")
 	if err != nil {
 		return // not linux: never saturated
@@ -54,9 +67,9 @@ func probe() {
 			if lastTotal > 0 && total > lastTotal {
 				share := float64(busy-lastBusy) / float64(total-lastTotal)
 				if share > busyOn {
-					saturated.Store(true)
+					l.Set(true)
 				} else if share < busyOff {
-					saturated.Store(false)
+					l.Set(false)
 				}
 			}
 			lastBusy, lastTotal = busy, total

@@ -1,14 +1,13 @@
 package wsout
 
 import (
-	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
 )
 
 // Fanout runs part over [0, n) and returns when all of it is done. While
-// the machine is not saturated, chunks beyond the first go to fan-out
+// o.Load does not say saturated, chunks beyond the first go to fan-out
 // workers that are idle at that moment (one worker per extra P) and the
 // caller runs the first chunk itself; on a saturated machine, with one P, or
 // for fewer than fanoutMin items it is part(0, n). A chunk no worker is free
@@ -21,10 +20,10 @@ import (
 // member of a room heard a message 1.5-3 ms after the first, while the other
 // CPU idled. Splitting the writes over the CPUs halves that. On a saturated
 // machine a push only joins a flusher's list, and the other CPUs have no
-// time to give. CHATBENCH_FANOUT=0 turns it off (for A/B runs).
-func Fanout(n int, part func(lo, hi int)) {
+// time to give. NoFanout turns it off (for A/B runs).
+func (o *Options) Fanout(n int, part func(lo, hi int)) {
 	k := runtime.GOMAXPROCS(0)
-	if !fanOn || k < 2 || n < fanoutMin || saturated.Load() {
+	if o.NoFanout || k < 2 || n < fanoutMin || o.Load.Saturated() {
 		part(0, n)
 		return
 	}
@@ -50,8 +49,6 @@ func Fanout(n int, part func(lo, hi int)) {
 	wg.Wait()
 	wgPool.Put(wg)
 }
-
-var fanOn = os.Getenv("CHATBENCH_FANOUT") != "0"
 
 // fanoutMin is the smallest broadcast worth a hand-off: a worker's wake-up
 // costs about as much as one or two direct writes.

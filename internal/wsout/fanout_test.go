@@ -12,9 +12,9 @@ import (
 // Every index is delivered exactly once, whether the machine is saturated or
 // not, from many broadcasters at once.
 func TestFanoutCoversEveryIndexOnce(t *testing.T) {
-	defer saturated.Store(false)
+	defer testLoad.Set(false)
 	for _, sat := range []bool{false, true} {
-		saturated.Store(sat)
+		testLoad.Set(sat)
 		for _, n := range []int{0, 1, fanoutMin - 1, fanoutMin, fanoutMin + 1, 100, 1001} {
 			t.Run(fmt.Sprintf("saturated=%v/n=%d", sat, n), func(t *testing.T) {
 				const broadcasters, rounds = 4, 50
@@ -25,7 +25,7 @@ func TestFanoutCoversEveryIndexOnce(t *testing.T) {
 					go func() {
 						defer wg.Done()
 						for range rounds {
-							Fanout(n, func(lo, hi int) {
+							fanOpts.Fanout(n, func(lo, hi int) {
 								if lo < 0 || hi > n || lo > hi {
 									t.Errorf("part(%d, %d) outside [0, %d)", lo, hi, n)
 									return
@@ -55,7 +55,7 @@ func TestFanoutHandsOffWhenIdle(t *testing.T) {
 	if runtime.GOMAXPROCS(0) < 2 {
 		t.Skip("one P: Fanout runs everything on the caller's goroutine")
 	}
-	saturated.Store(false)
+	testLoad.Set(false)
 	n := 4 * fanoutMin
 	before := fanHandoffs.Load()
 	for deadline := time.Now().Add(10 * time.Second); fanHandoffs.Load() == before; {
@@ -63,7 +63,7 @@ func TestFanoutHandsOffWhenIdle(t *testing.T) {
 			t.Fatal("no chunk was handed to a worker in 10s of broadcasts on an idle machine")
 		}
 		var done atomic.Int32
-		Fanout(n, func(lo, hi int) { done.Add(int32(hi - lo)) })
+		fanOpts.Fanout(n, func(lo, hi int) { done.Add(int32(hi - lo)) })
 		if got := done.Load(); got != int32(n) {
 			t.Fatalf("Fanout returned with %d of %d delivered", got, n)
 		}

@@ -51,7 +51,7 @@ import (
 
 // Options configure a Writer. Zero values mean the documented defaults.
 type Options struct {
-	WriteTimeout   time.Duration // longest a write may make no progress (each 64 KiB chunk gets its own deadline, between WriteTimeout/2 and WriteTimeout) before the connection is closed as a slow consumer; default 10s
+	WriteTimeout   time.Duration // longest a write may make no progress (each 64 KiB chunk gets its own deadline, between WriteTimeout/2 and WriteTimeout) before the connection is closed as a slow consumer; default 3s
 	CloseTimeout   time.Duration // once closing, longest what is left (tail, control frames, kick, close frame) may take before the socket is closed; default 1s
 	MaxQueueBytes  int           // queued bytes past which the connection is closed as a slow consumer; default 4 MiB
 	MaxFrameBytes  int           // pack packages into frames up to this size; default 64 KiB
@@ -62,8 +62,17 @@ type Options struct {
 	// pomelo KICK package with the reason); nil: none.
 	SlowConsumerKick []byte
 	Counters         *Counters // nil: not counted
+	// Load says when the machine is saturated: then pushes are not written
+	// on the caller's goroutine, flushers write them, and Fanout does not
+	// fan out. nil: never saturated, so the behaviour does not depend on the
+	// machine's load (library users, tests). The server uses MachineLoad.
+	Load *Load
+	// NoFanout makes Fanout run every broadcast on the caller's goroutine
+	// (for A/B runs); default false: fan out while not saturated.
+	NoFanout bool
 
-	flush *flushSet // set by WithDefaults when FlushWindow > 0
+	defaulted bool      // set by WithDefaults
+	flush     *flushSet // set by WithDefaults when FlushWindow > 0
 }
 
 // SlowConsumerReason is the close reason of a connection whose queue passed
@@ -84,7 +93,7 @@ type Counters struct {
 // WithDefaults returns o with zero values replaced by the defaults.
 func (o Options) WithDefaults() Options {
 	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = 10 * time.Second
+		o.WriteTimeout = 3 * time.Second
 	}
 	if o.CloseTimeout <= 0 {
 		o.CloseTimeout = time.Second
@@ -107,7 +116,25 @@ func (o Options) WithDefaults() Options {
 	if o.FlushWindow > 0 && o.flush == nil {
 		o.flush = newFlushSet(o.FlushWindow)
 	}
+	o.defaulted = true
 	return o
+}
+
+// defaulted holds, for Options that Start got without WithDefaults, their
+// copy with the defaults: one per *Options, so writers sharing Options
+// share the flushers too.
+var defaulted sync.Map // *Options -> *Options
+
+func withDefaults(o *Options) *Options {
+	if o.defaulted {
+		return o
+	}
+	if d, ok := defaulted.Load(o); ok {
+		return d.(*Options)
+	}
+	d := o.WithDefaults()
+	got, _ := defaulted.LoadOrStore(o, &d)
+	return got.(*Options)
 }
 
 // Errors of Enqueue.
@@ -150,19 +177,22 @@ type sockWriter struct {
 	deadline time.Time // write deadline last set on nc
 }
 
-// Start attaches w to c and starts its writer goroutine. opts (with defaults
-// filled in, see WithDefaults) is shared, not copied: it must not change. It
+// Start attaches w to c and starts its writer goroutine. opts is shared, not
+// copied: it must not change, and it should live as long as its writers
+// (one Options for many writers). Its zero fields mean their defaults:
+// Options from WithDefaults are used as they are; for others Start makes
+// the defaulted copy itself, once per *Options. It
 // replaces c's ping and close handlers, which would write to the socket
 // themselves: pongs go through w, and a close frame from the client ends
 // c's reads (the caller then closes w, which answers with its close frame).
 func (w *Writer) Start(c *websocket.Conn, opts *Options) {
-	w.conn, w.opts = c, opts
+	w.conn, w.opts = c, withDefaults(opts)
+	opts = w.opts
 	w.wake = make(chan struct{}, 1)
 	w.done = make(chan struct{})
 	w.sock.nc = c.NetConn()
 	if opts.DirectWriteGap >= 0 || opts.flush != nil {
 		w.sock.raw.init(w.sock.nc)
-		startProbe()
 	}
 	if opts.flush != nil {
 		w.shard = opts.flush.assign()
@@ -211,7 +241,7 @@ func (w *Writer) enqueue(pkt []byte, direct bool) error {
 		}
 		return ErrClosed
 	}
-	sat := saturated.Load()
+	sat := w.opts.Load.Saturated()
 	if direct && !sat && w.opts.DirectWriteGap >= 0 && w.sock.raw.ok && !w.writing && len(w.queue) == 0 &&
 		len(w.ctrl) == 0 && w.pend == nil && len(pkt) > 0 && len(pkt) <= directMaxBytes {
 		if now := monotime(); now-w.lastWrite >= int64(w.opts.DirectWriteGap) {

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -22,7 +21,16 @@ import (
 // server does). It returns the client's end and the Writer.
 func dialWriter(t *testing.T, opts Options) (*websocket.Conn, *Writer) {
 	t.Helper()
+	if opts.Load == nil {
+		opts.Load = &testLoad
+	}
 	opts = opts.WithDefaults()
+	return dialStarted(t, &opts)
+}
+
+// dialStarted is dialWriter with opts given to Start as they are.
+func dialStarted(t *testing.T, opts *Options) (*websocket.Conn, *Writer) {
+	t.Helper()
 	got := make(chan *Writer, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		c, err := (&websocket.Upgrader{}).Upgrade(rw, r, nil)
@@ -31,7 +39,7 @@ func dialWriter(t *testing.T, opts Options) (*websocket.Conn, *Writer) {
 			return
 		}
 		w := new(Writer)
-		w.Start(c, &opts)
+		w.Start(c, opts)
 		got <- w
 		for {
 			if _, _, err := c.ReadMessage(); err != nil {
@@ -48,6 +56,35 @@ func dialWriter(t *testing.T, opts Options) (*websocket.Conn, *Writer) {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c, <-got
+}
+
+// Start fills in the defaults of Options that did not go through
+// WithDefaults: a zero MaxQueueBytes is 4 MiB, not "kick every client", and
+// writers given the same *Options share one defaulted copy.
+func TestStartAppliesDefaults(t *testing.T) {
+	for _, o := range []*Options{{}, {Load: &testLoad, FlushWindow: -1}} {
+		c, w := dialStarted(t, o)
+		if w.opts == o || w.opts.MaxQueueBytes != 4<<20 || w.opts.WriteTimeout <= 0 || w.opts.MaxFrameBytes <= 0 {
+			t.Fatalf("Start with %+v: writer options %+v, want the defaults", *o, *w.opts)
+		}
+		for i := range 3 {
+			if err := w.Enqueue(pomelo.AppendPackage(nil, pomelo.Data, []byte{'a' + byte(i)})); err != nil {
+				t.Fatalf("Enqueue %d: %v", i, err)
+			}
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for got := 0; got < 3; {
+			_, b, err := c.ReadMessage()
+			if err != nil {
+				t.Fatalf("after %d packages: %v", got, err)
+			}
+			got += len(b) / 5 // one 5-byte package each (4-byte header + 1)
+		}
+		_, w2 := dialStarted(t, o)
+		if w2.opts != w.opts {
+			t.Errorf("two writers of one *Options got two defaulted copies")
+		}
+	}
 }
 
 // Concurrent Enqueues, direct writes, queued batches and partial writes must
@@ -88,8 +125,8 @@ func TestEnqueueOrderAndWholeFrames(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			senders := tc.senders
 			partial0, flushed0 := partialWrites.Load(), flushWrites.Load()
-			saturated.Store(tc.busy)
-			defer saturated.Store(false)
+			testLoad.Set(tc.busy)
+			defer testLoad.Set(false)
 			c, s := dialWriter(t, Options{DirectWriteGap: tc.gap, MaxQueueBytes: 64 << 20})
 			if tc.smallBuffers {
 				if err := s.sock.nc.(*net.TCPConn).SetWriteBuffer(16 << 10); err != nil {
@@ -224,10 +261,10 @@ func TestAppendFrameHeader(t *testing.T) {
 // leaves a session, and its room membership, behind).
 // The same on a saturated machine, where flushers write.
 func TestWriterFinishesWhenDirectWritesFail(t *testing.T) {
-	defer saturated.Store(false)
+	defer testLoad.Set(false)
 	for i := range 200 {
 		busy := i%2 == 1
-		saturated.Store(busy)
+		testLoad.Set(busy)
 		c, w := dialWriter(t, Options{DirectWriteGap: time.Nanosecond})
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
@@ -270,15 +307,16 @@ func TestParseCPU(t *testing.T) {
 	}
 }
 
-func TestMain(m *testing.M) {
-	probeOn = false
-	os.Exit(m.Run())
-}
+// testLoad is the Load of this package's tests: they set it themselves, so
+// that what they exercise does not depend on the machine's load.
+var testLoad Load
+
+var fanOpts = &Options{Load: &testLoad}
 
 // On a saturated machine a push to an idle connection goes to a flusher
 // (or, without flushers, the writer goroutine), not straight to the socket.
 func TestSaturatedMachineQueues(t *testing.T) {
-	defer saturated.Store(false)
+	defer testLoad.Set(false)
 	for _, tc := range []struct {
 		sat    bool
 		window time.Duration
@@ -287,7 +325,7 @@ func TestSaturatedMachineQueues(t *testing.T) {
 		{false, 0, "direct"}, {true, 0, "flusher"}, {true, -1, "writer"}, {false, -1, "direct"},
 	} {
 		c, w := dialWriter(t, Options{DirectWriteGap: time.Nanosecond, FlushWindow: tc.window})
-		saturated.Store(tc.sat)
+		testLoad.Set(tc.sat)
 		direct0, flushed0 := directWrites.Load(), flushWrites.Load()
 		if err := w.Enqueue(pomelo.AppendPackage(nil, pomelo.Data, []byte("x"))); err != nil {
 			t.Fatal(err)
@@ -312,7 +350,7 @@ func TestSaturatedMachineQueues(t *testing.T) {
 // A flusher with nothing to do exits, and the next push on a saturated
 // machine starts it again.
 func TestIdleFlusherExitsAndRestarts(t *testing.T) {
-	defer saturated.Store(false)
+	defer testLoad.Set(false)
 	c, w := dialWriter(t, Options{DirectWriteGap: time.Nanosecond})
 	set := w.opts.flush
 	set.idleExit = 20 * time.Millisecond // before any flusher starts
@@ -322,7 +360,7 @@ func TestIdleFlusherExitsAndRestarts(t *testing.T) {
 		defer sh.mu.Unlock()
 		return sh.started
 	}
-	saturated.Store(true)
+	testLoad.Set(true)
 	for round := range 2 {
 		flushed0 := flushWrites.Load()
 		if err := w.Enqueue(pomelo.AppendPackage(nil, pomelo.Data, []byte("x"))); err != nil {

@@ -6,7 +6,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/chatbench/chatbench/chatproto"
-	"github.com/chatbench/chatbench/internal/wsout"
 	"github.com/chatbench/chatbench/server/connector"
 	"github.com/chatbench/chatbench/server/room"
 )
@@ -179,12 +178,13 @@ type Local struct {
 	Rooms *Rooms[*connector.Session]
 }
 
-// NewLocal returns an in-process backend.
-func NewLocal(l room.Limits) *Local {
+// NewLocal returns an in-process backend whose broadcasts' deliveries run
+// through fanout (wsout.Options.Fanout; nil: one after another).
+func NewLocal(l room.Limits, fanout func(n int, part func(lo, hi int))) *Local {
 	rooms := NewRooms[*connector.Session](l, func(s *connector.Session, _, _ string, pkt []byte) {
 		s.Enqueue(pkt)
 	})
-	rooms.Fanout = wsout.Fanout
+	rooms.Fanout = fanout
 	return &Local{Rooms: rooms}
 }
 

@@ -55,24 +55,25 @@ type Options struct {
 	Heartbeat        time.Duration // interval announced in the handshake; default 3s; negative disables
 	HeartbeatTimeout time.Duration // silence that closes a session; default 2 x Heartbeat
 	HandshakeTimeout time.Duration // time to finish the handshake; default 10s
-	WriteTimeout     time.Duration // a session whose client takes no byte for this long while data waits is closed as a slow consumer (see wsout.Options); default 3s
 	MaxPackageBytes  int           // largest client frame/package; default 64 KiB
-	MaxQueueBytes    int           // outbound queue cap before a slow-consumer kick; default 4 MiB
 	// SendBufferBytes is each session socket's kernel send buffer
 	// (SO_SNDBUF; Linux doubles it for bookkeeping). It bounds what a client
 	// that stops reading pins in the kernel, and makes its queue, hence the
 	// slow-consumer kick, start filling at once. Default DefaultSendBuffer;
 	// negative: the kernel's autotuning (on loopback it grows to 2-4 MB).
 	SendBufferBytes int
-	MaxFrameBytes   int           // coalesce packages into frames up to this size; default 64 KiB
-	CoalesceMax     time.Duration // longest wait before the next flush when the writer is behind; default 2ms; negative: flush at once always
-	DirectWriteGap  time.Duration // a push to a session that wrote nothing for this long, with nothing queued, is written at once on the sender's goroutine; default 1ms; negative: always through the writer goroutine
-	FlushWindow     time.Duration // on a saturated machine, pushes wait up to this long for a flusher goroutine instead of waking the session's writer; default 1ms; negative: no flushers
-	RequestRate     float64       // requests+notifies per second per connection; default 200; negative: unlimited
-	RequestBurst    int           // bucket size; default 2 x RequestRate (at least 20)
-	Routes          []string      // server routes for the dictionary (the handler's routes)
-	Metrics         *metrics.Set  // nil: a private set
-	Logger          *slog.Logger  // nil: discard
+	RequestRate     float64      // requests+notifies per second per connection; default 200; negative: unlimited
+	RequestBurst    int          // bucket size; default 2 x RequestRate (at least 20)
+	Routes          []string     // server routes for the dictionary (the handler's routes)
+	Metrics         *metrics.Set // nil: a private set
+	Logger          *slog.Logger // nil: discard
+
+	// Options configure every session's outbound writer, with wsout's
+	// defaults: WriteTimeout (3s), MaxQueueBytes (4 MiB), MaxFrameBytes,
+	// CoalesceMax, DirectWriteGap, FlushWindow, CloseTimeout, and Load (nil:
+	// never saturated; the chatbench server sets wsout.MachineLoad).
+	// SlowConsumerKick and Counters are set by New.
+	wsout.Options
 }
 
 func (o *Options) setDefaults() {
@@ -85,23 +86,11 @@ func (o *Options) setDefaults() {
 	if o.HandshakeTimeout == 0 {
 		o.HandshakeTimeout = 10 * time.Second
 	}
-	if o.WriteTimeout == 0 {
-		o.WriteTimeout = 3 * time.Second
-	}
 	if o.MaxPackageBytes == 0 {
 		o.MaxPackageBytes = 64 << 10
 	}
-	if o.MaxQueueBytes == 0 {
-		o.MaxQueueBytes = 4 << 20
-	}
-	if o.MaxFrameBytes == 0 {
-		o.MaxFrameBytes = 64 << 10
-	}
 	if o.SendBufferBytes == 0 {
 		o.SendBufferBytes = DefaultSendBuffer
-	}
-	if o.CoalesceMax == 0 {
-		o.CoalesceMax = 2 * time.Millisecond
 	}
 	if o.RequestRate == 0 {
 		o.RequestRate = 200
@@ -155,15 +144,14 @@ func New(opts Options, h Handler) *Frontend {
 	}
 	go f.sweep()
 	m := opts.Metrics
-	f.out = wsout.Options{
-		WriteTimeout: opts.WriteTimeout, MaxQueueBytes: opts.MaxQueueBytes, MaxFrameBytes: opts.MaxFrameBytes,
-		CoalesceMax: opts.CoalesceMax, DirectWriteGap: opts.DirectWriteGap, FlushWindow: opts.FlushWindow,
-		SlowConsumerKick: pomelo.AppendPackage(nil, pomelo.Kick, kickBody(wsout.SlowConsumerReason)),
-		Counters: &wsout.Counters{
-			Frames: &m.FramesOut, Packages: &m.PackagesOut, Pushes: &m.PushesDelivered,
-			Dropped: &m.PushesDropped, SlowConsumers: &m.SlowConsumers,
-		},
-	}.WithDefaults()
+	out := opts.Options
+	out.SlowConsumerKick = pomelo.AppendPackage(nil, pomelo.Kick, kickBody(wsout.SlowConsumerReason))
+	out.Counters = &wsout.Counters{
+		Frames: &m.FramesOut, Packages: &m.PackagesOut, Pushes: &m.PushesDelivered,
+		Dropped: &m.PushesDropped, SlowConsumers: &m.SlowConsumers,
+	}
+	f.out = out.WithDefaults()
+	f.opts.Options = f.out
 	f.upgrader = websocket.Upgrader{
 		ReadBufferSize:  1024,
 		WriteBufferSize: 16 << 10,
