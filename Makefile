@@ -7,7 +7,7 @@ GO ?= go
 test: vet
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-# vet also checks the macOS build (engineers run load from laptops first):
+# vet also checks the macOS build (load tests often start on a laptop):
 # epoll, timerfd, SIOCINQ, the parent-death signal and nice sit behind build
 # tags with portable fallbacks.
 vet:
