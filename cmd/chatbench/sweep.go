@@ -47,7 +47,7 @@ func sweepCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs.Float64Var(&bf.rate, "rate", 0, "bench --rate of every run")
 	fs.Int64Var(&bf.seed, "seed", 0, "bench --seed of every run")
 	fs.IntVar(&serverNice, "server-nice", defaultServerNice, "bench --server-nice of every run")
-	fs.StringVar(&ceiling, "ceiling", "auto", "bench --ceiling of every run: auto, recalibrate (the first run only) or off")
+	fs.StringVar(&ceiling, "ceiling", "auto", "bench --ceiling of every run: auto (the machine's cached ceiling, measured once if missing), recalibrate (measured again before every run's comparison) or off")
 	fs.StringVar(&sourceAddr, "source-addrs", "", "bench --source-addrs of every run")
 	fs.DurationVar(&runTimeout, "run-timeout", 10*time.Minute, "longest one run may take; it is then stopped and marked failed")
 	fs.Usage = func() {
