@@ -135,13 +135,14 @@ soak: build
 # single-process baseline (and stock pomelo with POMELO=1), REPEAT rounds
 # interleaved, and writes results/sweep-<time>/ (sweep.json, scaling plots,
 # report.html; docs/results.md). About 4 minutes with the defaults here.
-# `make compare SCENARIO=... [CONNECTORS=2 SHARDS=2 REPEAT=3 POMELO=1]` runs
-# single against split (and pomelo) side by side into results/compare-<time>/.
+# `make compare SCENARIO=... [CONNECTORS=2 SHARDS=2 REPEAT=3 POMELO=0]` runs
+# single against split and stock pomelo (where node and npm are installed)
+# side by side into results/compare-<time>/.
 REPEAT ?= 2
 SWEEP_FLAGS = --scenario $(SCENARIO) \
 	$(if $(CONNECTORS),--connectors $(CONNECTORS)) \
 	$(if $(SHARDS),--shards $(SHARDS)) \
-	$(if $(POMELO),--pomelo) \
+	$(if $(filter-out 0,$(POMELO)),--pomelo) \
 	$(if $(DURATION),--duration $(DURATION)) \
 	$(if $(CLIENTS),--clients $(CLIENTS)) \
 	$(if $(ROOMS),--rooms $(ROOMS)) \
@@ -153,5 +154,8 @@ SWEEP_FLAGS = --scenario $(SCENARIO) \
 sweep: build
 	$(BIN) sweep $(SWEEP_FLAGS) --repeat $(REPEAT)
 
+# compare includes stock pomelo where node and npm are installed (POMELO=0: never).
+POMELO_AVAILABLE := $(shell command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && echo 1)
 compare: build
-	$(BIN) sweep --compare $(SWEEP_FLAGS) --repeat $(if $(filter command line,$(origin REPEAT)),$(REPEAT),3)
+	$(BIN) sweep --compare $(SWEEP_FLAGS:--pomelo=) $(if $(filter 0,$(POMELO)),,$(if $(or $(POMELO),$(POMELO_AVAILABLE)),--pomelo)) \
+	  --repeat $(if $(filter command line,$(origin REPEAT)),$(REPEAT),3)
