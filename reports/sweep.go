@@ -302,6 +302,7 @@ func barsPNG(title, ylabel string, names []string, vals, lows, highs []float64, 
 	}
 	p.Y.Min, p.Y.Max = 0, hi*1.15
 	p.NominalX(names...)
+	p.X.Min, p.X.Max = -0.6, float64(len(vals))-0.4 // whole bars, with a margin
 	if len(names) > 5 {
 		p.X.Tick.Label.Rotation = math.Pi / 6
 		p.X.Tick.Label.XAlign, p.X.Tick.Label.YAlign = draw.XRight, draw.YCenter
