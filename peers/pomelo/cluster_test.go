@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -265,5 +266,48 @@ func TestNoNode(t *testing.T) {
 	}
 	if err := pomelo.Install(context.Background(), t.TempDir(), nil); !errors.Is(err, pomelo.ErrNoNode) {
 		t.Fatalf("install without npm: %v, want ErrNoNode", err)
+	}
+}
+
+// TestStartFails: a cluster that cannot get ready (its gate port is taken)
+// fails within ReadyTimeout with an error that says what is missing, and
+// leaves no node process behind.
+func TestStartFails(t *testing.T) {
+	needNode(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // a first npm install included
+	defer cancel()
+	start := time.Now()
+	_, err = pomelo.Start(ctx, pomelo.Options{Connectors: 1, ChatServers: 1, GatePort: port, Dir: ".", ReadyTimeout: 8 * time.Second})
+	if err == nil {
+		t.Fatalf("started with the gate port %d taken", port)
+	}
+	// the gate survives its failed listen (the app logs uncaught
+	// exceptions, as the stock one does), so the handshake probe of the
+	// gate is what fails, unless a busy machine keeps the servers from
+	// reporting in within the 8 s
+	gate := fmt.Sprintf("127.0.0.1:%d does not answer a pomelo handshake", port)
+	if !strings.Contains(err.Error(), "not ready within 8s") ||
+		(!strings.Contains(err.Error(), gate) && !strings.Contains(err.Error(), "did not report in")) {
+		t.Errorf("error %q does not say what went wrong", err)
+	}
+	t.Logf("after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	// the gate's command line carries its port (pomelo's master passes
+	// servers.json's fields as arguments)
+	left := func() []byte {
+		out, _ := exec.Command("pgrep", "-f", fmt.Sprintf("clientPort=%d( |$)", port)).Output()
+		return out
+	}
+	out := left()
+	for deadline := time.Now().Add(5 * time.Second); len(out) > 0 && time.Now().Before(deadline); out = left() {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if s := strings.TrimSpace(string(out)); s != "" {
+		t.Errorf("node processes left: %s", s)
 	}
 }

@@ -14,16 +14,15 @@
 //
 // Start writes the application, a servers.json for N connectors and M chat
 // servers, and master.json into a fresh folder, starts pomelo's master with
-// node (which spawns every server), waits until every server reported in and
-// the gate and connectors answer a handshake, and Stop ends every node
-// process. A preloaded module (preload/loopback.js) binds every listening
+// node (which spawns every server) through internal/proc (a custom readiness
+// check: every server reported in, and the gate and connectors answer a
+// handshake), and Stop ends every node process (the master's process group). A preloaded module (preload/loopback.js) binds every listening
 // socket to the loopback host, sets TCP_NODELAY (unless Options.Nagle) and
 // makes each node process exit when its parent is gone; it changes no
 // pomelo code.
 package pomelo
 
 import (
-	"bufio"
 	"context"
 	"embed"
 	"encoding/json"
@@ -35,11 +34,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/chatbench/chatbench/internal/proc"
 )
 
 // The versions installed from the npm registry (as the stock demo pins them).
@@ -107,12 +109,18 @@ type Cluster struct {
 	Connectors []string // host:port of each connector, in servers.json order
 	Spec       Spec     // what servers.json and master.json say
 
-	cmd    *exec.Cmd
+	p      *proc.Process // the master
 	runDir string
-	done   chan struct{} // closed when the master has exited
-	err    error         // the master's exit, once done is closed
-	tail   *lastLines
 	stop   sync.Once
+
+	mu      sync.Mutex
+	waiting string // what the readiness check still waits for
+}
+
+func (c *Cluster) setWaiting(format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.waiting = fmt.Sprintf(format, args...)
 }
 
 // DefaultDir is where Install puts node_modules: peers/pomelo of the
@@ -220,134 +228,122 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		os.RemoveAll(runDir)
 		return nil, fmt.Errorf("start stock pomelo: %w", err)
 	}
-	c := &Cluster{Spec: spec, runDir: runDir, done: make(chan struct{}), tail: &lastLines{}}
+	c := &Cluster{Spec: spec, runDir: runDir}
 	c.Gate = net.JoinHostPort(spec.Host, strconv.Itoa(spec.Gate.ClientPort))
 	for _, s := range spec.Connectors {
 		c.Connectors = append(c.Connectors, net.JoinHostPort(spec.Host, strconv.Itoa(s.ClientPort)))
 	}
-	cmd := exec.Command(node, "app.js", "env=development")
-	cmd.Dir = runDir
 	nagle := "0"
 	if o.Nagle {
 		nagle = "1"
 	}
-	cmd.Env = append(os.Environ(),
-		"NODE_OPTIONS="+strings.TrimSpace(os.Getenv("NODE_OPTIONS")+` -r "`+filepath.Join(runDir, "preload", "loopback.js")+`"`),
-		"CHATBENCH_POMELO_HOST="+spec.Host, "CHATBENCH_POMELO_NAGLE="+nagle, "CHATBENCH_POMELO_ORPHAN_EXIT=1")
-	cmd.SysProcAttr = sysProcAttr()
-	stdout, err := cmd.StdoutPipe()
+	reported := make(chan string, 2*(2+len(spec.Connectors)+len(spec.Chats)))
+	p, err := proc.Start(proc.Options{
+		Role: "pomelo", Path: node, Args: []string{"app.js", "env=development"}, Dir: runDir,
+		Env: append(os.Environ(),
+			"NODE_OPTIONS="+strings.TrimSpace(os.Getenv("NODE_OPTIONS")+` -r "`+filepath.Join(runDir, "preload", "loopback.js")+`"`),
+			"CHATBENCH_POMELO_HOST="+spec.Host, "CHATBENCH_POMELO_NAGLE="+nagle, "CHATBENCH_POMELO_ORPHAN_EXIT=1"),
+		Log: o.Log, Prefix: "[pomelo] ",
+		// every server prints "READY <server id>" once the master has seen
+		// them all (app.js); the master relays its servers' output
+		OnLine: func(_ proc.Stream, line string) {
+			if id, ok := strings.CutPrefix(line, "READY "); ok {
+				select {
+				case reported <- strings.TrimSpace(id):
+				default:
+				}
+			}
+		},
+		ReadyCheck:   func(ctx context.Context, _ *proc.Process) (proc.Fields, error) { return c.waitReady(ctx, reported) },
+		ReadyTimeout: o.ReadyTimeout,
+		StopTimeout:  5 * time.Second,
+		SignalGroup:  true, // the master and the servers it spawned
+		TailLines:    8,
+	})
 	if err != nil {
-		os.RemoveAll(runDir)
-		return nil, err
-	}
-	cmd.Stderr = cmd.Stdout // one pipe: the master relays its servers' output on both
-	if err := cmd.Start(); err != nil {
 		os.RemoveAll(runDir)
 		return nil, fmt.Errorf("start stock pomelo: %w", err)
 	}
-	c.cmd = cmd
-	ready := make(chan string, 64)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			line := sc.Text()
-			if id, ok := strings.CutPrefix(line, "READY "); ok {
-				select {
-				case ready <- strings.TrimSpace(id):
-				default:
-				}
-				continue
-			}
-			c.tail.add(line)
-			fmt.Fprintln(o.Log, "[pomelo] "+line)
-		}
-		c.err = cmd.Wait()
-		close(c.done)
-	}()
-	if err := c.waitReady(ctx, o.ReadyTimeout, ready); err != nil {
+	c.p = p
+	if _, err := p.WaitReady(ctx); err != nil {
 		c.Stop()
-		return nil, err
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return nil, fmt.Errorf("stock pomelo (still waiting: %s): %w", c.waiting, err)
 	}
 	return c, nil
 }
 
-func (c *Cluster) waitReady(ctx context.Context, timeout time.Duration, ready <-chan string) error {
-	deadline := time.Now().Add(timeout)
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
+// waitReady is the cluster's readiness check: every server in servers.json
+// reported in, and the gate and each connector answer a pomelo handshake.
+func (c *Cluster) waitReady(ctx context.Context, reported <-chan string) (proc.Fields, error) {
 	want := map[string]bool{GateID: true}
 	for _, s := range append(append([]Server(nil), c.Spec.Connectors...), c.Spec.Chats...) {
 		want[s.ID] = true
 	}
 	for len(want) > 0 {
+		c.setWaiting("servers %v did not report in", keys(want))
 		select {
-		case id := <-ready:
+		case id := <-reported:
 			delete(want, id)
-		case <-c.done:
-			return fmt.Errorf("stock pomelo exited before it was ready (%v): %s", c.err, c.tail)
-		case <-timer.C:
-			return fmt.Errorf("stock pomelo: servers %v did not report in within %v: %s", keys(want), timeout, c.tail)
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, fmt.Errorf("servers %v did not report in: %w", keys(want), ctx.Err())
 		}
 	}
-	// every server reported in: the gate and each connector must answer a handshake
 	for _, addr := range append([]string{c.Gate}, c.Connectors...) {
 		for {
 			err := probe(ctx, addr, time.Second)
 			if err == nil {
 				break
 			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("stock pomelo: %s does not answer a pomelo handshake within %v: %w", addr, timeout, err)
-			}
+			c.setWaiting("%s does not answer a pomelo handshake: %v", addr, err)
 			select {
-			case <-c.done:
-				return fmt.Errorf("stock pomelo exited before it was ready (%v): %s", c.err, c.tail)
 			case <-ctx.Done():
-				return ctx.Err()
+				return nil, fmt.Errorf("%s does not answer a pomelo handshake (%v): %w", addr, err, ctx.Err())
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
 	}
-	return nil
+	return proc.Fields{"gate": c.Gate, "connectors": strings.Join(c.Connectors, ",")}, nil
 }
 
 // Done is closed when the cluster's master has exited.
-func (c *Cluster) Done() <-chan struct{} { return c.done }
+func (c *Cluster) Done() <-chan struct{} { return c.p.Done() }
 
-// Err is the master's exit status once Done is closed.
+// Err says how the master exited, once Done is closed; nil before.
 func (c *Cluster) Err() error {
 	select {
-	case <-c.done:
-		return fmt.Errorf("stock pomelo's master exited (%v): %s", c.err, c.tail)
+	case <-c.p.Done():
+		return c.p.Failure("exited")
 	default:
 		return nil
 	}
 }
 
 // PID is the master's process id; every server is its child, in its process group.
-func (c *Cluster) PID() int { return c.cmd.Process.Pid }
-
-// Stop ends every process of the cluster: SIGTERM to its process group,
-// SIGKILL to what is left after 5 s; then it removes the run folder.
-func (c *Cluster) Stop() {
-	c.stop.Do(func() {
-		pgid := c.cmd.Process.Pid
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		deadline := time.Now().Add(5 * time.Second)
-		for groupAlive(pgid) && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		<-c.done
-		os.RemoveAll(c.runDir)
-	})
-}
+func (c *Cluster) PID() int { return c.p.Pid() }
 
 // Processes lists the cluster's live processes (the master and its
 // servers: its process group, zombies left out; empty once stopped).
-func (c *Cluster) Processes() []int { return groupMembers(c.cmd.Process.Pid) }
+func (c *Cluster) Processes() []int { return groupMembers(c.p.Pid()) }
+
+// Stop ends every process of the cluster: SIGTERM to its process group,
+// SIGKILL after 5 s (to the group again if a server outlived the master);
+// then it removes the run folder.
+func (c *Cluster) Stop() {
+	c.stop.Do(func() {
+		_ = c.p.Stop()
+		pgid := c.p.Pid()
+		deadline := time.Now().Add(2 * time.Second)
+		for groupAlive(pgid) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if groupAlive(pgid) {
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		}
+		os.RemoveAll(c.runDir)
+	})
+}
 
 // groupAlive reports whether process group pgid has a live process.
 func groupAlive(pgid int) bool {
@@ -422,29 +418,6 @@ func keys(m map[string]bool) []string {
 	for k := range m {
 		out = append(out, k)
 	}
+	sort.Strings(out)
 	return out
-}
-
-// lastLines keeps the last few output lines for error messages.
-type lastLines struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *lastLines) add(s string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, s)
-	if len(l.lines) > 8 {
-		l.lines = l.lines[1:]
-	}
-}
-
-func (l *lastLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.lines) == 0 {
-		return "no output"
-	}
-	return strings.Join(l.lines, " | ")
 }
