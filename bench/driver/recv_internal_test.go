@@ -184,3 +184,25 @@ func TestPresenceClass(t *testing.T) {
 		}
 	}
 }
+
+// TestOnAddAccounting: an onAdd counts for the member it names when another
+// member receives it; a newcomer's onAdd of itself (stock pomelo sends none,
+// but can once, on a connector's first push over a new link) does not count.
+func TestOnAddAccounting(t *testing.T) {
+	d := testDriver(t, 3, 1)
+	add := func(to, about int32) {
+		body := fmt.Sprintf(`{"route":"onAdd","user":"%s"}`, d.clients[about].name)
+		d.onPush(&client.Push{Client: &client.Client{ID: to}, Route: []byte("onAdd"), Body: []byte(body), At: client.Now()})
+	}
+	newcomer := d.clients[2]
+	newcomer.addExp.Store(2) // members 0 and 1 were in
+	add(2, 2)                // its own: not counted
+	if got := newcomer.addSeen.Load(); got != 0 {
+		t.Fatalf("a newcomer's own onAdd counted: seen %d", got)
+	}
+	add(0, 2)
+	add(1, 2)
+	if got := newcomer.addSeen.Load(); got != 2 {
+		t.Fatalf("seen %d onAdd of the newcomer, want 2 (members 0 and 1)", got)
+	}
+}
