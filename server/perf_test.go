@@ -45,7 +45,7 @@ func BenchmarkStorm(b *testing.B) {
 // deliveries/s and CPU per delivery (server and readers: one process).
 // coalesce is the writer's CoalesceMax (0 default, negative off).
 func runFanout(b *testing.B, members, senders int, coalesce time.Duration) {
-	s := servertest.Start(b, server.Options{Connector: connector.Options{RequestRate: -1, Heartbeat: -1, Options: wsout.Options{CoalesceMax: coalesce}}})
+	s := servertest.Start(b, server.Options{Connector: connector.Options{RequestRate: -1, Heartbeat: -1, Options: wsout.Options{CoalesceMax: coalesce, Load: wsout.MachineLoad()}}}) // the load probe, as chatbench serve runs it
 	var delivered atomic.Int64
 	var wg sync.WaitGroup
 	conns := make([]*websocket.Conn, members)

@@ -4,9 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"os"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,10 +33,9 @@ type Options struct {
 	// HandshakeBody replaces the default js-websocket handshake body.
 	HandshakeBody []byte
 	// Pollers is the number of epoll receive loops the fleet's clients share
-	// (linux only; see poll_linux.go). 0 means GOMAXPROCS, or the value of
-	// the environment variable CHATBENCH_POLLERS when it is set (an A/B
-	// switch for measurements); a negative value gives every client its own
-	// reader goroutine (gorilla's reader), as on other systems.
+	// (linux only; see poll_linux.go). 0 means GOMAXPROCS; a negative value
+	// gives every client its own reader goroutine (gorilla's reader), as on
+	// other systems (chatbench bench --pollers -1, for A/B measurements).
 	Pollers int
 	Logger  *slog.Logger
 }
@@ -64,11 +61,6 @@ func (o *Options) defaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Pollers == 0 {
-		if n, err := strconv.Atoi(os.Getenv("CHATBENCH_POLLERS")); err == nil {
-			o.Pollers = n
-		}
 	}
 	if o.Pollers == 0 {
 		o.Pollers = runtime.GOMAXPROCS(0)

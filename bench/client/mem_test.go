@@ -25,7 +25,7 @@ func memNow() (heap, stack int64) {
 // Measured 2026-11-25 (2 cores, server in another process): 7,127 B per
 // client at 10,000 (3,018 B heap + 4,109 B reader goroutine stack); with the
 // epoll receive loops (the linux default) 2,638 B (2,429 B heap + 210 B of
-// stacks); CHATBENCH_POLLERS=-1 gives the reader goroutines back (7,190 B).
+// stacks); Options.Pollers -1 gives the reader goroutines back (7,190 B).
 func TestIdleMemory(t *testing.T) {
 	target := os.Getenv("CHATBENCH_IDLE_TARGET")
 	if target == "" {

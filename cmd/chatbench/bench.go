@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chatbench/chatbench/bench/client"
 	"github.com/chatbench/chatbench/bench/driver"
 	"github.com/chatbench/chatbench/bench/scenario"
 	"github.com/chatbench/chatbench/internal/proc"
@@ -43,6 +44,7 @@ type benchFlags struct {
 	seed        int64
 	out         string
 	sourceAddrs int
+	pollers     int // client.Options.Pollers
 	drain       time.Duration
 	late        time.Duration
 	quiet       bool
@@ -93,6 +95,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	fs.Float64Var(&f.rate, "rate", 0, "messages per second per client in chat and hop phases (default: the scenario's)")
 	fs.Int64Var(&f.seed, "seed", 0, "random seed (default: the scenario's)")
 	fs.StringVar(&f.out, "out", "results", "results root: the run writes <out>/<scenario>-<time>/")
+	fs.IntVar(&f.pollers, "pollers", 0, "epoll receive loops the driver's clients share (Linux; default GOMAXPROCS; -1: a reader goroutine per client, for A/B runs)")
 	fs.IntVar(&f.sourceAddrs, "source-addrs", 0, "spread client sockets over 127.0.0.1..N (default: one per 25,000 clients on a loopback target)")
 	fs.DurationVar(&f.drain, "drain", 10*time.Second, "longest wait for in-flight deliveries after a phase")
 	fs.DurationVar(&f.late, "late", 10*time.Millisecond, "a send later than this after its scheduled time counts as late")
@@ -187,6 +190,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	opts := driver.Options{
 		Scenario: s, Target: f.target, Topology: topology, ServerNice: serverNice, Commit: commitID(), Out: f.out,
 		SourceAddrs: f.sourceAddrs, LateThreshold: f.late, DrainTimeout: f.drain, Logger: log,
+		Client: client.Options{Pollers: f.pollers},
 	}
 	if !f.quiet {
 		opts.Progress = os.Stderr

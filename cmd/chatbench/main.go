@@ -113,6 +113,7 @@ func run(args []string, stderr io.Writer) int {
 func newFlags(name string) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("chatbench "+name, pflag.ContinueOnError)
 	fs.SortFlags = false
+	addProfileFlags(fs) // profile.go
 	return fs
 }
 
@@ -127,5 +128,5 @@ func parseFlags(fs *pflag.FlagSet, args []string) error {
 	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q", fs.Arg(0))
 	}
-	return nil
+	return applyProfileFlags(fs)
 }

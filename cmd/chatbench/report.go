@@ -50,6 +50,9 @@ func report(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return usageErr("%v", err)
 	}
+	if err := applyProfileFlags(fs); err != nil {
+		return err
+	}
 	if fs.NArg() == 0 {
 		fs.Usage()
 		return errUsage
