@@ -107,8 +107,9 @@ func (o *Options) setDefaults() {
 }
 
 // DefaultSendBuffer is the default SendBufferBytes: 128 KiB (256 KiB of
-// kernel memory). Measured with the broadcast storm against the kernel's
-// autotuning (see the README): the storm keeps its throughput.
+// kernel memory). The overload storm measured with it, 64 KiB, 256 KiB and
+// the kernel's autotuning is in docs/benchmarks.md: 64 KiB costs
+// throughput; 128 KiB is within the shared machine's spread of autotuning.
 const DefaultSendBuffer = 128 << 10
 
 // Frontend accepts websocket sessions and speaks pomelo on them.
