@@ -13,19 +13,16 @@
 package sweep
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -33,6 +30,7 @@ import (
 
 	"github.com/chatbench/chatbench/bench/calibrate"
 	"github.com/chatbench/chatbench/bench/metrics"
+	"github.com/chatbench/chatbench/internal/proc"
 )
 
 // Options configure a sweep. Zero values mean the documented defaults.
@@ -278,34 +276,29 @@ func runOne(ctx context.Context, o Options, dir string, c Config, round int, now
 	args = append(args, o.BenchArgs...)
 	rctx, cancel := context.WithTimeout(ctx, o.RunTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(rctx, o.Binary, args...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 30 * time.Second
-	cmd.Env = os.Environ()
+	env := os.Environ()
 	if os.Getenv("CHATBENCH_CALIBRATION_DIR") == "" {
 		// one calibration cache for every run, where plain benches keep theirs
-		cmd.Env = append(cmd.Env, "CHATBENCH_CALIBRATION_DIR="+calibrate.DefaultDir(o.Out))
+		env = append(env, "CHATBENCH_CALIBRATION_DIR="+calibrate.DefaultDir(o.Out))
 	}
-	tail := &lastLines{}
-	cmd.Stdout = logf
-	pr, pw := io.Pipe()
-	cmd.Stderr = pw
-	var copied sync.WaitGroup
-	copied.Add(1)
-	go func() {
-		defer copied.Done()
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			fmt.Fprintln(logf, sc.Text())
-			tail.add(sc.Text())
-		}
-		io.Copy(io.Discard, pr)
-	}()
 	fmt.Fprintf(logf, "$ %s %s\n", o.Binary, strings.Join(args, " "))
-	runErr := cmd.Run()
-	pw.Close()
-	copied.Wait()
-	r.ExitCode = cmd.ProcessState.ExitCode()
+	p, _, err := proc.StartReady(rctx, proc.Options{
+		Role: "bench", Path: o.Binary, Args: args, Env: env,
+		Log: logf, NoPrefix: true, ReadyCheck: proc.Started, TailLines: 3,
+		StopTimeout: 30 * time.Second, ParentDeathSignal: syscall.SIGTERM,
+	})
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	select {
+	case <-p.Done():
+	case <-rctx.Done():
+		_ = p.Stop() // SIGTERM: bench stops the server it started
+	}
+	runErr := p.Wait()
+	tail := lastLines(p.Tail())
+	r.ExitCode = p.ExitCode()
 	if runDir, err := findRunDir(root); err == nil {
 		if rel, err := filepath.Rel(dir, runDir); err == nil {
 			r.Dir = filepath.ToSlash(rel)
@@ -469,28 +462,12 @@ func median(sorted []float64) float64 {
 	return (sorted[n/2-1] + sorted[n/2]) / 2
 }
 
-type lastLines struct {
-	mu    sync.Mutex
-	lines []string
-}
+// lastLines are a run's last output lines, for its error.
+type lastLines []string
 
-func (l *lastLines) add(s string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if strings.TrimSpace(s) == "" {
-		return
-	}
-	l.lines = append(l.lines, s)
-	if len(l.lines) > 3 {
-		l.lines = l.lines[1:]
-	}
-}
-
-func (l *lastLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.lines) == 0 {
+func (l lastLines) String() string {
+	if len(l) == 0 {
 		return "(no output)"
 	}
-	return strings.Join(l.lines, " | ")
+	return strings.Join(l, " | ")
 }

@@ -69,8 +69,10 @@ type Options struct {
 	// to several processes (and write your own lines through it) to keep
 	// their lines whole in a writer that is not safe for concurrent use.
 	Log io.Writer
-	// Prefix starts every logged line. Default "[ID] ", or "[Role] ".
-	Prefix string
+	// Prefix starts every logged line. Default "[ID] ", or "[Role] ";
+	// NoPrefix logs the lines as they are (a log file of its own).
+	Prefix   string
+	NoPrefix bool
 	// OnLine, if set, sees every output line (the ready line included)
 	// before it is logged, on the goroutine reading that stream. It must
 	// not block for long: the child blocks when its pipe is full.
@@ -426,6 +428,17 @@ func (p *Process) Err() error {
 	}
 }
 
+// ExitCode is the child's exit status once it has exited (-1 if a signal
+// ended it), and -1 before.
+func (p *Process) ExitCode() int {
+	select {
+	case <-p.waited:
+		return p.cmd.ProcessState.ExitCode()
+	default:
+		return -1
+	}
+}
+
 // Wait waits for the child to exit and returns how it ended.
 func (p *Process) Wait() error {
 	<-p.exited
@@ -512,7 +525,9 @@ func (o *Options) setDefaults() error {
 	if o.Log == nil {
 		o.Log = os.Stderr
 	}
-	if o.Prefix == "" {
+	if o.NoPrefix {
+		o.Prefix = ""
+	} else if o.Prefix == "" {
 		name := o.Role
 		if o.ID != "" {
 			name = o.ID

@@ -159,6 +159,37 @@ func TestLogPrefixAndTail(t *testing.T) {
 	}
 }
 
+// A child run to completion: ready when started, its exit code, its lines
+// logged as they are.
+func TestRunToCompletion(t *testing.T) {
+	tests := []struct {
+		script string
+		code   int
+	}{
+		{"echo out; echo err >&2; exit 0", 0},
+		{"echo out; echo err >&2; exit 99", 99},
+		{"echo out; echo err >&2; kill -9 $$", -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.script, func(t *testing.T) {
+			log := &buffer{}
+			o := sh(tc.script, log)
+			o.ReadyCheck, o.NoPrefix, o.Prefix = Started, true, "ignored "
+			p, _, err := StartReady(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Wait()
+			if got := p.ExitCode(); got != tc.code {
+				t.Errorf("ExitCode %d, want %d (%v)", got, tc.code, p.Err())
+			}
+			if got := log.String(); !strings.Contains(got, "out\n") || !strings.Contains(got, "err\n") || strings.Contains(got, "[") || strings.Contains(got, "ignored") {
+				t.Errorf("log %q, want the lines as they are", got)
+			}
+		})
+	}
+}
+
 func TestOnLine(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]Stream{}

@@ -93,6 +93,10 @@ func ReadyLine(s Stream, line string) (Fields, bool) {
 	return f, err == nil
 }
 
+// Started is an Options.ReadyCheck for a child that is ready as soon as it
+// runs (one that is run to completion, such as a chatbench bench).
+func Started(context.Context, *Process) (Fields, error) { return Fields{}, nil }
+
 // DialCheck returns an Options.ReadyCheck for a server that prints no READY
 // line: the child is ready once every addr (host:port) accepts a TCP
 // connection. It polls every 50ms. The fields are addr0=..., addr1=...
