@@ -370,12 +370,12 @@ func SweepCurves(sw *metrics.Sweep) []Curve {
 // sweep directory).
 func SweepTables(sw *metrics.Sweep) []Table {
 	cfg := Table{Title: "configurations", Header: []string{"configuration", "runs", "failed", "deliveries/s", "min", "max", "p50", "p99", "p99.9",
-		"lost", "server CPU s", "driver CPU s", "deliveries / server CPU s"},
-		Note: "deliveries/s: median over the successful runs; percentiles: of the runs' merged delivery histograms; CPU seconds: mean per run"}
+		"lost", "server CPU s", "driver CPU s", "deliveries / server CPU s", "busiest 100 ms, per s"},
+		Note: "deliveries/s: median over the successful runs; percentiles: of the runs' merged delivery histograms; CPU seconds: mean per run; busiest 100 ms: median of the runs' best 100 ms bucket"}
 	for _, c := range sw.Configs {
 		cfg.Rows = append(cfg.Rows, Row{Cells: []string{c.Name, fmt.Sprint(c.Runs), fmt.Sprint(c.Failed), Rate(c.DeliveriesPerSec),
 			Rate(c.DeliveriesPerSecMin), Rate(c.DeliveriesPerSecMax), Us(c.P50Us), Us(c.P99Us), Us(c.P999Us), Count(c.Lost),
-			fmt.Sprintf("%.1f", c.ServerCPUSeconds), fmt.Sprintf("%.1f", c.DriverCPUSeconds), Compact(c.DeliveriesPerServerCPUS)},
+			fmt.Sprintf("%.1f", c.ServerCPUSeconds), fmt.Sprintf("%.1f", c.DriverCPUSeconds), Compact(c.DeliveriesPerServerCPUS), Compact(c.PeakFineDeliveriesPerS)},
 			Class: configClass(c)})
 	}
 	runs := Table{Title: "runs, in the order they ran", Header: []string{"#", "configuration", "round", "result", "deliveries/s", "p99", "lost", "server CPU s", "driver CPU s", "report"}}
@@ -530,11 +530,11 @@ func configClass(c metrics.SweepConfig) string {
 // its failed runs.
 func WriteSweepText(w io.Writer, sw *metrics.Sweep) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "configuration\truns\tfailed\tdeliveries/s\tmin\tmax\tp50\tp99\tp99.9\tlost\tserver cpu s\tdriver cpu s\tdeliveries/server cpu s\t\n")
+	fmt.Fprintf(tw, "configuration\truns\tfailed\tdeliveries/s\tmin\tmax\tp50\tp99\tp99.9\tlost\tserver cpu s\tdriver cpu s\tdeliveries/server cpu s\tbusiest 100ms/s\t\n")
 	for _, c := range sw.Configs {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%s\t\n", c.Name, c.Runs, c.Failed, Rate(c.DeliveriesPerSec),
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%s\t%s\t\n", c.Name, c.Runs, c.Failed, Rate(c.DeliveriesPerSec),
 			Rate(c.DeliveriesPerSecMin), Rate(c.DeliveriesPerSecMax), Us(c.P50Us), Us(c.P99Us), Us(c.P999Us), Count(c.Lost),
-			c.ServerCPUSeconds, c.DriverCPUSeconds, Compact(c.DeliveriesPerServerCPUS))
+			c.ServerCPUSeconds, c.DriverCPUSeconds, Compact(c.DeliveriesPerServerCPUS), Compact(c.PeakFineDeliveriesPerS))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

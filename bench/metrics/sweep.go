@@ -60,6 +60,11 @@ type SweepConfig struct {
 	DeliveriesPerSec    float64 `json:"deliveries_per_s"`
 	DeliveriesPerSecMin float64 `json:"deliveries_per_s_min"`
 	DeliveriesPerSecMax float64 `json:"deliveries_per_s_max"`
+	// PeakFineDeliveriesPerS is the median over the runs of their busiest
+	// 100 ms bucket, per second: for bursts that drain long before the next
+	// one, closer to what the server can deliver than the schedule-bound
+	// rate (0 when the runs have no 100 ms buckets).
+	PeakFineDeliveriesPerS float64 `json:"peak_100ms_deliveries_per_s,omitempty"`
 	// Delivery latency percentiles of the runs' merged delivery histograms
 	// (exact, not averaged), and that histogram (base64 V2).
 	P50Us     int64  `json:"p50_us"`
@@ -97,6 +102,7 @@ type SweepRun struct {
 	// windows, active_s), "phases" otherwise (summary deliveries_per_s).
 	DeliveriesPerSec        float64     `json:"deliveries_per_s"`
 	Rate                    string      `json:"rate"`
+	PeakFineDeliveriesPerS  float64     `json:"peak_100ms_deliveries_per_s,omitempty"` // the run's busiest 100 ms bucket (summary fine), per second
 	P50Us                   int64       `json:"p50_us"`
 	P99Us                   int64       `json:"p99_us"`
 	P999Us                  int64       `json:"p999_us"`

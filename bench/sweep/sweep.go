@@ -333,6 +333,11 @@ func runOne(ctx context.Context, o Options, dir string, c Config, round int, now
 func fillRun(r *metrics.SweepRun, s *metrics.Summary) {
 	d := s.Ops["delivery"]
 	r.DeliveriesPerSec, r.Rate = Throughput(s)
+	if f := s.Fine; f != nil && f.IntervalMs > 0 {
+		for _, n := range f.Delivered {
+			r.PeakFineDeliveriesPerS = max(r.PeakFineDeliveriesPerS, float64(n)*1000/float64(f.IntervalMs))
+		}
+	}
 	r.P50Us, r.P99Us, r.P999Us = d.P50Us, d.P99Us, d.P999Us
 	r.Delivered, r.Lost = s.Counters.Delivered, s.Counters.Lost
 	r.DriverCPUSeconds = s.Driver.CPUSeconds
@@ -401,7 +406,7 @@ func Aggregate(dir string, configs []Config, runs []metrics.SweepRun) []metrics.
 	out := make([]metrics.SweepConfig, 0, len(configs))
 	for _, c := range configs {
 		sc := metrics.SweepConfig{Name: c.Name(), Topology: c.Topology, Connectors: c.Connectors, Shards: c.Shards}
-		var rates []float64
+		var rates, peaks []float64
 		var serverCPU, driverCPU float64
 		var deliveredWithCPU int64
 		merged := metrics.NewHistogram()
@@ -415,6 +420,9 @@ func Aggregate(dir string, configs []Config, runs []metrics.SweepRun) []metrics.
 				continue
 			}
 			rates = append(rates, r.DeliveriesPerSec)
+			if r.PeakFineDeliveriesPerS > 0 {
+				peaks = append(peaks, r.PeakFineDeliveriesPerS)
+			}
 			sc.Lost += r.Lost
 			sc.Delivered += r.Delivered
 			serverCPU += r.ServerCPUSeconds
@@ -442,6 +450,10 @@ func Aggregate(dir string, configs []Config, runs []metrics.SweepRun) []metrics.
 			if serverCPU > 0 {
 				sc.DeliveriesPerServerCPUS = float64(deliveredWithCPU) / serverCPU
 			}
+		}
+		if len(peaks) > 0 {
+			sort.Float64s(peaks)
+			sc.PeakFineDeliveriesPerS = median(peaks)
 		}
 		if merged.TotalCount() > 0 {
 			sc.P50Us, sc.P99Us, sc.P999Us = merged.ValueAtQuantile(50), merged.ValueAtQuantile(99), merged.ValueAtQuantile(99.9)

@@ -100,14 +100,14 @@ func TestConfigsOrder(t *testing.T) {
 // counted, not averaged in.
 func TestAggregate(t *testing.T) {
 	runs := []metrics.SweepRun{
-		{Config: "single", OK: true, DeliveriesPerSec: 100, Delivered: 1000, ServerCPUSeconds: 2, DriverCPUSeconds: 1},
-		{Config: "single", OK: true, DeliveriesPerSec: 300, Delivered: 3000, ServerCPUSeconds: 4, DriverCPUSeconds: 3, Lost: 2},
+		{Config: "single", OK: true, DeliveriesPerSec: 100, Delivered: 1000, ServerCPUSeconds: 2, DriverCPUSeconds: 1, PeakFineDeliveriesPerS: 900},
+		{Config: "single", OK: true, DeliveriesPerSec: 300, Delivered: 3000, ServerCPUSeconds: 4, DriverCPUSeconds: 3, Lost: 2, PeakFineDeliveriesPerS: 700},
 		{Config: "single", OK: true, DeliveriesPerSec: 200, Delivered: 2000, ServerCPUSeconds: 0, DriverCPUSeconds: 2},
 		{Config: "single", OK: false, Error: "exit 1"},
 	}
 	got := Aggregate(t.TempDir(), []Config{{Topology: "single"}}, runs)[0]
 	if got.Runs != 4 || got.Failed != 1 || got.DeliveriesPerSec != 200 || got.DeliveriesPerSecMin != 100 || got.DeliveriesPerSecMax != 300 ||
-		got.Lost != 2 || got.Delivered != 6000 || got.ServerCPUSeconds != 2 || got.DriverCPUSeconds != 2 || got.DeliveriesPerServerCPUS != 4000.0/6 {
+		got.Lost != 2 || got.Delivered != 6000 || got.ServerCPUSeconds != 2 || got.DriverCPUSeconds != 2 || got.DeliveriesPerServerCPUS != 4000.0/6 || got.PeakFineDeliveriesPerS != 800 {
 		t.Fatalf("%+v", got)
 	}
 }
