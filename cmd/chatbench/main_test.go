@@ -40,6 +40,7 @@ func TestUsageErrorsAreExplained(t *testing.T) {
 		{[]string{"sweep", "--scenario", "chat", "--clients", "10000000"}, "--clients 10000000: the driver needs about"},
 		{[]string{"sweep", "--scenario", "nosuch"}, "--scenario nosuch"},
 		{[]string{"sweep"}, "--scenario is required"},
+		{[]string{"sweep", "--scenario", "chat", "--server-nice", "20"}, "--server-nice 20: use 0"},
 	} {
 		var stderr bytes.Buffer
 		code := run(tc.args, &stderr)

@@ -31,7 +31,8 @@ func sweepCmd(ctx context.Context, args []string, out io.Writer) error {
 		compare             bool
 		runTimeout          time.Duration
 		serverNice          int
-		ceiling, sourceAddr string
+		ceiling             string
+		sourceAddrs         int
 	)
 	fs.StringVar(&bf.scenario, "scenario", "", "scenario every run drives: a shipped name or a YAML path")
 	fs.StringVar(&connectors, "connectors", "1,2", "connector counts of the split (and pomelo) configurations, comma-separated")
@@ -48,7 +49,7 @@ func sweepCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs.Int64Var(&bf.seed, "seed", 0, "bench --seed of every run")
 	fs.IntVar(&serverNice, "server-nice", defaultServerNice, "bench --server-nice of every run")
 	fs.StringVar(&ceiling, "ceiling", "auto", "bench --ceiling of every run: auto (the machine's cached ceiling, measured once if missing), recalibrate (measured again before every run's comparison) or off")
-	fs.StringVar(&sourceAddr, "source-addrs", "", "bench --source-addrs of every run")
+	fs.IntVar(&sourceAddrs, "source-addrs", 0, "bench --source-addrs of every run")
 	fs.DurationVar(&runTimeout, "run-timeout", 10*time.Minute, "longest one run may take; it is then stopped and marked failed")
 	fs.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: chatbench sweep --scenario NAME [--connectors 1,2,4] [--shards 1,2,4] [flags]\n\n"+
@@ -83,6 +84,12 @@ func sweepCmd(ctx context.Context, args []string, out io.Writer) error {
 	if repeat < 1 {
 		return usageErr("--repeat %d: must be >= 1 (rounds of every configuration)", repeat)
 	}
+	if serverNice < 0 || serverNice > 19 {
+		return usageErr("--server-nice %d: use 0 (same priority as the driver) to 19", serverNice)
+	}
+	if sourceAddrs < 0 || sourceAddrs > 254 {
+		return usageErr("--source-addrs %d: must be 1..254 (127.0.0.1..127.0.0.N)", sourceAddrs)
+	}
 	if runTimeout <= 0 {
 		return usageErr("--run-timeout %v: must be > 0", runTimeout)
 	}
@@ -99,7 +106,7 @@ func sweepCmd(ctx context.Context, args []string, out io.Writer) error {
 	for _, fl := range []struct {
 		name, val string
 	}{{"duration", bf.duration.String()}, {"clients", fmt.Sprint(bf.clients)}, {"rooms", fmt.Sprint(bf.rooms)},
-		{"rate", fmt.Sprint(bf.rate)}, {"seed", fmt.Sprint(bf.seed)}, {"server-nice", fmt.Sprint(serverNice)}, {"source-addrs", sourceAddr}} {
+		{"rate", fmt.Sprint(bf.rate)}, {"seed", fmt.Sprint(bf.seed)}, {"server-nice", fmt.Sprint(serverNice)}, {"source-addrs", fmt.Sprint(sourceAddrs)}} {
 		if fs.Changed(fl.name) {
 			o.BenchArgs = append(o.BenchArgs, "--"+fl.name, fl.val)
 		}
