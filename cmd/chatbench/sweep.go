@@ -24,15 +24,15 @@ func runSweep(ctx context.Context, args []string) error { return sweepCmd(ctx, a
 func sweepCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlags("sweep")
 	var (
-		bf                  benchFlags
-		connectors, shards  string
-		repeat              int
-		pomelo, noSingle    bool
-		compare             bool
-		runTimeout          time.Duration
-		serverNice          int
-		ceiling             string
-		sourceAddrs         int
+		bf                 benchFlags
+		connectors, shards string
+		repeat             int
+		pomelo, noSingle   bool
+		compare            bool
+		runTimeout         time.Duration
+		serverNice         int
+		ceiling            string
+		sourceAddrs        int
 	)
 	fs.StringVar(&bf.scenario, "scenario", "", "scenario every run drives: a shipped name or a YAML path")
 	fs.StringVar(&connectors, "connectors", "1,2", "connector counts of the split (and pomelo) configurations, comma-separated")
