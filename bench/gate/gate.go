@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/chatbench/chatbench/bench/calibrate"
 	"github.com/chatbench/chatbench/bench/metrics"
+	"github.com/chatbench/chatbench/internal/proc"
 )
 
 // SchemaV1 is the schema of gate.json (docs/results.md). Additive changes
@@ -311,16 +311,25 @@ func runOnce(ctx context.Context, o Options, idx int, version, bin, scen string,
 	fmt.Fprintf(logf, "$ %s %s\n", bin, strings.Join(argv, " "))
 	rctx, cancel := context.WithTimeout(ctx, o.RunTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(rctx, bin, argv...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// the bench child stops the server it started when it gets SIGTERM
-	cmd.SysProcAttr = childAttr()
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 20 * time.Second
 	t0 := time.Now()
-	runErr := cmd.Run()
+	// the bench child stops the server it started when it gets SIGTERM:
+	// at the timeout, and from the kernel if the gate dies (Linux)
+	p, _, err := proc.StartReady(rctx, proc.Options{
+		Role: "bench", Path: bin, Args: argv, Log: logf, NoPrefix: true,
+		ReadyCheck: proc.Started, StopTimeout: 20 * time.Second, ParentDeathSignal: syscall.SIGTERM,
+	})
+	if err != nil {
+		r.Excluded = err.Error()
+		return r
+	}
+	select {
+	case <-p.Done():
+	case <-rctx.Done():
+		_ = p.Stop()
+	}
+	runErr := p.Wait()
 	r.Seconds = time.Since(t0).Seconds()
-	r.ExitCode = cmd.ProcessState.ExitCode()
+	r.ExitCode = p.ExitCode()
 	matches, _ := filepath.Glob(filepath.Join(dir, "*", "summary.json"))
 	switch {
 	case rctx.Err() == context.DeadlineExceeded:
