@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/chatbench/chatbench/bench/metrics"
 	"github.com/chatbench/chatbench/bench/scenario"
+	"github.com/chatbench/chatbench/internal/proc"
 )
 
 // Keys are the targets in the order Run measures them (Options.Only).
@@ -125,12 +125,10 @@ func (r *runner) bench(name string, args ...string) (*metrics.Summary, error) {
 	argv := append([]string{"bench", "--quiet", "--out", dir}, args...)
 	fmt.Fprintf(r.o.Progress, "chatbench perf: %s: chatbench %s\n", name, strings.Join(argv, " "))
 	fmt.Fprintf(r.o.Log, "\n== %s: chatbench %s (load %s)\n", name, strings.Join(argv, " "), LoadAvg())
-	cmd := exec.CommandContext(r.ctx, r.o.Exe, argv...)
-	cmd.Stdout, cmd.Stderr = r.o.Log, r.o.Log
-	cmd.Env = append(os.Environ(), r.o.Env...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 20 * time.Second
-	runErr := cmd.Run()
+	runErr := runChild(r.ctx, proc.Options{
+		Role: "bench", Path: r.o.Exe, Args: argv, Env: append(os.Environ(), r.o.Env...),
+		Log: r.o.Log, NoPrefix: true, StopTimeout: 20 * time.Second, ParentDeathSignal: syscall.SIGTERM,
+	})
 	matches, _ := filepath.Glob(filepath.Join(dir, "*", "summary.json"))
 	if len(matches) == 0 {
 		if runErr == nil {
@@ -145,6 +143,23 @@ func (r *runner) bench(name string, args ...string) (*metrics.Summary, error) {
 	fmt.Fprintf(r.o.Progress, "chatbench perf: %s: %s/s, p99 %s, lost %d, errors %d, driver-bound %v\n",
 		name, Count(sum.DeliveriesPerSec), USText(sum.Ops["delivery"].P99Us), sum.Counters.Lost, sum.Counters.Errors, sum.Driver.DriverBound)
 	return sum, nil
+}
+
+// runChild runs a child to completion and returns how it ended. When ctx
+// ends first it is stopped: SIGTERM (a bench stops the server it started),
+// SIGKILL after StopTimeout.
+func runChild(ctx context.Context, o proc.Options) error {
+	o.ReadyCheck = proc.Started
+	p, _, err := proc.StartReady(ctx, o)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-p.Done():
+	case <-ctx.Done():
+		_ = p.Stop()
+	}
+	return p.Wait()
 }
 
 // benchBare runs bench against a bare calibration server started for it.
