@@ -1,9 +1,10 @@
 // Package chatproto is the vocabulary of the pomelo chat application that
 // chatbench serves, drives and calibrates against: its route and push names,
-// the codes of its error responses, and the JSON bodies built from them. The
-// server (server/connector, server/gate, server/chat), the driver
-// (bench/client, bench/driver) and the bare calibration server
-// (bench/calibrate) take them from here, so they cannot drift apart.
+// the codes of its error responses, and the JSON bodies of its requests,
+// answers and pushes. The server (server/connector, server/gate,
+// server/chat), the driver (bench/client, bench/driver, bench/soak) and the
+// bare calibration server (bench/calibrate) take them from here, so they
+// cannot drift apart.
 //
 // JSON strings are quoted in one place, pomelo.AppendJSONString (the codec
 // needs it to render protobuf strings): every body here is built on it, and
@@ -54,6 +55,44 @@ const (
 
 // Quote returns s as a JSON string.
 func Quote(s string) string { return string(pomelo.AppendJSONString(nil, s)) }
+
+// AppendQueryEntry appends the queryEntry request {"uid":uid}.
+func AppendQueryEntry(dst []byte, uid string) []byte {
+	dst = append(dst, `{"uid":`...)
+	dst = pomelo.AppendJSONString(dst, uid)
+	return append(dst, '}')
+}
+
+// AppendEnter appends the enter request {"username":username,"rid":rid}.
+func AppendEnter(dst []byte, username, rid string) []byte {
+	dst = append(dst, `{"username":`...)
+	dst = pomelo.AppendJSONString(dst, username)
+	dst = append(dst, `,"rid":`...)
+	dst = pomelo.AppendJSONString(dst, rid)
+	return append(dst, '}')
+}
+
+// AppendSwitch appends the switchRoom request {"rid":rid}.
+func AppendSwitch(dst []byte, rid string) []byte {
+	dst = append(dst, `{"rid":`...)
+	dst = pomelo.AppendJSONString(dst, rid)
+	return append(dst, '}')
+}
+
+// AppendSend appends the send request
+// {"rid":rid,"content":content,"from":from,"target":target} (target "*": the
+// whole room).
+func AppendSend(dst []byte, rid, content, from, target string) []byte {
+	dst = append(dst, `{"rid":`...)
+	dst = pomelo.AppendJSONString(dst, rid)
+	dst = append(dst, `,"content":`...)
+	dst = pomelo.AppendJSONString(dst, content)
+	dst = append(dst, `,"from":`...)
+	dst = pomelo.AppendJSONString(dst, from)
+	dst = append(dst, `,"target":`...)
+	dst = pomelo.AppendJSONString(dst, target)
+	return append(dst, '}')
+}
 
 // AppendError appends the error response {"code":code,"error":true,"message":msg};
 // without a message the member is left out.

@@ -166,7 +166,7 @@ func (f *Fleet) QueryEntry(ctx context.Context, gateAddr, uid string) (string, e
 		return "", err
 	}
 	defer c.conn.Close()
-	body, _ := json.Marshal(map[string]string{"uid": uid})
+	body := chatproto.AppendQueryEntry(nil, uid)
 	resp, err := c.syncRequest(ctx, chatproto.RouteQueryEntry, body)
 	if err != nil {
 		return "", fmt.Errorf("queryEntry at %s: %w", gateAddr, err)

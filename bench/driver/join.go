@@ -220,7 +220,7 @@ func (d *driver) join(ctx context.Context, v *vclient, intended int64) bool {
 	rec.Add(metrics.Connected, 1)
 
 	r := d.rooms[v.home]
-	body, _ := json.Marshal(map[string]string{"username": v.name, "rid": r.id})
+	body := chatproto.AppendEnter(nil, v.name, r.id)
 	v.moveAt.Store(client.Now())
 	r.mu.Lock()
 	// the members already in (those whose enter answered: they are in the
@@ -455,7 +455,7 @@ func (d *driver) probe(ctx context.Context, r *room, name string) (int, error) {
 		return 0, err
 	}
 	defer c.Close()
-	body, _ := json.Marshal(map[string]string{"username": name, "rid": r.id})
+	body := chatproto.AppendEnter(nil, name, r.id)
 	resp, err := c.Call(ctx, chatproto.RouteEnter, body)
 	if err != nil {
 		return 0, err

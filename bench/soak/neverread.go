@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/chatbench/chatbench/bench/client"
+	"github.com/chatbench/chatbench/chatproto"
 	"github.com/chatbench/chatbench/pomelo"
 )
 
@@ -190,8 +191,8 @@ func neverReader(ctx context.Context, fleet *client.Fleet, gate, name, rid strin
 	}
 	c := ws.NetConn()
 	hs := pomelo.AppendPackage(nil, pomelo.Handshake, []byte(`{"sys":{"type":"js-websocket","version":"0.0.1"},"user":{}}`))
-	enter, err := pomelo.AppendData(nil, &pomelo.Message{Type: pomelo.Request, ID: 1, Route: "connector.entryHandler.enter",
-		Body: fmt.Appendf(nil, `{"username":%q,"rid":%q}`, name, rid)})
+	enter, err := pomelo.AppendData(nil, &pomelo.Message{Type: pomelo.Request, ID: 1, Route: chatproto.RouteEnter,
+		Body: chatproto.AppendEnter(nil, name, rid)})
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -233,10 +234,10 @@ func feed(ctx context.Context, fleet *client.Fleet, o NeverReadOptions, r int, f
 		return
 	}
 	defer c.Close()
-	if _, err := c.Call(ctx, "connector.entryHandler.enter", fmt.Appendf(nil, `{"username":%q,"rid":%q}`, name, rid)); err != nil {
+	if _, err := c.Call(ctx, chatproto.RouteEnter, chatproto.AppendEnter(nil, name, rid)); err != nil {
 		return
 	}
-	body := fmt.Appendf(nil, `{"rid":%q,"content":%q,"from":%q,"target":"*"}`, rid, strings.Repeat("n", o.FeedBytes), name)
+	body := chatproto.AppendSend(nil, rid, strings.Repeat("n", o.FeedBytes), name, "*")
 	t := time.NewTicker(o.FeedEvery)
 	defer t.Stop()
 	for {
@@ -245,7 +246,7 @@ func feed(ctx context.Context, fleet *client.Fleet, o NeverReadOptions, r int, f
 			return
 		case <-t.C:
 		}
-		if c.Request("chat.chatHandler.send", body, func([]byte, int64, error) {}) == nil {
+		if c.Request(chatproto.RouteSend, body, func([]byte, int64, error) {}) == nil {
 			fed.Add(1)
 		}
 	}

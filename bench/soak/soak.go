@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/chatbench/chatbench/bench/client"
+	"github.com/chatbench/chatbench/chatproto"
 )
 
 // Margins say how far a gauge may be from its baseline once the load has
@@ -342,7 +343,7 @@ func (r *runner) slot(ctx context.Context, i int) {
 func (r *runner) session(ctx context.Context, c *client.Client, rng *rand.Rand, name string) {
 	o := &r.o
 	rid := "soak-room-" + strconv.Itoa(rng.IntN(o.Rooms))
-	if _, err := c.Call(ctx, "connector.entryHandler.enter", fmt.Appendf(nil, `{"username":%q,"rid":%q}`, name, rid)); err != nil {
+	if _, err := c.Call(ctx, chatproto.RouteEnter, chatproto.AppendEnter(nil, name, rid)); err != nil {
 		r.fail(ctx, "enter", err)
 		return
 	}
@@ -352,8 +353,8 @@ func (r *runner) session(ctx context.Context, c *client.Client, rng *rand.Rand, 
 			if !pause(ctx, o.ChatInterval) {
 				return
 			}
-			body := fmt.Appendf(nil, `{"rid":%q,"content":"soak %d","from":%q,"target":"*"}`, rid, k, name)
-			if _, err := c.Call(ctx, "chat.chatHandler.send", body); err != nil {
+			body := chatproto.AppendSend(nil, rid, "soak "+strconv.Itoa(k), name, "*")
+			if _, err := c.Call(ctx, chatproto.RouteSend, body); err != nil {
 				r.fail(ctx, "chat", err)
 				return
 			}
@@ -363,7 +364,7 @@ func (r *runner) session(ctx context.Context, c *client.Client, rng *rand.Rand, 
 			return
 		}
 		rid = otherRoom(rng, o.Rooms, rid)
-		if _, err := c.Call(ctx, "connector.entryHandler.switchRoom", fmt.Appendf(nil, `{"rid":%q}`, rid)); err != nil {
+		if _, err := c.Call(ctx, chatproto.RouteSwitch, chatproto.AppendSwitch(nil, rid)); err != nil {
 			r.fail(ctx, "hop", err)
 			return
 		}
