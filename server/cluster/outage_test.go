@@ -350,7 +350,7 @@ func TestEmbeddedNATSToken(t *testing.T) {
 		t.Fatalf("connect without the token: %v, want an authorization error", err)
 	}
 	token := ""
-	for pid, cmdline := range childPIDs(t, l.cmd.Process.Pid) {
+	for pid, cmdline := range childPIDs(t, l.p.Pid()) {
 		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
 		if err != nil {
 			t.Skipf("cannot read a child's environment: %v", err)

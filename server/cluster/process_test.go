@@ -334,7 +334,7 @@ func TestLauncher(t *testing.T) {
 			t.Errorf("gate HTTP %s = %d", path, code)
 		}
 	}
-	kids := childPIDs(t, l.cmd.Process.Pid)
+	kids := childPIDs(t, l.p.Pid())
 	if len(kids) != 5 {
 		t.Fatalf("launcher children = %v, want 5", kids)
 	}
@@ -344,9 +344,8 @@ func TestLauncher(t *testing.T) {
 	l.waitLog(t, `[chat-1] exited: signal: killed — its rooms answer 504 until it is back`)
 	// The rest keep running: the launcher, the gate, the other shard's rooms.
 	select {
-	case err := <-l.done:
-		l.done <- err
-		t.Fatalf("launcher exited after a shard died: %v\n%s", err, l.stderr())
+	case <-l.p.Done():
+		t.Fatalf("launcher exited after a shard died: %v\n%s", l.p.Err(), l.stderr())
 	default:
 	}
 	fresh := enterAll(t, l.ready["gate"], roomsOn(1, 2, 2)[1], usersOn("v", 0, 2, 1)[0], usersOn("v", 1, 2, 1)[0])
@@ -362,7 +361,7 @@ func TestLauncher(t *testing.T) {
 	if r := c.Request("connector.entryHandler.switchRoom", map[string]any{"rid": roomsOn(0, 2, 1)[0]}); r["code"] != float64(504) {
 		t.Errorf("switch into a room of the dead shard = %v, want 504", r)
 	}
-	if got := len(childPIDs(t, l.cmd.Process.Pid)); got != 4 {
+	if got := len(childPIDs(t, l.p.Pid())); got != 4 {
 		t.Errorf("launcher children after the crash = %d, want 4", got)
 	}
 }
@@ -372,14 +371,14 @@ func TestLauncher(t *testing.T) {
 func TestLauncherRestart(t *testing.T) {
 	l := startLauncher(t, "--connectors", "2", "--shards", "2", "--restart")
 	rid := roomsOn(0, 2, 1)[0] // on chat-1
-	kids := childPIDs(t, l.cmd.Process.Pid)
+	kids := childPIDs(t, l.p.Pid())
 	old := childWithID(t, kids, "chat-1")
 	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	l.waitLog(t, "[chat-1] exited: signal: killed")
 	l.waitLog(t, "[chat-1] restarted")
-	if now := childWithID(t, childPIDs(t, l.cmd.Process.Pid), "chat-1"); now == old {
+	if now := childWithID(t, childPIDs(t, l.p.Pid()), "chat-1"); now == old {
 		t.Fatalf("chat-1 still has pid %d", old)
 	}
 	cs := enterAll(t, l.ready["gate"], rid, usersOn("r", 0, 2, 1)[0], usersOn("r", 1, 2, 1)[0])
@@ -395,7 +394,7 @@ func TestLauncherRestart(t *testing.T) {
 // death stops the rest and the launcher exits 1 naming it, with no orphans.
 func TestLauncherExitOnChildFailure(t *testing.T) {
 	l := startLauncher(t, "--connectors", "1", "--shards", "1", "--exit-on-child-failure")
-	kids := childPIDs(t, l.cmd.Process.Pid)
+	kids := childPIDs(t, l.p.Pid())
 	if err := syscall.Kill(childWithID(t, kids, "chat-1"), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -463,10 +462,9 @@ func TestExternalNATS(t *testing.T) {
 }
 
 type launched struct {
-	cmd   *exec.Cmd
-	ready map[string]string
+	p     *proc.Process
+	ready proc.Fields
 	logs  *logWriter
-	done  chan error
 }
 
 func (l *launched) stderr() string {
@@ -490,9 +488,8 @@ func (l *launched) waitLog(t *testing.T, s string) {
 func (l *launched) wait(t *testing.T, d time.Duration) error {
 	t.Helper()
 	select {
-	case err := <-l.done:
-		l.done <- err
-		return err
+	case <-l.p.Done():
+		return l.p.Err()
 	case <-time.After(d):
 		t.Fatalf("launcher still running after %v", d)
 		return nil
@@ -504,46 +501,20 @@ func (l *launched) wait(t *testing.T, d time.Duration) error {
 func startLauncher(t *testing.T, args ...string) *launched {
 	t.Helper()
 	args = append([]string{"serve", "--topology", "split", "--gate-port", "-1", "--http-port", "-1", "--connector-port", "-1", "--log-level", "info"}, args...)
-	cmd := exec.Command(chatbenchBinary(t), args...)
-	l := &launched{cmd: cmd, logs: newLogWriter(t), done: make(chan error, 1), ready: map[string]string{}}
-	cmd.Stderr = l.logs
-	stdout, err := cmd.StdoutPipe()
+	l := &launched{logs: newLogWriter(t)}
+	p, err := proc.Start(proc.Options{Role: "launcher", Path: chatbenchBinary(t), Args: args,
+		Log: l.logs, NoPrefix: true, ReadyTimeout: 60 * time.Second, StopTimeout: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "READY ") {
-				lines <- sc.Text()
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-		l.done <- cmd.Wait()
-	}()
+	l.p = p
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-l.done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Errorf("launcher did not stop within 20s of SIGTERM")
+		if err := p.Stop(); err != nil {
+			t.Errorf("launcher: %v", err)
 		}
 	})
-	select {
-	case line := <-lines:
-		for _, f := range strings.Fields(line)[1:] {
-			k, v, _ := strings.Cut(f, "=")
-			l.ready[k] = v
-		}
-	case err := <-l.done:
-		t.Fatalf("launcher exited before READY: %v\n%s", err, l.stderr())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("no READY line within 60s:\n%s", l.stderr())
+	if l.ready, err = p.WaitReady(context.Background()); err != nil {
+		t.Fatalf("%v\n%s", err, l.stderr())
 	}
 	return l
 }
@@ -697,9 +668,9 @@ func TestShardRestart(t *testing.T) {
 // are kicked "server shutting down"), exits 0 and leaves no children.
 func TestLauncherDrain(t *testing.T) {
 	l := startLauncher(t, "--connectors", "2", "--shards", "1")
-	kids := childPIDs(t, l.cmd.Process.Pid)
+	kids := childPIDs(t, l.p.Pid())
 	cs := enterAll(t, l.ready["gate"], "r", usersOn("u", 0, 2, 1)[0], usersOn("u", 1, 2, 1)[0])
-	if err := l.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := l.p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.wait(t, 15*time.Second); err != nil {
