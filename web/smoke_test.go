@@ -11,7 +11,6 @@ package web_test
 // with alice and bob on different connectors, and stock pomelo 2.2.7 (2x2).
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,12 +24,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/chatbench/chatbench/internal/proc"
 	"github.com/chatbench/chatbench/server"
 	"github.com/chatbench/chatbench/server/cluster"
 	"github.com/chatbench/chatbench/server/cluster/clustertest"
@@ -158,11 +157,9 @@ func startSplit(t *testing.T) *serverUnderTest {
 // splitCluster is one run of the launcher process.
 type splitCluster struct {
 	topo       cluster.Topology
-	cmd        *exec.Cmd
-	exited     chan struct{} // closed once the launcher has exited; err is then set
-	err        error
-	gate, http string   // from the launcher's READY line
-	conns      []string // connector websocket addresses, connector-1 first
+	p          *proc.Process // the launcher
+	gate, http string        // from the launcher's READY line
+	conns      []string      // connector websocket addresses, connector-1 first
 	logs       *syncBuffer
 
 	mu        sync.Mutex
@@ -183,50 +180,14 @@ func launchSplit(t *testing.T, bin string, topo cluster.Topology) *splitCluster 
 	if err := topo.Save(file); err != nil {
 		t.Fatal(err)
 	}
-	c := &splitCluster{topo: topo, exited: make(chan struct{}), logs: &syncBuffer{}, shardHTTP: map[string]string{}}
-	c.cmd = clustertest.Command(bin, "serve", "--topology", "split", "--topology-file", file,
-		"--heartbeat", "1s", "--log-level", "info")
-	stdout, err := c.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr, err := c.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	if err := c.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() || os.Getenv("CHATBENCH_TEST_LOG") != "" {
-			t.Logf("split cluster logs:\n%s", c.logs.String())
-		}
-	})
-	t.Cleanup(func() { c.stop(t) }) // runs first: the logs above include the drain
-	ready := make(chan string, 1)
+	c := &splitCluster{topo: topo, logs: &syncBuffer{}, shardHTTP: map[string]string{}}
 	shards := make(chan struct{}, splitShards)
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if line := sc.Text(); strings.HasPrefix(line, "READY ") {
-				select {
-				case ready <- line:
-				default:
-				}
-			}
-			c.logs.line(sc.Text())
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			if m := shardReady.FindStringSubmatch(sc.Text()); m != nil {
+	start := time.Now()
+	p, err := proc.Start(proc.Options{
+		Role: "launcher", Path: bin, Args: []string{"serve", "--topology", "split", "--topology-file", file, "--heartbeat", "1s", "--log-level", "info"},
+		Log: c.logs, NoPrefix: true, ReadyTimeout: 30 * time.Second, StopTimeout: 20 * time.Second,
+		OnLine: func(s proc.Stream, line string) {
+			if m := shardReady.FindStringSubmatch(line); s == proc.Stderr && m != nil {
 				c.mu.Lock()
 				c.shardHTTP[m[1]] = m[2]
 				c.mu.Unlock()
@@ -235,32 +196,28 @@ func launchSplit(t *testing.T, bin string, topo cluster.Topology) *splitCluster 
 				default:
 				}
 			}
-			c.logs.line(sc.Text())
-		}
-	}()
-	go func() {
-		wg.Wait()
-		c.err = c.cmd.Wait()
-		close(c.exited)
-	}()
-
-	timeout := time.After(30 * time.Second)
-	select {
-	case line := <-ready:
-		f := map[string]string{}
-		for _, kv := range strings.Fields(line)[1:] {
-			k, v, _ := strings.Cut(kv, "=")
-			f[k] = v
-		}
-		c.gate, c.http, c.conns = f["gate"], f["http"], strings.Split(f["connectors"], ",")
-		if f["topology"] != "split" || c.http == "" || c.http == "-" || len(c.conns) != splitConnectors || f["shards"] != fmt.Sprint(splitShards) {
-			t.Fatalf("launcher READY line %q: want topology=split, an HTTP port, %d connectors, %d shards", line, splitConnectors, splitShards)
-		}
-	case <-c.exited:
-		t.Fatalf("split launcher exited before READY: %v\n%s", c.err, c.logs.String())
-	case <-timeout:
-		t.Fatalf("split launcher not READY within 30s")
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
+	c.p = p
+	t.Cleanup(func() {
+		if t.Failed() || os.Getenv("CHATBENCH_TEST_LOG") != "" {
+			t.Logf("split cluster logs:\n%s", c.logs.String())
+		}
+	})
+	t.Cleanup(func() { c.stop(t) }) // runs first: the logs above include the drain
+
+	f, err := p.WaitReady(context.Background())
+	if err != nil {
+		t.Fatalf("split launcher: %v", err)
+	}
+	c.gate, c.http, c.conns = f.Get("gate"), f.Get("http"), strings.Split(f.Get("connectors"), ",")
+	if f["topology"] != "split" || c.http == "" || len(c.conns) != splitConnectors || f["shards"] != fmt.Sprint(splitShards) {
+		t.Fatalf("launcher %v: want topology=split, an HTTP port, %d connectors, %d shards", f, splitConnectors, splitShards)
+	}
+	timeout := time.After(30 * time.Second)
 	for range splitShards {
 		select {
 		case <-shards:
@@ -269,7 +226,7 @@ func launchSplit(t *testing.T, bin string, topo cluster.Topology) *splitCluster 
 		}
 	}
 	t.Logf("split cluster (launcher pid %d) ready in %v: gate %s, http %s, connectors %v, shards %v",
-		c.cmd.Process.Pid, time.Since(start).Round(time.Millisecond), c.gate, c.http, c.conns, c.shardHTTP)
+		c.p.Pid(), time.Since(start).Round(time.Millisecond), c.gate, c.http, c.conns, c.shardHTTP)
 	return c
 }
 
@@ -279,21 +236,15 @@ func (c *splitCluster) stop(t *testing.T) {
 	t.Helper()
 	c.stopOnce.Do(func() {
 		select {
-		case <-c.exited:
-			t.Errorf("the split launcher had exited by itself: %v", c.err)
+		case <-c.p.Done():
+			t.Errorf("the split launcher had exited by itself: %v", c.p.Err())
 			return
 		default:
 		}
-		_ = c.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-c.exited:
-			if c.err != nil {
-				t.Errorf("split launcher after SIGTERM: %v", c.err)
-			}
-		case <-time.After(20 * time.Second):
-			_ = c.cmd.Process.Kill()
-			<-c.exited
-			t.Errorf("the split launcher did not stop within 20s after SIGTERM: killed")
+		if err := c.p.Stop(); err != nil { // SIGTERM, SIGKILL after 20s
+			t.Errorf("split launcher: %v", err)
+		} else if err := c.p.Err(); err != nil {
+			t.Errorf("split launcher after SIGTERM: %v", err)
 		}
 	})
 }
@@ -361,6 +312,13 @@ func (b *syncBuffer) line(s string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.b.WriteString(s + "\n")
+}
+
+// Write takes whole lines (proc.Options.Log).
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
 }
 
 func (b *syncBuffer) String() string {
