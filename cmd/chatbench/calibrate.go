@@ -42,7 +42,7 @@ func runCalibrate(ctx context.Context, args []string) error {
 	fs.IntVar(&f.sourceAddrs, "source-addrs", 0, "spread client sockets over 127.0.0.1..N (default: one per 25,000 clients)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no live progress line")
 	fs.IntVar(&f.serverNice, "server-nice", defaultServerNice, "run the bare server this many nice steps below the driver, as bench runs the reference server (0: same priority)")
-	fs.StringVar(&serve, "serve", "", "run only the bare fan-out server on this host:port (what calibrate starts as its child)")
+	fs.StringVar(&serve, "serve", "", "run only the bare fan-out server on this host:port (what calibrate starts as its child); it prints READY addr=HOST:PORT when it listens")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
