@@ -134,8 +134,15 @@ type peer struct {
 	clock    string
 	lastBeat time.Time
 	result   *resultMsg
-	dead     string // why it is counted dead ("" alive)
+	dead     string    // why it is counted dead ("" alive)
+	exited   time.Time // when its process ended (zero: running, or not ours)
 }
+
+// exitGrace is how long a worker whose process ended may still deliver its
+// result: a worker publishes and flushes its result, then exits, and its
+// last chunks can reach this process's NATS subscription after the news of
+// the exit. Only past the grace is it counted dead.
+const exitGrace = 2 * time.Second
 
 // gather waits for the workers' announcements.
 func (c *coord) gather(ctx context.Context) error {
@@ -380,14 +387,17 @@ func (c *coord) loop(ctx context.Context) (*driver.Result, error) {
 			}
 		case name := <-c.o.Dead:
 			for _, p := range c.workers {
-				if p.Name == name && p.result == nil && p.dead == "" {
-					p.dead = fmt.Sprintf("worker %s died (its process ended) %.1f s into the run", name, time.Since(c.start).Seconds())
-					stop(p.dead)
+				if p.Name == name && p.exited.IsZero() {
+					p.exited = time.Now()
 				}
 			}
 		case now := <-tick.C:
 			_ = c.nc.Publish(c.subj.run(c.run, "cbeat"), nil)
 			for _, p := range c.workers {
+				if p.result == nil && p.dead == "" && !p.exited.IsZero() && now.Sub(p.exited) > exitGrace {
+					p.dead = fmt.Sprintf("worker %s died (its process ended) %.1f s into the run", p.Name, p.exited.Sub(c.start).Seconds())
+					stop(p.dead)
+				}
 				if p.result == nil && p.dead == "" && now.Sub(p.lastBeat) > c.o.DeadAfter {
 					p.dead = fmt.Sprintf("worker %s died (silent for %v) %.1f s into the run", p.Name, now.Sub(p.lastBeat).Round(100*time.Millisecond), now.Sub(c.start).Seconds())
 					stop(p.dead)
