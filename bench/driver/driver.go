@@ -24,6 +24,7 @@ import (
 
 	"github.com/chatbench/chatbench/bench/client"
 	"github.com/chatbench/chatbench/bench/metrics"
+	"github.com/chatbench/chatbench/bench/pace"
 	"github.com/chatbench/chatbench/bench/scenario"
 	"github.com/chatbench/chatbench/chatproto"
 )
@@ -220,7 +221,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		case scenario.KindLeave:
 			err = d.leavePhase(ctx, p)
 		case scenario.KindIdle:
-			err = sleepCtx(ctx, p.Duration)
+			err = pace.Sleep(ctx, p.Duration)
 		default:
 			err = fmt.Errorf("phase %q: unknown kind %q", p.Name, p.Kind)
 		}
@@ -350,17 +351,6 @@ func newDriver(opts Options, start time.Time) *driver {
 	d.handl = client.Handlers{Push: d.onPush, Kick: d.onKick, Closed: d.onClosed}
 
 	return d
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // closeAll closes every connected client at the end of the run.

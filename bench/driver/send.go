@@ -77,7 +77,7 @@ func (d *driver) sendPhase(ctx context.Context, pi int, p scenario.Phase) error 
 	d.finalize(firstGid, lastGid)
 	d.active[pi] = d.activeWindow(firstGid, lastGid)
 	if wait := end - client.Now(); wait > 0 {
-		if err := sleepCtx(ctx, time.Duration(wait)); err != nil {
+		if err := pace.Sleep(ctx, time.Duration(wait)); err != nil {
 			return err
 		}
 	}

@@ -55,3 +55,21 @@ func (t *Timer) Close() {
 	t.t.Stop()
 	t.hint.close()
 }
+
+// Sleep returns after d, or early with ctx's error when ctx ends first,
+// without Timer's sub-millisecond hint: for waits whose millisecond does
+// not matter (phase lengths, a common start). A d of zero or less returns at
+// once (with ctx's error, if any).
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

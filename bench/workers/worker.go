@@ -16,6 +16,7 @@ import (
 
 	"github.com/chatbench/chatbench/bench/client"
 	"github.com/chatbench/chatbench/bench/driver"
+	"github.com/chatbench/chatbench/bench/pace"
 	"github.com/chatbench/chatbench/internal/natsopts"
 )
 
@@ -284,7 +285,7 @@ func (w *worker) run(parent context.Context, a *assign) error {
 							return fmt.Errorf("barrier: %w", err)
 						}
 					case applied && g.Global == nil:
-						if err := sleepUntil(ctx, time.Unix(0, g.AtNs+a.ClockOffsetNs)); err != nil {
+						if err := pace.Sleep(ctx, time.Until(time.Unix(0, g.AtNs+a.ClockOffsetNs))); err != nil {
 							return context.Cause(ctx)
 						}
 						return nil
@@ -331,21 +332,6 @@ const beatEvery = 250 * time.Millisecond
 
 // coordinatorGone: a worker whose coordinator is silent this long ends its part.
 const coordinatorGone = 10 * time.Second
-
-func sleepUntil(ctx context.Context, at time.Time) error {
-	d := time.Until(at)
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
 
 // progressWriter publishes the driver's progress lines.
 type progressWriter struct {
