@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -164,7 +163,7 @@ func TestOneAndThreeWorkers(t *testing.T) {
 		res, err := workers.Run(ctx, workers.Options{
 			NATS: natsOpts(url), Workers: n, Expect: names(prefix, n), Version: testVersion, WaitTimeout: 20 * time.Second,
 			Driver: driver.Options{Scenario: s, Target: srv.GateAddr, Topology: "single", Out: t.TempDir(),
-				DrainTimeout: 5 * time.Second, Progress: &syncWriter{w: &progress}},
+				DrainTimeout: 5 * time.Second, Progress: proc.NewSyncWriter(&progress)},
 		})
 		cancel()
 		if err != nil {
@@ -291,17 +290,6 @@ func TestWorkerDies(t *testing.T) {
 	if !back.Incomplete || back.Counters.Delivered != sum.Counters.Delivered {
 		t.Errorf("written summary: incomplete %v delivered %d, want true and %d", back.Incomplete, back.Counters.Delivered, sum.Counters.Delivered)
 	}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(b)
 }
 
 // TestScenarioTravels: a worker gets its scenario as JSON; every shipped
