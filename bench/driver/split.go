@@ -25,7 +25,12 @@ import (
 // other parts classify a delivery by their own membership and send the
 // counts back to the owner (Send; Receipts brings them in), so drain and
 // finalize work on the owner as in a whole run. Room switches (hop phases)
-// are not accounted across parts: Run refuses them.
+// are not accounted across parts, and Run refuses them: the expected
+// recipients of a message are its room's members at the send, and during a
+// hop phase the members on other parts move at any moment, while a part
+// learns the other parts' rooms only at the barriers. Counting them would
+// take every switch's ordering against every send across processes, which
+// only the server knows.
 //
 // Latency: stamps carry the scheduled time on the run clock, this process's
 // client.Now plus ClockShift (nanoseconds of the coordinator's wall clock),
@@ -67,7 +72,7 @@ func CheckSplit(s *scenario.Scenario, parts int) error {
 	}
 	for _, p := range s.Phases {
 		if p.Kind == scenario.KindHop {
-			return fmt.Errorf("scenario %s: phase %q is a hop phase: room switches are not accounted across workers; run it with one worker", s.Name, p.Name)
+			return fmt.Errorf("scenario %s cannot run over workers: its phase %q switches rooms (switchRoom), and a message's expected recipients are its room's members when it is sent, while a worker learns the other workers' rooms only at the barriers between phases; run it without --workers (one driver process drives up to about 19,900 clients)", s.Name, p.Name)
 		}
 	}
 	return nil

@@ -333,7 +333,7 @@ func TestWorkersRefused(t *testing.T) {
 	}{
 		{"one of two missing", chatScenario(t, 30, 3, time.Second), 1, nil, 2, []string{"1 joined (m0)", "missing: m1"}},
 		{"another version", chatScenario(t, 30, 3, time.Second), 1, []string{envVer + "=other"}, 1, []string{"worker v0", "runs chatbench other", "runs test"}},
-		{"hop phases", hop, 0, nil, 2, []string{`phase "hop"`, "one worker"}},
+		{"hop phases", hop, 0, nil, 2, []string{"scenario hop cannot run over workers", `phase "hop" switches rooms`, "without --workers"}},
 		{"no NATS token", chatScenario(t, 30, 3, time.Second), 0, nil, 1, []string{"connect to NATS", "uthorization"}},
 	}
 	for k, tc := range tests {

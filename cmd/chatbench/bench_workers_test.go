@@ -29,7 +29,7 @@ func TestBenchWorkersUsage(t *testing.T) {
 		{"negative workers", []string{"--scenario", "chat", "--workers", "-1"}, "--workers -1"},
 		{"nats without workers", []string{"--scenario", "chat", "--nats", "nats://127.0.0.1:4222"}, "--workers N"},
 		{"more workers than clients", []string{"--scenario", "chat", "--clients", "3", "--workers", "4"}, "--workers 4"},
-		{"hop split", []string{"--scenario", "hop", "--workers", "2"}, "one worker"},
+		{"hop split", []string{"--scenario", "hop", "--workers", "2"}, "run it without --workers"},
 		{"zero worker timeout", []string{"--scenario", "chat", "--workers", "2", "--worker-timeout", "0s"}, "--worker-timeout"},
 		{"credentials without --nats", []string{"--scenario", "chat", "--workers", "2", "--nats-creds", "x.creds"}, "add --nats"},
 		{"two ways to authenticate", []string{"--scenario", "chat", "--workers", "2", "--nats", "nats://h:1", "--nats-creds", "x", "--nats-nkey", "y"}, "one way"},
