@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -20,34 +19,14 @@ import (
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-)
 
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium"} {
-		if p == "" {
-			continue
-		}
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	const why = "Debian's chromium is not installed (apt-get install -y chromium; or set CHROMIUM=/path)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal("CI=true but " + why)
-	}
-	t.Skip("skipping the report browser test: " + why)
-	return ""
-}
+	"github.com/chatbench/chatbench/internal/browsertest"
+)
 
 func TestReportInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: skipping the report browser test")
 	}
-	exe := chromium(t)
 	shots, err := filepath.Abs(filepath.Join("..", "results", "reports"))
 	if err != nil {
 		t.Fatal(err)
@@ -57,19 +36,7 @@ func TestReportInBrowser(t *testing.T) {
 	}
 	run, sweep := renderRecorded(t) // the sweep has a failed run: the page shows it
 
-	userData := t.TempDir() // removed after the browser is gone
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox,
-		chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true), chromedp.UserDataDir(userData),
-		chromedp.WindowSize(1200, 900))
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
-	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithLogf(func(string, ...any) {}))
-	t.Cleanup(cancelBrowser)
-	// The first Do starts the browser and owns it: no timeout on its context.
-	if err := chromedp.Do(browserCtx); err != nil {
-		t.Fatalf("start %s: %v", exe, err)
-	}
+	browserCtx := browsertest.Start(t, "the report browser test", browsertest.Options{Width: 1200, Height: 900})
 	// A control: a page that breaks the rules (an image from the network,
 	// refused by the reports' content security policy) must be caught.
 	broken := filepath.Join(t.TempDir(), "broken.html")

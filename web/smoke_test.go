@@ -18,7 +18,6 @@ import (
 	"maps"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/chatbench/chatbench/internal/browsertest"
 	"github.com/chatbench/chatbench/internal/proc"
 	"github.com/chatbench/chatbench/server"
 	"github.com/chatbench/chatbench/server/cluster"
@@ -146,57 +146,32 @@ func startSplit(t *testing.T) *serverUnderTest {
 		start: func(t *testing.T) {
 			t.Helper()
 			cur = launchSplit(t, bin, again)
-			if cur.gate != first.gate || cur.http != first.http || !slices.Equal(cur.conns, first.conns) {
-				t.Fatalf("split cluster restarted on other ports: gate %s http %s connectors %v, was %s %s %v",
-					cur.gate, cur.http, cur.conns, first.gate, first.http, first.conns)
-			}
+			cur.samePorts(t, first.launched)
 		},
 	}
 }
 
-// splitCluster is one run of the launcher process.
-type splitCluster struct {
-	topo       cluster.Topology
-	p          *proc.Process // the launcher
-	gate, http string        // from the launcher's READY line
-	conns      []string      // connector websocket addresses, connector-1 first
+// launched is one run of `chatbench serve` as a child process, ready.
+type launched struct {
+	p          *proc.Process
+	gate, http string   // from its READY line
+	conns      []string // connector websocket addresses, connector-1 first
 	logs       *syncBuffer
-
-	mu        sync.Mutex
-	shardHTTP map[string]string // chat shard id -> its /healthz and /metrics address
-	stopOnce  sync.Once
+	stopOnce   sync.Once
 }
 
-// shardReady matches a chat shard's "ready" log line as the launcher relays
-// it on stderr (docs/split.md: the addresses are in each child's ready line).
-var shardReady = regexp.MustCompile(`^\[(chat-\d+)\] .*\bmsg=ready\b.*\bhttp=(\S+)`)
-
-// launchSplit starts the launcher on topo and waits until it and every
-// shard's HTTP port are ready. It is stopped in t.Cleanup if still running;
-// its logs are printed if the test fails.
-func launchSplit(t *testing.T, bin string, topo cluster.Topology) *splitCluster {
+// launchServe starts `chatbench serve` with args and waits for its READY
+// line (within readyTimeout), which must name topology, an HTTP address and
+// conns connectors. onLine, if set, sees every output line. The child is
+// stopped in t.Cleanup if still running; its logs are printed if the test
+// fails.
+func launchServe(t *testing.T, bin, topology string, args []string, conns int, readyTimeout time.Duration, onLine func(proc.Stream, string)) *launched {
 	t.Helper()
-	file := filepath.Join(t.TempDir(), "topology.json")
-	if err := topo.Save(file); err != nil {
-		t.Fatal(err)
-	}
-	c := &splitCluster{topo: topo, logs: &syncBuffer{}, shardHTTP: map[string]string{}}
-	shards := make(chan struct{}, splitShards)
+	c := &launched{logs: &syncBuffer{}}
 	start := time.Now()
 	p, err := proc.Start(proc.Options{
-		Role: "launcher", Path: bin, Args: []string{"serve", "--topology", "split", "--topology-file", file, "--heartbeat", "1s", "--log-level", "info"},
-		Log: c.logs, NoPrefix: true, ReadyTimeout: 30 * time.Second, StopTimeout: 20 * time.Second,
-		OnLine: func(s proc.Stream, line string) {
-			if m := shardReady.FindStringSubmatch(line); s == proc.Stderr && m != nil {
-				c.mu.Lock()
-				c.shardHTTP[m[1]] = m[2]
-				c.mu.Unlock()
-				select {
-				case shards <- struct{}{}:
-				default:
-				}
-			}
-		},
+		Role: "serve --topology " + topology, Path: bin, Args: args,
+		Log: c.logs, NoPrefix: true, ReadyTimeout: readyTimeout, StopTimeout: 20 * time.Second, OnLine: onLine,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -204,18 +179,89 @@ func launchSplit(t *testing.T, bin string, topo cluster.Topology) *splitCluster 
 	c.p = p
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("CHATBENCH_TEST_LOG") != "" {
-			t.Logf("split cluster logs:\n%s", c.logs.String())
+			t.Logf("%s logs:\n%s", topology, c.logs.String())
 		}
 	})
 	t.Cleanup(func() { c.stop(t) }) // runs first: the logs above include the drain
 
 	f, err := p.WaitReady(context.Background())
 	if err != nil {
-		t.Fatalf("split launcher: %v", err)
+		t.Fatalf("%v", err)
 	}
 	c.gate, c.http, c.conns = f.Get("gate"), f.Get("http"), strings.Split(f.Get("connectors"), ",")
-	if f["topology"] != "split" || c.http == "" || len(c.conns) != splitConnectors || f["shards"] != fmt.Sprint(splitShards) {
-		t.Fatalf("launcher %v: want topology=split, an HTTP port, %d connectors, %d shards", f, splitConnectors, splitShards)
+	if f["topology"] != topology || c.http == "" || len(c.conns) != conns {
+		t.Fatalf("READY %v: want topology=%s, an HTTP address, %d connectors", f, topology, conns)
+	}
+	t.Logf("%s (pid %d) ready in %v: gate %s, http %s, connectors %v",
+		topology, p.Pid(), time.Since(start).Round(time.Millisecond), c.gate, c.http, c.conns)
+	return c
+}
+
+// stop ends serve with SIGTERM: it drains what it started (the gate, the
+// connectors, whose sessions are kicked, the chat servers) and exits 0.
+func (c *launched) stop(t *testing.T) {
+	t.Helper()
+	c.stopOnce.Do(func() {
+		select {
+		case <-c.p.Done():
+			t.Errorf("%s had exited by itself: %v", c.p.Role(), c.p.Err())
+			return
+		default:
+		}
+		if err := c.p.Stop(); err != nil { // SIGTERM, SIGKILL after 20s
+			t.Errorf("%s: %v", c.p.Role(), err)
+		} else if err := c.p.Err(); err != nil {
+			t.Errorf("%s after SIGTERM: %v", c.p.Role(), err)
+		}
+	})
+}
+
+// samePorts fails t unless c listens where first did (a restart).
+func (c *launched) samePorts(t *testing.T, first *launched) {
+	t.Helper()
+	if c.gate != first.gate || c.http != first.http || !slices.Equal(c.conns, first.conns) {
+		t.Fatalf("%s restarted on other ports: gate %s http %s connectors %v, was %s %s %v",
+			c.p.Role(), c.gate, c.http, c.conns, first.gate, first.http, first.conns)
+	}
+}
+
+// splitCluster is one run of the split launcher.
+type splitCluster struct {
+	*launched
+	topo cluster.Topology
+
+	mu        sync.Mutex
+	shardHTTP map[string]string // chat shard id -> its /healthz and /metrics address
+}
+
+// shardReady matches a chat shard's "ready" log line as the launcher relays
+// it on stderr (docs/split.md: the addresses are in each child's ready line).
+var shardReady = regexp.MustCompile(`^\[(chat-\d+)\] .*\bmsg=ready\b.*\bhttp=(\S+)`)
+
+// launchSplit starts the launcher on topo and waits until it and every
+// shard's HTTP port are ready.
+func launchSplit(t *testing.T, bin string, topo cluster.Topology) *splitCluster {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "topology.json")
+	if err := topo.Save(file); err != nil {
+		t.Fatal(err)
+	}
+	c := &splitCluster{topo: topo, shardHTTP: map[string]string{}}
+	shards := make(chan struct{}, splitShards)
+	args := []string{"serve", "--topology", "split", "--topology-file", file, "--heartbeat", "1s", "--log-level", "info"}
+	c.launched = launchServe(t, bin, "split", args, splitConnectors, 30*time.Second, func(s proc.Stream, line string) {
+		if m := shardReady.FindStringSubmatch(line); s == proc.Stderr && m != nil {
+			c.mu.Lock()
+			c.shardHTTP[m[1]] = m[2]
+			c.mu.Unlock()
+			select {
+			case shards <- struct{}{}:
+			default:
+			}
+		}
+	})
+	if f := c.p.Fields(); f["shards"] != fmt.Sprint(splitShards) {
+		t.Fatalf("launcher %v: want %d shards", f, splitShards)
 	}
 	timeout := time.After(30 * time.Second)
 	for range splitShards {
@@ -225,28 +271,10 @@ func launchSplit(t *testing.T, bin string, topo cluster.Topology) *splitCluster 
 			t.Fatalf("no ready log line with an HTTP address from every chat shard within 30s")
 		}
 	}
-	t.Logf("split cluster (launcher pid %d) ready in %v: gate %s, http %s, connectors %v, shards %v",
-		c.p.Pid(), time.Since(start).Round(time.Millisecond), c.gate, c.http, c.conns, c.shardHTTP)
+	c.mu.Lock()
+	t.Logf("chat shards ready: %v", c.shardHTTP)
+	c.mu.Unlock()
 	return c
-}
-
-// stop drains the cluster: SIGTERM to the launcher, which stops the gate,
-// the connectors (their sessions are kicked) and the shards, and exits 0.
-func (c *splitCluster) stop(t *testing.T) {
-	t.Helper()
-	c.stopOnce.Do(func() {
-		select {
-		case <-c.p.Done():
-			t.Errorf("the split launcher had exited by itself: %v", c.p.Err())
-			return
-		default:
-		}
-		if err := c.p.Stop(); err != nil { // SIGTERM, SIGKILL after 20s
-			t.Errorf("split launcher: %v", err)
-		} else if err := c.p.Err(); err != nil {
-			t.Errorf("split launcher after SIGTERM: %v", err)
-		}
-	})
 }
 
 // checkRoom checks that room rid lives on the chat shard process that
@@ -302,16 +330,10 @@ func httpGet(t *testing.T, url string) string {
 	return string(b)
 }
 
-// syncBuffer collects log lines from several goroutines.
+// syncBuffer collects a child's log lines.
 type syncBuffer struct {
 	mu sync.Mutex
 	b  strings.Builder
-}
-
-func (b *syncBuffer) line(s string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.b.WriteString(s + "\n")
 }
 
 // Write takes whole lines (proc.Options.Log).
@@ -325,28 +347,6 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
-}
-
-// chromiumPath finds the browser or skips (fails under CI=true).
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium"} {
-		if p == "" {
-			continue
-		}
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	const why = "Debian's chromium is not installed (apt-get install -y chromium; or set CHROMIUM=/path)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal("CI=true but " + why)
-	}
-	t.Skip("skipping the browser smoke test: " + why)
-	return ""
 }
 
 // repoRoot walks up from the test's working directory to go.mod.
@@ -372,35 +372,13 @@ func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: skipping the browser smoke test")
 	}
-	exe := chromiumPath(t)
 	outDir := filepath.Join(repoRoot(t), "results", "smoke")
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	userData := t.TempDir() // registered first, so removed after the browser is gone
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(userData),
-		chromedp.WindowSize(1280, 800),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
-	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithLogf(func(string, ...any) {}))
-	t.Cleanup(cancelBrowser)
-	// The first Run starts the browser and owns it: no timeout on its context.
-	start := time.Now()
-	if err := chromedp.Do(browserCtx); err != nil {
-		t.Fatalf("start %s: %v", exe, err)
-	}
-	t.Logf("browser %s started in %v", exe, time.Since(start).Round(time.Millisecond))
+	browserCtx := browsertest.Start(t, "the browser smoke test", browsertest.Options{
+		Extra: []chromedp.ExecAllocatorOption{chromedp.Flag("disable-quic", true)},
+	})
 
 	for _, topo := range topologies {
 		t.Run(topo.name, func(t *testing.T) {

@@ -150,8 +150,15 @@ func CheckSchema(schema string) error {
 // version this build knows, with an error that says so. Unknown fields are
 // ignored (a newer writer of the same major version only adds fields).
 func ReadSummary(path string) (*Summary, error) {
+	return readVersioned[Summary](path, SummaryFile, CheckSchema)
+}
+
+// readVersioned reads a versioned JSON file from path (the file, or a
+// directory holding it under the name file): check judges its schema field
+// before the whole file is decoded into a T.
+func readVersioned[T any](path, file string, check func(schema string) error) (*T, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		path = filepath.Join(path, SummaryFile)
+		path = filepath.Join(path, file)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -163,14 +170,14 @@ func ReadSummary(path string) (*Summary, error) {
 	if err := json.Unmarshal(data, &head); err != nil {
 		return nil, fmt.Errorf("metrics: %s: %w", path, err)
 	}
-	if err := CheckSchema(head.Schema); err != nil {
+	if err := check(head.Schema); err != nil {
 		return nil, fmt.Errorf("metrics: %s: %w", path, err)
 	}
-	var s Summary
-	if err := json.Unmarshal(data, &s); err != nil {
+	var v T
+	if err := json.Unmarshal(data, &v); err != nil {
 		return nil, fmt.Errorf("metrics: %s: %w", path, err)
 	}
-	return &s, nil
+	return &v, nil
 }
 
 // ReadSeries reads series.csv (the same numbers as Summary.Series, without

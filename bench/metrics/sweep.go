@@ -169,27 +169,15 @@ func (s *Sweep) Write(dir string) error {
 // ReadSweep reads sweep.json from path (a file, or a sweep directory). It
 // refuses another schema or major version with an error that says so.
 func ReadSweep(path string) (*Sweep, error) {
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		path = filepath.Join(path, SweepFile)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
-	}
-	var head struct {
-		Schema string `json:"schema"`
-	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return nil, fmt.Errorf("metrics: %s: %w", path, err)
-	}
-	v, ok := strings.CutPrefix(head.Schema, sweepSchemaPfx)
+	return readVersioned[Sweep](path, SweepFile, checkSweepSchema)
+}
+
+// checkSweepSchema accepts chatbench.sweep/v1 and its minor additions.
+func checkSweepSchema(schema string) error {
+	v, ok := strings.CutPrefix(schema, sweepSchemaPfx)
 	major, _, _ := strings.Cut(v, ".")
 	if !ok || major != strconv.Itoa(SweepMajor) {
-		return nil, fmt.Errorf("metrics: %s: %w: %q is not %s%d (a sweep of this chatbench)", path, ErrSchema, head.Schema, sweepSchemaPfx, SweepMajor)
+		return fmt.Errorf("%w: %q is not %s%d (a sweep of this chatbench)", ErrSchema, schema, sweepSchemaPfx, SweepMajor)
 	}
-	var s Sweep
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("metrics: %s: %w", path, err)
-	}
-	return &s, nil
+	return nil
 }
