@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/chatbench/chatbench/internal/testwait"
 	"github.com/chatbench/chatbench/internal/wsout"
 	"github.com/chatbench/chatbench/pomelo"
 	"github.com/chatbench/chatbench/server"
@@ -52,13 +53,12 @@ func runFanout(b *testing.B, members, senders int, coalesce time.Duration) {
 	for i := range members {
 		conns[i] = rawMember(b, s.ConnectorAddrs[0], fmt.Sprintf("m%d", i), &delivered, &wg)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for s.Rooms().Stats().Members < members {
-		if time.Now().After(deadline) {
-			b.Fatalf("%d of %d members entered", s.Rooms().Stats().Members, members)
+	testwait.Until(b, 60*time.Second, func() error {
+		if n := s.Rooms().Stats().Members; n < members {
+			return fmt.Errorf("%d of %d members entered", n, members)
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 	content := bytes.Repeat([]byte("x"), 64)
 	body := fmt.Appendf(nil, `{"content":%q,"target":"*"}`, content)
 	const window = 64 // messages in flight per sender, so queues stay bounded
@@ -74,7 +74,7 @@ func runFanout(b *testing.B, members, senders int, coalesce time.Duration) {
 			defer swg.Done()
 			for i := k; i < b.N; i += senders {
 				for (sent.Load()-int64(senders*window))*int64(members) > delivered.Load()-start {
-					time.Sleep(50 * time.Microsecond)
+					time.Sleep(50 * time.Microsecond) // pacing the load (flow control); the wait for the deliveries below has a deadline
 				}
 				sent.Add(1)
 				pkt, _ := pomelo.AppendData(nil, &pomelo.Message{Type: pomelo.Request, ID: uint32(i + 2), Route: "chat.chatHandler.send", Body: body})
@@ -87,12 +87,12 @@ func runFanout(b *testing.B, members, senders int, coalesce time.Duration) {
 	}
 	swg.Wait()
 	want := start + int64(b.N)*int64(members)
-	for delivered.Load() < want {
-		if time.Now().After(deadline.Add(time.Minute)) {
-			b.Fatalf("delivered %d of %d", delivered.Load()-start, want-start)
+	testwait.Until(b, time.Minute, func() error {
+		if d := delivered.Load(); d < want {
+			return fmt.Errorf("delivered %d of %d", d-start, want-start)
 		}
-		time.Sleep(100 * time.Microsecond)
-	}
+		return nil
+	})
 	b.StopTimer()
 	n := float64(int64(b.N) * int64(members))
 	b.ReportMetric(n/b.Elapsed().Seconds(), "deliveries/s")
@@ -132,13 +132,7 @@ func dialCounter(t *testing.T, addr, name string) (*websocket.Conn, *frameCounte
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.True(t, 10*time.Second, what, cond)
 }
 
 // TestWriterCoalescing checks the writer's two regimes: a push to an idle

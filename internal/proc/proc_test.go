@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chatbench/chatbench/internal/testwait"
 )
 
 // buffer is a log writer the test reads while children write to it.
@@ -41,13 +43,7 @@ func sh(script string, log *buffer) Options {
 // eventually polls cond until it holds or 10s pass.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 10s: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.True(t, 10*time.Second, what, cond)
 }
 
 func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }

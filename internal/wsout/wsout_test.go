@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/chatbench/chatbench/internal/testwait"
 	"github.com/chatbench/chatbench/pomelo"
 )
 
@@ -188,19 +189,15 @@ func TestEnqueueOrderAndWholeFrames(t *testing.T) {
 				t.Fatalf("saturated %v: flushers wrote %v", tc.busy, flushed)
 			}
 			// the writer clears its flag just after the client has the bytes
-			deadline := time.Now().Add(5 * time.Second)
-			for {
+			testwait.Until(t, 5*time.Second, func() error {
 				s.mu.Lock()
 				writing, pend, queued := s.writing, s.pend, len(s.queue)
 				s.mu.Unlock()
-				if !writing && pend == nil && queued == 0 {
-					break
+				if writing || pend != nil || queued != 0 {
+					return fmt.Errorf("after the last package: writing %v, pend %d bytes, queue %d", writing, len(pend), queued)
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("after the last package: writing %v, pend %d bytes, queue %d", writing, len(pend), queued)
-				}
-				time.Sleep(time.Millisecond)
-			}
+				return nil
+			})
 		})
 	}
 }
@@ -373,11 +370,6 @@ func TestIdleFlusherExitsAndRestarts(t *testing.T) {
 		if flushWrites.Load() == flushed0 {
 			t.Fatalf("round %d: the push was not written by a flusher", round)
 		}
-		for deadline := time.Now().Add(5 * time.Second); running(); {
-			if time.Now().After(deadline) {
-				t.Fatalf("round %d: the flusher still runs 5s after its last write (idle exit 20ms)", round)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		testwait.True(t, 5*time.Second, fmt.Sprintf("round %d: the flusher's exit after its last write (idle exit 20ms)", round), func() bool { return !running() })
 	}
 }

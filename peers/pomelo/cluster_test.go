@@ -18,6 +18,7 @@ import (
 	"github.com/chatbench/chatbench/bench/client"
 	"github.com/chatbench/chatbench/bench/driver"
 	"github.com/chatbench/chatbench/bench/scenario"
+	"github.com/chatbench/chatbench/internal/testwait"
 	"github.com/chatbench/chatbench/peers/pomelo"
 )
 
@@ -142,23 +143,19 @@ func (l *pushLog) handlers() *client.Handlers {
 
 func (l *pushLog) wait(t *testing.T, want string) []string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var got []string
+	testwait.Until(t, 10*time.Second, func() error {
 		l.mu.Lock()
+		defer l.mu.Unlock()
 		for i, p := range l.pushes {
 			if p == want {
-				got := append([]string(nil), l.pushes[:i+1]...)
-				l.mu.Unlock()
-				return got
+				got = append([]string(nil), l.pushes[:i+1]...)
+				return nil
 			}
 		}
-		got := append([]string(nil), l.pushes...)
-		l.mu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q within 10s; pushes %q", want, got)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return fmt.Errorf("no %q; pushes %q", want, l.pushes)
+	})
+	return got
 }
 
 // stockPushes: clients on one connector (each handshake after the first
@@ -308,11 +305,12 @@ func TestStartFails(t *testing.T) {
 		out, _ := exec.Command("pgrep", "-f", fmt.Sprintf("clientPort=%d( |$)", port)).Output()
 		return out
 	}
-	out := left()
-	for deadline := time.Now().Add(5 * time.Second); len(out) > 0 && time.Now().Before(deadline); out = left() {
-		time.Sleep(100 * time.Millisecond)
-	}
-	if s := strings.TrimSpace(string(out)); s != "" {
-		t.Errorf("node processes left: %s", s)
+	if err := testwait.For(5*time.Second, func() error {
+		if s := strings.TrimSpace(string(left())); s != "" {
+			return fmt.Errorf("node processes left: %s", s)
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
 	}
 }

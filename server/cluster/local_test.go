@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"log/slog"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatbench/chatbench/internal/testwait"
 	"github.com/chatbench/chatbench/server/room"
 	"github.com/chatbench/chatbench/server/servertest"
 )
@@ -126,29 +128,25 @@ func TestBusReconnect(t *testing.T) {
 	}
 	cs[2].Close() // leaves during the outage: its leave cannot reach the shard yet
 	// Wait until the shard has evicted both connectors (their members are gone there).
-	deadline := time.Now().Add(servertest.Timeout)
-	for shard.Evicted.Load() < evicted+2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("shard evicted %d connectors during the outage, want 2", shard.Evicted.Load()-evicted)
+	testwait.Until(t, servertest.Timeout, func() error {
+		if n := shard.Evicted.Load() - evicted; n < 2 {
+			return fmt.Errorf("shard evicted %d connectors during the outage, want 2", n)
 		}
-		time.Sleep(10 * time.Millisecond) // polling the counter, bounded by the deadline
-	}
+		return nil
+	})
 	if ns2, err = StartNATS("127.0.0.1", portOf(strings.TrimPrefix(url, "nats://")), ""); err != nil {
 		t.Fatal(err)
 	}
 	// The members are restored: poll until the shard's room holds exactly
 	// the two still connected.
 	want := []string{names[0], names[1]}
-	for {
+	testwait.Until(t, servertest.Timeout, func() error {
 		got := shard.Rooms().Registry.Members("r")
 		if len(got) == 2 && (got[0] == want[0] && got[1] == want[1] || got[0] == want[1] && got[1] == want[0]) {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("shard's room after the outage = %v, want %v", got, want)
-		}
-		time.Sleep(10 * time.Millisecond) // the sync is under way; bounded by the deadline
-	}
+		return fmt.Errorf("shard's room after the outage = %v, want %v", got, want)
+	})
 	for i := range 2 {
 		cs[i].Request("chat.chatHandler.send", map[string]any{"content": "back", "target": "*"})
 		for _, c := range cs[:2] {

@@ -5,7 +5,7 @@ package cluster
 // their own subject prefixes. And the embedded server's token.
 
 import (
-	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +21,8 @@ import (
 
 	"github.com/chatbench/chatbench/internal/natsopts"
 	"github.com/chatbench/chatbench/internal/natsopts/natsoptstest"
+	"github.com/chatbench/chatbench/internal/proc"
+	"github.com/chatbench/chatbench/internal/testwait"
 	"github.com/chatbench/chatbench/server/cluster/clustertest"
 	"github.com/chatbench/chatbench/server/servertest"
 )
@@ -30,9 +31,9 @@ import (
 type natsProc struct {
 	bin  string
 	args []string
-	cmd  *exec.Cmd
+	log  *logWriter
+	p    *proc.Process
 	addr string // host:port
-	done chan struct{}
 }
 
 // natsServerBinary is nats-server from PATH, else built from the module in go.mod.
@@ -52,7 +53,7 @@ func natsServerBinary(t *testing.T) string {
 // killed in t.Cleanup.
 func startNATSProc(t *testing.T, args ...string) *natsProc {
 	t.Helper()
-	p := &natsProc{bin: natsServerBinary(t), args: args}
+	p := &natsProc{bin: natsServerBinary(t), args: args, log: newLogWriter(t)}
 	t.Cleanup(p.kill)
 	p.start(t)
 	return p
@@ -60,41 +61,34 @@ func startNATSProc(t *testing.T, args ...string) *natsProc {
 
 var natsListening = regexp.MustCompile(`Listening for client connections on (\S+:\d+)`)
 
+// start starts the process (again) and waits for its port.
 func (p *natsProc) start(t *testing.T) {
 	t.Helper()
-	p.cmd = clustertest.Command(p.bin, p.args...)
-	stderr, err := p.cmd.StderrPipe()
+	var err error
+	p.p, err = proc.Start(proc.Options{
+		Role: "nats-server", Path: p.bin, Args: p.args, Log: p.log,
+		Ready: func(s proc.Stream, line string) (proc.Fields, bool) {
+			if m := natsListening.FindStringSubmatch(line); m != nil {
+				return proc.Fields{"addr": m[1]}, true
+			}
+			return nil, false
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.cmd.Start(); err != nil {
+	f, err := p.p.WaitReady(context.Background()) // within 30 s
+	if err != nil {
 		t.Fatal(err)
 	}
-	p.done = make(chan struct{})
-	found := make(chan string, 1)
-	cmd, done := p.cmd, p.done
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := natsListening.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
-			}
-		}
-		_ = cmd.Wait()
-		close(done)
-	}()
-	select {
-	case p.addr = <-found:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not report its port within 30s", p.bin)
-	}
+	p.addr = f.Get("addr")
+	t.Logf("external %s on %s", p.bin, p.addr)
 }
 
 // kill kills the process with SIGKILL and waits for it.
 func (p *natsProc) kill() {
-	if p.cmd != nil && p.cmd.Process != nil {
-		_ = p.cmd.Process.Kill()
-		<-p.done
+	if p.p != nil {
+		p.p.Kill()
 	}
 }
 
@@ -162,13 +156,9 @@ func TestNATSOutage(t *testing.T) {
 	var killed sync.WaitGroup
 	killed.Add(1)
 	go func() {
-		if err := np.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			outage <- err
-			return
-		}
-		<-np.done
+		np.kill()
 		killed.Done()
-		time.Sleep(3 * time.Second) // the outage itself
+		time.Sleep(3 * time.Second) // the outage itself: its length is the point, traffic runs meanwhile
 		_, port, _ := strings.Cut(np.addr, ":")
 		np.args = []string{"-a", "127.0.0.1", "-p", port}
 		outage <- nil
@@ -214,7 +204,7 @@ func TestNATSOutage(t *testing.T) {
 				t.Fatalf("send %s = %v, want {} or 504", msg, resp)
 			}
 		}
-		time.Sleep(50 * time.Millisecond) // the traffic's pace
+		time.Sleep(50 * time.Millisecond) // pacing the traffic; the loop ends on the restart, not on time
 	}
 	killed.Wait()
 	if len(slow) > 0 {
@@ -234,17 +224,17 @@ func TestNATSOutage(t *testing.T) {
 	for _, r := range rooms {
 		for i, c := range r.members {
 			msg := fmt.Sprintf("%s/after/%d", r.rid, i)
-			deadline := time.Now().Add(servertest.Timeout)
-			for {
+			// 504 while a shard is still reconnecting; anything else fails.
+			testwait.Until(t, servertest.Timeout, func() error {
 				resp := c.Request("chat.chatHandler.send", map[string]any{"content": msg, "target": "*"})
-				if resp["code"] == nil {
-					break
-				}
-				if resp["code"] != float64(504) || time.Now().After(deadline) {
+				if resp["code"] != nil && resp["code"] != float64(504) {
 					t.Fatalf("send %s after the outage = %v", msg, resp)
 				}
-				time.Sleep(50 * time.Millisecond) // a shard still reconnecting; bounded by the deadline
-			}
+				if resp["code"] != nil {
+					return fmt.Errorf("send %s after the outage = %v", msg, resp)
+				}
+				return nil
+			})
 			msgs = append(msgs, sent{indexOf(rooms, r.rid, func(x roomT) string { return x.rid }), msg, true})
 		}
 	}
@@ -252,8 +242,7 @@ func TestNATSOutage(t *testing.T) {
 	// every member of its room (they must all arrive).
 	got := map[*servertest.Client]map[string]bool{}
 	all(func(c *servertest.Client) { got[c] = map[string]bool{} })
-	deadline := time.Now().Add(servertest.Timeout)
-	for {
+	testwait.Until(t, servertest.Timeout, func() error {
 		all(func(c *servertest.Client) {
 			for _, p := range c.Pushes() {
 				switch p.Route {
@@ -274,14 +263,11 @@ func TestNATSOutage(t *testing.T) {
 				}
 			}
 		}
-		if missing == 0 {
-			break
+		if missing > 0 {
+			return fmt.Errorf("%d deliveries of the messages sent after the outage never arrived", missing)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d deliveries of the messages sent after the outage never arrived", missing)
-		}
-		time.Sleep(20 * time.Millisecond) // pushes on their way; bounded by the deadline
-	}
+		return nil
+	})
 	lost, wrongly := 0, 0
 	for _, m := range msgs {
 		for _, c := range rooms[m.room].members {
@@ -309,8 +295,7 @@ func TestNATSOutage(t *testing.T) {
 		}
 	})
 	// No leaks: goroutines and fds come back to what they were.
-	deadline = time.Now().Add(servertest.Timeout)
-	for {
+	testwait.Until(t, servertest.Timeout, func() error {
 		gor, fds := gauges(t, https)
 		var bad []string
 		for i := range https {
@@ -318,14 +303,11 @@ func TestNATSOutage(t *testing.T) {
 				bad = append(bad, fmt.Sprintf("%s: goroutines %v -> %v, fds %v -> %v", https[i], gor0[i], gor[i], fds0[i], fds[i]))
 			}
 		}
-		if len(bad) == 0 {
-			break
+		if len(bad) > 0 {
+			return fmt.Errorf("after the outage: %s", strings.Join(bad, "; "))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the outage: %s", strings.Join(bad, "; "))
-		}
-		time.Sleep(100 * time.Millisecond) // closing connections settle; bounded by the deadline
-	}
+		return nil
+	})
 }
 
 func indexOf[T any](xs []T, key string, k func(T) string) int {

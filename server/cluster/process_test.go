@@ -5,7 +5,6 @@ package cluster
 // nats-server process.
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	"github.com/chatbench/chatbench/internal/proc"
+	"github.com/chatbench/chatbench/internal/testwait"
 	"github.com/chatbench/chatbench/server/cluster/clustertest"
 	"github.com/chatbench/chatbench/server/room"
 	"github.com/chatbench/chatbench/server/servertest"
@@ -444,7 +444,7 @@ func TestLauncherStartFailure(t *testing.T) {
 // TestExternalNATS runs the launcher against a real nats-server process
 // (from PATH, else built from the nats-server module in go.mod).
 func TestExternalNATS(t *testing.T) {
-	url := startNATSServer(t)
+	url := "nats://" + startNATSProc(t, "-a", "127.0.0.1", "-p", "-1").addr
 	l := startLauncher(t, "--connectors", "2", "--shards", "2", "--nats", url)
 	if l.ready["nats"] != url {
 		t.Fatalf("READY nats=%s, want the external %s", l.ready["nats"], url)
@@ -476,13 +476,12 @@ func (l *launched) stderr() string {
 // waitLog polls the launcher's stderr until it contains s.
 func (l *launched) waitLog(t *testing.T, s string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(l.stderr(), s) {
-		if time.Now().After(deadline) {
-			t.Fatalf("launcher stderr has no %q within 20s:\n%s", s, l.stderr())
+	testwait.Until(t, 20*time.Second, func() error {
+		if out := l.stderr(); !strings.Contains(out, s) {
+			return fmt.Errorf("launcher stderr has no %q:\n%s", s, out)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func (l *launched) wait(t *testing.T, d time.Duration) error {
@@ -566,64 +565,21 @@ func childPIDs(t *testing.T, pid int) map[int]string {
 	return out
 }
 
-// startNATSServer runs an external nats-server process on a random port.
-func startNATSServer(t *testing.T) string {
-	t.Helper()
-	chatbenchBinary(t) // skips with -short
-	bin, err := exec.LookPath("nats-server")
-	if err != nil {
-		if bin, err = clustertest.Build("github.com/nats-io/nats-server/v2", "nats-server"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", "-1")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	re := regexp.MustCompile(`Listening for client connections on (\S+:\d+)`)
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
-			}
-		}
-	}()
-	select {
-	case addr := <-found:
-		t.Logf("external %s on %s", bin, addr)
-		return "nats://" + addr
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not report its port within 30s", bin)
-		return ""
-	}
-}
-
 // waitStopped polls /proc until pid is in the stopped state (kill returns
 // before the kernel has stopped every thread).
 func waitStopped(t *testing.T, pid int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			t.Skipf("no /proc here: %v", err)
-		}
-		// pid (comm) S ...: the state follows the last ')'.
-		if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && b[i+2] == 'T' {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d not stopped within 5s", pid)
-		}
-		time.Sleep(time.Millisecond)
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d/stat", pid)); err != nil {
+		t.Skipf("no /proc here: %v", err)
 	}
+	testwait.Until(t, 5*time.Second, func() error {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		// pid (comm) S ...: the state follows the last ')'.
+		if i := strings.LastIndexByte(string(b), ')'); err != nil || i <= 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return fmt.Errorf("process %d not stopped: %q %v", pid, b, err)
+		}
+		return nil
+	})
 }
 
 // TestShardRestart: a shard killed and started again (same id, empty rooms)

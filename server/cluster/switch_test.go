@@ -5,25 +5,21 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
+	"github.com/chatbench/chatbench/internal/testwait"
 	"github.com/chatbench/chatbench/server/servertest"
 )
 
 // collect accumulates c's pushes until done(pushes) or the deadline.
 func collect(t *testing.T, c *servertest.Client, into *[]servertest.Push, done func([]servertest.Push) bool) {
 	t.Helper()
-	deadline := time.Now().Add(servertest.Timeout)
-	for !done(*into) {
-		if time.Now().After(deadline) {
-			t.Fatalf("pushes did not complete within %v; have %d", servertest.Timeout, len(*into))
+	testwait.Until(t, servertest.Timeout, func() error {
+		*into = append(*into, c.Pushes()...)
+		if !done(*into) {
+			return fmt.Errorf("pushes did not complete; have %d", len(*into))
 		}
-		if more := c.Pushes(); len(more) > 0 {
-			*into = append(*into, more...)
-		} else {
-			time.Sleep(2 * time.Millisecond) // polling a queue; the condition is checked, not the sleep
-		}
-	}
+		return nil
+	})
 }
 
 // chats returns the onChat messages with prefix p, in arrival order.

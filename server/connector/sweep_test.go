@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/chatbench/chatbench/internal/testwait"
 )
 
 // pendingBytes sees what a client sent before the server read it: the
@@ -36,13 +38,7 @@ func TestPendingBytes(t *testing.T) {
 	if err := client.WriteMessage(websocket.BinaryMessage, []byte{3, 0, 0, 0}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for pendingBytes(server) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("a written frame never showed as pending bytes")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.True(t, 5*time.Second, "a written frame showing as pending bytes", func() bool { return pendingBytes(server) != 0 })
 	if _, _, err := server.ReadMessage(); err != nil {
 		t.Fatal(err)
 	}
