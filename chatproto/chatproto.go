@@ -58,40 +58,28 @@ func Quote(s string) string { return string(pomelo.AppendJSONString(nil, s)) }
 
 // AppendQueryEntry appends the queryEntry request {"uid":uid}.
 func AppendQueryEntry(dst []byte, uid string) []byte {
-	dst = append(dst, `{"uid":`...)
-	dst = pomelo.AppendJSONString(dst, uid)
-	return append(dst, '}')
+	return append(appendField(dst, `{"uid":`, uid), '}')
 }
 
 // AppendEnter appends the enter request {"username":username,"rid":rid}.
 func AppendEnter(dst []byte, username, rid string) []byte {
-	dst = append(dst, `{"username":`...)
-	dst = pomelo.AppendJSONString(dst, username)
-	dst = append(dst, `,"rid":`...)
-	dst = pomelo.AppendJSONString(dst, rid)
-	return append(dst, '}')
+	dst = appendField(dst, `{"username":`, username)
+	return append(appendField(dst, `,"rid":`, rid), '}')
 }
 
 // AppendSwitch appends the switchRoom request {"rid":rid}.
 func AppendSwitch(dst []byte, rid string) []byte {
-	dst = append(dst, `{"rid":`...)
-	dst = pomelo.AppendJSONString(dst, rid)
-	return append(dst, '}')
+	return append(appendField(dst, `{"rid":`, rid), '}')
 }
 
 // AppendSend appends the send request
 // {"rid":rid,"content":content,"from":from,"target":target} (target "*": the
 // whole room).
 func AppendSend(dst []byte, rid, content, from, target string) []byte {
-	dst = append(dst, `{"rid":`...)
-	dst = pomelo.AppendJSONString(dst, rid)
-	dst = append(dst, `,"content":`...)
-	dst = pomelo.AppendJSONString(dst, content)
-	dst = append(dst, `,"from":`...)
-	dst = pomelo.AppendJSONString(dst, from)
-	dst = append(dst, `,"target":`...)
-	dst = pomelo.AppendJSONString(dst, target)
-	return append(dst, '}')
+	dst = appendField(dst, `{"rid":`, rid)
+	dst = appendField(dst, `,"content":`, content)
+	dst = appendField(dst, `,"from":`, from)
+	return append(appendField(dst, `,"target":`, target), '}')
 }
 
 // AppendError appends the error response {"code":code,"error":true,"message":msg};
@@ -101,16 +89,14 @@ func AppendError(dst []byte, code int, msg string) []byte {
 	dst = strconv.AppendInt(dst, int64(code), 10)
 	dst = append(dst, `,"error":true`...)
 	if msg != "" {
-		dst = append(dst, `,"message":`...)
-		dst = pomelo.AppendJSONString(dst, msg)
+		dst = appendField(dst, `,"message":`, msg)
 	}
 	return append(dst, '}')
 }
 
 // AppendEntry appends the queryEntry answer {"code":200,"host":host,"port":port}.
 func AppendEntry(dst []byte, host string, port int) []byte {
-	dst = append(dst, `{"code":200,"host":`...)
-	dst = pomelo.AppendJSONString(dst, host)
+	dst = appendField(dst, `{"code":200,"host":`, host)
 	dst = append(dst, `,"port":`...)
 	dst = strconv.AppendInt(dst, int64(port), 10)
 	return append(dst, '}')
@@ -131,22 +117,21 @@ func AppendUsers(dst []byte, names []string) []byte {
 // AppendUserPush appends the body of an onAdd or onLeave push,
 // {"route":route,"user":name}.
 func AppendUserPush(dst []byte, route, name string) []byte {
-	dst = append(dst, `{"route":`...)
-	dst = pomelo.AppendJSONString(dst, route)
-	dst = append(dst, `,"user":`...)
-	dst = pomelo.AppendJSONString(dst, name)
-	return append(dst, '}')
+	dst = appendField(dst, `{"route":`, route)
+	return append(appendField(dst, `,"user":`, name), '}')
 }
 
 // AppendChatPush appends the body of an onChat push,
 // {"msg":content,"from":from,"target":target}. Receivers read msg first
 // (the driver's fast path expects the body to start with {"msg":").
 func AppendChatPush(dst []byte, content, from, target string) []byte {
-	dst = append(dst, `{"msg":`...)
-	dst = pomelo.AppendJSONString(dst, content)
-	dst = append(dst, `,"from":`...)
-	dst = pomelo.AppendJSONString(dst, from)
-	dst = append(dst, `,"target":`...)
-	dst = pomelo.AppendJSONString(dst, target)
-	return append(dst, '}')
+	dst = appendField(dst, `{"msg":`, content)
+	dst = appendField(dst, `,"from":`, from)
+	return append(appendField(dst, `,"target":`, target), '}')
+}
+
+// appendField appends key (the punctuation before a member and its quoted
+// name, as `,"from":`) and the JSON string of v.
+func appendField(dst []byte, key, v string) []byte {
+	return pomelo.AppendJSONString(append(dst, key...), v)
 }

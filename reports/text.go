@@ -1,9 +1,11 @@
 package reports
 
 import (
+	"cmp"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -160,42 +162,31 @@ func errorBreakdown(c metrics.Counters) string {
 	if c.Errors == 0 {
 		return ""
 	}
-	var parts []string
-	codes := make([]int, 0, len(c.ErrorsByCode))
-	for code := range c.ErrorsByCode {
-		codes = append(codes, code)
-	}
-	sort.Ints(codes)
-	for _, code := range codes {
-		name := strconv.Itoa(code)
+	codeName := func(code int) string {
 		if code == 0 {
-			name = "no code"
+			return "no code"
 		}
-		parts = append(parts, fmt.Sprintf("%s x%s", name, Count(c.ErrorsByCode[code])))
+		return strconv.Itoa(code)
 	}
-	kinds := make([]string, 0, len(c.ErrorsByKind))
-	for k := range c.ErrorsByKind {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
-	var kp []string
-	for _, k := range kinds {
-		kp = append(kp, fmt.Sprintf("%s x%s", k, Count(c.ErrorsByKind[k])))
-	}
-	out := ": by code " + strings.Join(parts, ", ") + "; by kind " + strings.Join(kp, ", ")
+	out := ": by code " + counts(c.ErrorsByCode, codeName) + "; by kind " + counts(c.ErrorsByKind, nil)
 	if len(c.ErrorsByOp) > 0 {
-		ops := make([]string, 0, len(c.ErrorsByOp))
-		for op := range c.ErrorsByOp {
-			ops = append(ops, op)
-		}
-		sort.Strings(ops)
-		var op []string
-		for _, o := range ops {
-			op = append(op, fmt.Sprintf("%s x%s", o, Count(c.ErrorsByOp[o])))
-		}
-		out += "; by operation " + strings.Join(op, ", ")
+		out += "; by operation " + counts(c.ErrorsByOp, nil)
 	}
 	return out
+}
+
+// counts lists m as "key xN, key xN" in the order of its keys, each key
+// named by name (nil: fmt.Sprint).
+func counts[K cmp.Ordered](m map[K]int64, name func(K) string) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		n := fmt.Sprint(k)
+		if name != nil {
+			n = name(k)
+		}
+		parts = append(parts, fmt.Sprintf("%s x%s", n, Count(m[k])))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func driverVerdict(d metrics.DriverCheck) string {

@@ -11,10 +11,10 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/chatbench/chatbench/chatproto"
+	"github.com/chatbench/chatbench/internal/httpserve"
 	"github.com/chatbench/chatbench/server/chat"
 	"github.com/chatbench/chatbench/server/connector"
 	"github.com/chatbench/chatbench/server/gate"
@@ -65,8 +65,7 @@ type Server struct {
 	backend    *chat.Local
 	gate       *connector.Frontend
 	connectors []*connector.Frontend
-	servers    []*http.Server
-	wg         sync.WaitGroup
+	http       httpserve.Group
 }
 
 func port(p, def int) int {
@@ -182,17 +181,7 @@ func Start(opts Options) (*Server, error) {
 	return s, nil
 }
 
-func (s *Server) serve(l net.Listener, h http.Handler) {
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
-	s.servers = append(s.servers, hs)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("serve", "addr", l.Addr().String(), "err", err)
-		}
-	}()
-}
+func (s *Server) serve(l net.Listener, h http.Handler) { s.http.Serve(l, h, s.log) }
 
 func (s *Server) httpHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -222,16 +211,14 @@ func (s *Server) Rooms() *room.Registry[*connector.Session] { return s.backend.R
 // Shutdown stops accepting, kicks every session ("server shutting down") so
 // rooms drain with onLeave, and stops the HTTP servers, bounded by ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
-	for _, hs := range s.servers {
-		_ = hs.Close() // closes listeners; hijacked websockets are ours to close
-	}
+	s.http.Close() // closes listeners; hijacked websockets are ours to close
 	var errs []error
 	for _, f := range append([]*connector.Frontend{s.gate}, s.connectors...) {
 		if err := f.Shutdown(ctx, "server shutting down"); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	s.wg.Wait()
+	s.http.Wait()
 	return errors.Join(errs...)
 }
 

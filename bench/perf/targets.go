@@ -7,12 +7,14 @@ package perf
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/chatbench/chatbench/bench/calibrate"
 	"github.com/chatbench/chatbench/bench/metrics"
+	"github.com/chatbench/chatbench/reports"
 )
 
 // Limits are the targets' numbers. Default is the table make perf judges.
@@ -298,15 +300,4 @@ func USText(us int64) string {
 }
 
 // Count prints a number rounded, with thousands separators.
-func Count(v float64) string {
-	n := int64(v + 0.5)
-	s := fmt.Sprint(n)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
+func Count(v float64) string { return reports.Count(int64(math.Round(v))) }

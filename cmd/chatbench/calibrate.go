@@ -15,6 +15,7 @@ import (
 	"github.com/chatbench/chatbench/bench/calibrate"
 	"github.com/chatbench/chatbench/bench/driver"
 	"github.com/chatbench/chatbench/bench/metrics"
+	"github.com/chatbench/chatbench/bench/perf"
 	"github.com/chatbench/chatbench/bench/scenario"
 	"github.com/chatbench/chatbench/internal/proc"
 )
@@ -131,7 +132,7 @@ func printRecord(w io.Writer, r *calibrate.Record, path string, cached bool) {
 	}
 	d := r.Delivery
 	ms := func(us int64) string { return fmt.Sprintf("%.1f ms", float64(us)/1000) }
-	fmt.Fprintf(w, "ceiling    %s deliveries/s (peak second %s) for %s\n", count(r.DeliveriesPerSec), count(r.PeakDeliveriesPerSec), r.Shape)
+	fmt.Fprintf(w, "ceiling    %s deliveries/s (peak second %s) for %s\n", perf.Count(r.DeliveriesPerSec), perf.Count(r.PeakDeliveriesPerSec), r.Shape)
 	fmt.Fprintf(w, "machine    %s, %d cores, %.0f GiB, kernel %s (fingerprint %s)\n", r.Machine.CPUModel, r.Machine.Cores,
 		float64(r.Machine.MemoryBytes)/(1<<30), r.Machine.Kernel, r.Fingerprint)
 	fmt.Fprintf(w, "delivery   p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (%d delivered, %d lost, %d errors)\n",
@@ -145,19 +146,6 @@ func printRecord(w io.Writer, r *calibrate.Record, path string, cached bool) {
 	if path != "" {
 		fmt.Fprintf(w, "cached in  %s\n", path)
 	}
-}
-
-func count(v float64) string {
-	n := int64(v + 0.5)
-	s := fmt.Sprint(n)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }
 
 // bareChild is `chatbench calibrate --serve` started from this same binary.

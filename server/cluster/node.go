@@ -9,13 +9,13 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chatbench/chatbench/chatproto"
+	"github.com/chatbench/chatbench/internal/httpserve"
 	"github.com/chatbench/chatbench/internal/natsopts"
 	"github.com/chatbench/chatbench/server/bus"
 	"github.com/chatbench/chatbench/server/chat"
@@ -64,11 +64,10 @@ type Node struct {
 	Remote   *bus.Remote         // connector
 	Shard    *bus.Shard          // chat
 
-	nc      *nats.Conn
-	log     *slog.Logger
-	spec    ServerSpec
-	servers []*http.Server
-	wg      sync.WaitGroup
+	nc   *nats.Conn
+	log  *slog.Logger
+	spec ServerSpec
+	http httpserve.Group
 }
 
 // Connect dials NATS with the credentials and TLS of auth (its URLs are
@@ -328,17 +327,7 @@ func (n *Node) baseMux(status func() string) *http.ServeMux {
 	return mux
 }
 
-func (n *Node) serve(l net.Listener, h http.Handler) {
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
-	n.servers = append(n.servers, hs)
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Error("serve", "addr", l.Addr().String(), "err", err)
-		}
-	}()
-}
+func (n *Node) serve(l net.Listener, h http.Handler) { n.http.Serve(l, h, n.log) }
 
 // ReadyLine is the line a child prints on stdout once it serves:
 // "READY role=connector id=connector-1 client=127.0.0.1:3050 http=127.0.0.1:3101".
@@ -357,22 +346,18 @@ func dash(s string) string {
 // its sessions (which leave their rooms on the shards), a connector then
 // says goodbye on the bus; a shard stops serving. Bounded by ctx.
 func (n *Node) Shutdown(ctx context.Context) error {
-	for _, hs := range n.servers {
-		_ = hs.Close()
-	}
+	n.http.Close()
 	var err error
 	if n.Frontend != nil {
 		err = n.Frontend.Shutdown(ctx, "server shutting down")
 	}
 	n.close()
-	n.wg.Wait()
+	n.http.Wait()
 	return err
 }
 
 func (n *Node) close() {
-	for _, hs := range n.servers {
-		_ = hs.Close()
-	}
+	n.http.Close()
 	if n.Remote != nil {
 		n.Remote.Close()
 	}
