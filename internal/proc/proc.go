@@ -48,6 +48,13 @@ func (s Stream) String() string {
 	return "stdout"
 }
 
+// The defaults of Options.ReadyTimeout and Options.StopTimeout, for
+// callers whose own options default to the same.
+const (
+	DefaultReadyTimeout = 30 * time.Second
+	DefaultStopTimeout  = 10 * time.Second
+)
+
 // Options configure Start. Zero values mean the documented defaults; only
 // Role and Path are required.
 type Options struct {
@@ -89,10 +96,10 @@ type Options struct {
 	// (DialCheck polls TCP addresses, for a server that prints no READY
 	// line).
 	ReadyCheck func(ctx context.Context, p *Process) (Fields, error)
-	// ReadyTimeout bounds WaitReady. Default 30s.
+	// ReadyTimeout bounds WaitReady. Default DefaultReadyTimeout.
 	ReadyTimeout time.Duration
 	// StopTimeout is how long Stop waits after SIGTERM before SIGKILL.
-	// Default 10s.
+	// Default DefaultStopTimeout.
 	StopTimeout time.Duration
 	// TailLines is how many of the last output lines are kept for errors.
 	// Default 5.
@@ -535,10 +542,10 @@ func (o *Options) setDefaults() error {
 		o.Prefix = "[" + name + "] "
 	}
 	if o.ReadyTimeout <= 0 {
-		o.ReadyTimeout = 30 * time.Second
+		o.ReadyTimeout = DefaultReadyTimeout
 	}
 	if o.StopTimeout <= 0 {
-		o.StopTimeout = 10 * time.Second
+		o.StopTimeout = DefaultStopTimeout
 	}
 	if o.TailLines <= 0 {
 		o.TailLines = 5

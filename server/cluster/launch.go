@@ -33,8 +33,8 @@ type LaunchOptions struct {
 	Stdout       io.Writer     // the launcher's READY line; default os.Stdout
 	Stderr       io.Writer     // children's log lines, prefixed "[id] "; default os.Stderr
 	Logger       *slog.Logger  // the launcher's own log; nil: discard
-	ReadyTimeout time.Duration // per server; default 30s
-	StopTimeout  time.Duration // SIGTERM to SIGKILL; default 10s
+	ReadyTimeout time.Duration // per server; default proc.DefaultReadyTimeout (30s)
+	StopTimeout  time.Duration // SIGTERM to SIGKILL; default proc.DefaultStopTimeout (10s)
 
 	// After every server is ready, a child that dies is reported on Stderr
 	// and the others keep running (fault isolation: a dead shard's rooms
@@ -330,10 +330,10 @@ func (o *LaunchOptions) setDefaults() error {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.ReadyTimeout <= 0 {
-		o.ReadyTimeout = 30 * time.Second
+		o.ReadyTimeout = proc.DefaultReadyTimeout
 	}
 	if o.StopTimeout <= 0 {
-		o.StopTimeout = 10 * time.Second
+		o.StopTimeout = proc.DefaultStopTimeout
 	}
 	if o.RestartBackoff <= 0 {
 		o.RestartBackoff = 500 * time.Millisecond

@@ -431,7 +431,7 @@ func TestLauncherStartFailure(t *testing.T) {
 	}
 	defer busy.Close()
 	port := strconv.Itoa(busy.Addr().(*net.TCPAddr).Port)
-	cmd := exec.Command(chatbenchBinary(t), "serve", "--topology", "split", "--gate-port", "-1", "--http-port", "-1",
+	cmd := clustertest.Command(chatbenchBinary(t), "serve", "--topology", "split", "--gate-port", "-1", "--http-port", "-1",
 		"--connector-port", port, "--log-level", "warn")
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
