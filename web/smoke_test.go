@@ -408,7 +408,7 @@ func smoke(t *testing.T, browserCtx context.Context, sut *serverUnderTest, shotP
 	alice.waitMember("bob")
 	bob.waitMember("alice")
 	alice.waitSystem("bob joined")
-	checkConnectors(t, sut, alice, bob)
+	checkPlacement(t, sut, room, alice, bob)
 
 	// Messages both ways, to everyone.
 	alice.send("*", "Hello bob, alice here")
@@ -423,10 +423,7 @@ func smoke(t *testing.T, browserCtx context.Context, sut *serverUnderTest, shotP
 	bob.waitMember("carol")
 	carol.waitMember("alice")
 	carol.waitMember("bob")
-	checkConnectors(t, sut, alice, bob, carol)
-	if sut.checkRoom != nil {
-		sut.checkRoom(t, room, 3)
-	}
+	checkPlacement(t, sut, room, alice, bob, carol)
 
 	// A duplicate name gets a plain-words error on the login form.
 	dup := openPage(t, browserCtx, "dup", sut.url)
@@ -492,10 +489,7 @@ func smoke(t *testing.T, browserCtx context.Context, sut *serverUnderTest, shotP
 		alice.waitMember("bob")
 		alice.waitMember("carol")
 		bob.waitMember("alice")
-		checkConnectors(t, sut, alice, bob, carol)
-		if sut.checkRoom != nil {
-			sut.checkRoom(t, room, 3)
-		}
+		checkPlacement(t, sut, room, alice, bob, carol)
 		alice.send("*", "Back after the restart")
 		bob.waitMessage("alice", "*", "Back after the restart")
 		bob.send("alice", "Still here, alice (private)")
@@ -537,10 +531,11 @@ func smoke(t *testing.T, browserCtx context.Context, sut *serverUnderTest, shotP
 	alice.screenshot(shotPrefix + "-alice.png")
 }
 
-// checkConnectors checks that every page is on one of the server's
-// connectors (the one the gate answered, as the page reports it) and, when
-// the topology asks for it, that alice and bob are on different connectors.
-func checkConnectors(t *testing.T, sut *serverUnderTest, pages ...*page) {
+// checkPlacement checks that every page is on one of the server's
+// connectors (the one the gate answered, as the page reports it), when the
+// topology asks for it that alice and bob are on different connectors, and
+// where the topology can tell, that room holds the pages' members.
+func checkPlacement(t *testing.T, sut *serverUnderTest, room string, pages ...*page) {
 	t.Helper()
 	conns := sut.connectors()
 	on := map[string]string{}
@@ -556,6 +551,9 @@ func checkConnectors(t *testing.T, sut *serverUnderTest, pages ...*page) {
 			"(the gate picks room.Dispatch(name, %d): choose other names)", on["alice"], len(conns))
 	}
 	t.Logf("connectors: %v", on)
+	if sut.checkRoom != nil {
+		sut.checkRoom(t, room, len(pages))
+	}
 }
 
 // page is one browser tab in its own browser context (its own storage), as
