@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -9,10 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chatbench/chatbench/bench/metrics"
 	"github.com/chatbench/chatbench/internal/natsopts"
+	"github.com/chatbench/chatbench/internal/proc"
 	"github.com/chatbench/chatbench/server"
 	"github.com/chatbench/chatbench/server/cluster"
 	"github.com/chatbench/chatbench/server/cluster/clustertest"
@@ -72,33 +71,16 @@ func TestBenchWorkersBinary(t *testing.T) {
 		"--drain", "5s", "--target", srv.GateAddr}
 
 	// a remote worker waiting on the NATS server
-	w := clustertest.Command(bin, "worker", "--nats", url, "--name", "remote-1", "--once")
-	w.Env = append(os.Environ(), natsopts.EnvToken+"="+token)
-	wout, err := w.StdoutPipe()
+	w, err := proc.Start(proc.Options{
+		Role: "worker", ID: "remote-1", Path: bin, Args: []string{"worker", "--nats", url, "--name", "remote-1", "--once"},
+		Env: append(os.Environ(), natsopts.EnvToken+"="+token),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Stderr = os.Stderr
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.Process.Kill(); _ = w.Wait() })
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(wout)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "READY ") {
-				ready <- sc.Text()
-			}
-		}
-	}()
-	select {
-	case line := <-ready:
-		if line != "READY worker=remote-1" {
-			t.Fatalf("worker READY line %q", line)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the worker printed no READY line")
+	t.Cleanup(w.Kill)
+	if f, err := w.WaitReady(context.Background()); err != nil || len(f) != 1 || f.Get("worker") != "remote-1" {
+		t.Fatalf("worker READY %v: %v", f, err)
 	}
 
 	tests := []struct {
