@@ -63,7 +63,11 @@ type Client struct {
 	protos *protoSet
 	hb     time.Duration // server heartbeat interval, 0 = none
 
-	wmu sync.Mutex // serializes writes
+	// the send path (outbox.go)
+	w       tryWriter  // non-blocking writes once the receive path runs; nil before
+	omu     sync.Mutex // guards backlog and werr, and orders the writes
+	backlog *[]byte    // bytes the kernel did not take yet, written by flush; nil when empty
+	werr    error      // the write error that failed the client
 
 	pmu     sync.Mutex
 	nextID  uint32
@@ -107,7 +111,9 @@ func (c *Client) Pending() int {
 }
 
 // Close sends a websocket close frame and closes the socket (a pomelo server
-// treats it as the member leaving). The Closed handler then runs with a nil error.
+// treats it as the member leaving). The Closed handler then runs with a nil
+// error. It never waits on the socket: behind a backlog the close frame
+// queues, and closing the socket ends the backlog's write.
 func (c *Client) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return nil

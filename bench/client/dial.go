@@ -42,6 +42,10 @@ func (f *Fleet) DialAs(ctx context.Context, addr string, h *Handlers, id int32) 
 	}
 	c.ID = id
 	c.lastRecv.Store(Now())
+	if err := c.startWrites(); err != nil {
+		c.conn.Close()
+		return nil, t, &StepError{"handshake", fmt.Errorf("%s: %w", addr, err)}
+	}
 	// The handshake response was the last read through gorilla: the server
 	// sends nothing before the ack, and gorilla reads only when asked, so its
 	// buffer holds no byte of a later frame; the kernel keeps whatever arrives
@@ -53,6 +57,7 @@ func (f *Fleet) DialAs(ctx context.Context, addr string, h *Handlers, id int32) 
 		return nil, t, &StepError{"handshake", fmt.Errorf("%s: %w", addr, err)}
 	}
 	if !polled {
+		c.replyOnQueue()
 		go c.readLoop()
 	}
 	f.wheel.add(c)
@@ -136,7 +141,7 @@ func (c *Client) handshake(ctx context.Context) error {
 	if err := c.adopt(resp.Sys, sent); err != nil {
 		return err
 	}
-	return c.write(pomelo.HandshakeAckPackage)
+	return c.writePackage(pomelo.HandshakeAck, nil)
 }
 
 // adopt takes the heartbeat, dictionary and protos of a server handshake

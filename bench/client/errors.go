@@ -14,6 +14,10 @@ var (
 	ErrTimeout          = errors.New("client: request timed out")
 	ErrHeartbeatTimeout = errors.New("client: server silent past the heartbeat timeout")
 	ErrKicked           = errors.New("client: kicked by the server")
+	// ErrSendStalled fails a client whose server stopped reading its socket:
+	// its send backlog took no byte for Options.WriteTimeout, or grew past
+	// Options.SendBacklog.
+	ErrSendStalled = errors.New("client: send stalled, the server stopped reading")
 )
 
 // HandshakeError is a server handshake answered with a code other than 200.

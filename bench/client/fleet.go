@@ -19,9 +19,13 @@ type Options struct {
 	ReadBufferSize   int           // websocket read buffer per client; default 512 (larger frames are read straight into pooled buffers)
 	WriteBufferSize  int           // pooled write buffer size; default 4096
 	HandshakeTimeout time.Duration // websocket + pomelo handshake; default 10s
-	WriteTimeout     time.Duration // per write; default 10s
+	WriteTimeout     time.Duration // a client whose server takes no byte of its send backlog for this long fails (ErrSendStalled); default 10s
 	RequestTimeout   time.Duration // a request without a response fails after this; default 30s
 	MaxMessage       int64         // largest websocket message accepted; default 16 MiB
+	// SendBacklog bounds the bytes a client queues while the kernel's send
+	// buffer is full (writes never wait on the socket): a memory guard, past
+	// which the client fails with ErrSendStalled. Default 4 MiB.
+	SendBacklog int
 	// SourceAddrs > 1 spreads connections round-robin over the local source
 	// addresses 127.0.0.1 .. 127.0.0.N (each address has its own ~28k
 	// ephemeral ports towards one server port). Only for loopback targets.
@@ -52,6 +56,9 @@ func (o *Options) defaults() {
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
+	}
+	if o.SendBacklog <= 0 {
+		o.SendBacklog = 4 << 20
 	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = 30 * time.Second

@@ -27,8 +27,8 @@ type rxState struct {
 	op    byte      // opcode of that message
 }
 
-// ctlWait bounds the control frames (pong, close) written from a receive
-// loop, which serves other clients meanwhile.
+// ctlWait bounds the close frame written to the gate's connection, before
+// the send path is non-blocking.
 const ctlWait = time.Second
 
 // Websocket opcodes and header bits (RFC 6455 section 5.2).
@@ -136,9 +136,7 @@ func (c *Client) parseFrames(b []byte, push *Push) (used, need int, err error) {
 		case opClose:
 			return used, 0, c.closeFrame(payload)
 		case opPing:
-			// as gorilla's default ping handler; WriteControl is safe
-			// concurrently with the other writers
-			_ = c.conn.WriteControl(websocket.PongMessage, payload, time.Now().Add(ctlWait))
+			_ = c.writeCtl(opPong, payload) // as gorilla's default ping handler
 		}
 		if err != nil {
 			return used, 0, err
@@ -168,7 +166,7 @@ func (c *Client) closeFrame(payload []byte) error {
 	if code != websocket.CloseNoStatusReceived {
 		echo = websocket.FormatCloseMessage(code, "")
 	}
-	_ = c.conn.WriteControl(websocket.CloseMessage, echo, time.Now().Add(ctlWait))
+	_ = c.writeCtl(opClose, echo)
 	return &websocket.CloseError{Code: code, Text: text}
 }
 
@@ -178,15 +176,14 @@ func (c *Client) protocolError(msg string) error {
 	if len(data) > 125 {
 		data = data[:125]
 	}
-	_ = c.conn.WriteControl(websocket.CloseMessage, data, time.Now().Add(ctlWait))
+	_ = c.writeCtl(opClose, data)
 	return errors.New("websocket: " + msg)
 }
 
 // tooBig closes with 1009 and returns websocket.ErrReadLimit, as gorilla does
 // past its read limit.
 func (c *Client) tooBig() error {
-	_ = c.conn.WriteControl(websocket.CloseMessage,
-		websocket.FormatCloseMessage(websocket.CloseMessageTooBig, ""), time.Now().Add(ctlWait))
+	_ = c.writeCtl(opClose, websocket.FormatCloseMessage(websocket.CloseMessageTooBig, ""))
 	return websocket.ErrReadLimit
 }
 

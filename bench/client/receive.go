@@ -10,6 +10,24 @@ import (
 	"github.com/chatbench/chatbench/pomelo"
 )
 
+// replyOnQueue makes gorilla's reader answer pings and close frames through
+// the client's send path (as its default handlers would, but without a
+// write of their own that could land inside a partly written frame).
+func (c *Client) replyOnQueue() {
+	c.conn.SetPingHandler(func(data string) error {
+		_ = c.writeCtl(opPong, []byte(data))
+		return nil
+	})
+	c.conn.SetCloseHandler(func(code int, _ string) error {
+		var echo []byte
+		if code != websocket.CloseNoStatusReceived {
+			echo = websocket.FormatCloseMessage(code, "")
+		}
+		_ = c.writeCtl(opClose, echo)
+		return nil
+	})
+}
+
 func (c *Client) readLoop() {
 	var err error
 	push := Push{Client: c}
@@ -54,8 +72,12 @@ func (c *Client) finish(err error) {
 	dead := c.pending
 	c.pending = nil
 	c.pmu.Unlock()
+	perr := ErrClosed
+	if cause := c.cause.Load(); cause != nil && errors.Is(*cause, ErrSendStalled) {
+		perr = fmt.Errorf("%w: %w", ErrClosed, *cause) // the requests died with the stall
+	}
 	for _, p := range dead {
-		p.cb(nil, Now(), ErrClosed)
+		p.cb(nil, Now(), perr)
 	}
 	if local && !errors.Is(err, ErrKicked) {
 		err = nil

@@ -123,40 +123,34 @@ func (c *Client) send(t pomelo.MessageType, id uint32, route string, body []byte
 	if code, ok := c.dict.Code(route); ok {
 		m.Compressed, m.RouteCode, m.Route = true, code, ""
 	}
-	bp := c.f.getBuf()
-	b, err := pomelo.AppendData((*bp)[:0], &m)
-	if err == nil {
-		err = c.write(b)
-	}
+	bp := c.frameStart()
+	b, err := pomelo.AppendData(*bp, &m)
 	*bp = b
-	c.f.putBuf(bp)
-	return err
+	if err != nil {
+		c.f.putBuf(bp)
+		return err
+	}
+	return c.sendFrame(opBinary, bp)
 }
 
 func (c *Client) writePackage(t pomelo.PackageType, body []byte) error {
-	bp := c.f.getBuf()
-	b := pomelo.AppendPackage((*bp)[:0], t, body)
-	err := c.write(b)
-	*bp = b
-	c.f.putBuf(bp)
-	return err
+	bp := c.frameStart()
+	*bp = pomelo.AppendPackage(*bp, t, body)
+	return c.sendFrame(opBinary, bp)
 }
 
-func (c *Client) write(frame []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.conn.SetWriteDeadline(time.Now().Add(c.f.opts.WriteTimeout))
-	if err := c.conn.WriteMessage(websocket.BinaryMessage, frame); err != nil {
-		return fmt.Errorf("write to %s: %w", c.addr, err)
-	}
-	return nil
-}
-
+// writeClose sends a normal close frame (before the receive path starts it
+// waits up to ctlWait; after, it never waits).
 func (c *Client) writeClose() {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	_ = c.conn.WriteControl(websocket.CloseMessage,
-		websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+	if c.w == nil {
+		bp := c.frameStart()
+		*bp = append(*bp, msg...)
+		_ = c.writeBlocking(frameMsg(opClose, *bp), time.Now().Add(ctlWait))
+		c.f.putBuf(bp)
+		return
+	}
+	_ = c.writeCtl(opClose, msg)
 }
 
 func (c *Client) takePending(id uint32) (pending, bool) {

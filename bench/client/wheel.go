@@ -4,8 +4,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/chatbench/chatbench/pomelo"
 )
 
@@ -21,7 +19,8 @@ const (
 // the server has been silent past the heartbeat timeout (2 x interval, as
 // the JS client), and to fail requests past the request timeout. Clients
 // without heartbeats are visited every second for the request timeouts. A
-// visit never blocks: heartbeats are written off the wheel (see heartbeat).
+// visit never blocks: a heartbeat is queued like any write (outbox.go), and
+// waits for no socket.
 type wheel struct {
 	f       *Fleet
 	mu      sync.Mutex
@@ -126,26 +125,10 @@ func (w *wheel) visit(c *Client, now int64) (int64, bool) {
 			c.abort(ErrHeartbeatTimeout)
 			return 0, false
 		}
-		if !c.wmu.TryLock() {
-			// a write is in progress: do not stall the wheel, retry next tick
-			return now + int64(wheelRes), true
+		if err := c.writePackage(pomelo.Heartbeat, nil); err != nil {
+			c.abort(err)
+			return 0, false
 		}
-		go c.heartbeat()
 	}
 	return now + int64(period(c)), true
-}
-
-// heartbeat writes one heartbeat on a goroutine of its own, so the wheel
-// never waits on a socket: a server that stops reading fills that client's
-// socket buffer and blocks this write until the write timeout aborts the
-// client, while the wheel goes on with every other client's heartbeats and
-// request timeouts. The caller holds c.wmu (at most one write per client is
-// in flight); heartbeat releases it.
-func (c *Client) heartbeat() {
-	c.conn.SetWriteDeadline(time.Now().Add(c.f.opts.WriteTimeout))
-	err := c.conn.WriteMessage(websocket.BinaryMessage, pomelo.HeartbeatPackage)
-	c.wmu.Unlock()
-	if err != nil {
-		c.abort(err)
-	}
 }

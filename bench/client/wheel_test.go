@@ -5,9 +5,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,10 +16,12 @@ import (
 	"github.com/chatbench/chatbench/pomelo"
 )
 
-// hbServer is a pomelo frontend with 1 s heartbeats. It answers and counts
-// the heartbeats of every connection except the first, whose reader stops
-// after the handshake (the server keeps sending it heartbeats, so the client
-// does not time it out): a socket whose peer stopped reading.
+// hbServer is a pomelo frontend with 1 s heartbeats. It answers (and counts)
+// the heartbeats and requests of every connection except the first, whose
+// reader stops after the handshake (the server keeps sending it heartbeats,
+// so the client does not time it out): a socket whose peer stopped reading.
+// Its sockets have a small receive buffer, so that a few MiB fill the
+// stuck connection's kernel buffers.
 type hbServer struct {
 	addr  string
 	mu    sync.Mutex
@@ -34,7 +36,14 @@ type hbConn struct {
 
 func startHBServer(t *testing.T) *hbServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		return errors.Join(err, serr)
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,9 +83,20 @@ func startHBServer(t *testing.T) *hbServer {
 				return
 			}
 			_ = pomelo.ForEachPackage(msg, 0, func(p pomelo.Package) error {
-				if p.Type == pomelo.Heartbeat {
+				switch p.Type {
+				case pomelo.Heartbeat:
 					c.beats.Add(1)
 					return ws.WriteMessage(websocket.BinaryMessage, pomelo.HeartbeatPackage)
+				case pomelo.Data:
+					m, err := pomelo.ParseMessage(p.Body)
+					if err != nil || m.Type != pomelo.Request {
+						return err
+					}
+					resp, err := pomelo.AppendData(nil, &pomelo.Message{Type: pomelo.Response, ID: m.ID, Body: []byte(`{"code":200}`)})
+					if err != nil {
+						return err
+					}
+					return ws.WriteMessage(websocket.BinaryMessage, resp)
 				}
 				return nil
 			})
@@ -114,90 +134,67 @@ func (s *hbServer) waitConns(t *testing.T, n int) []*hbConn {
 	}
 }
 
-// keepStuck keeps the client's socket buffer full until stop closes, by
-// writing beneath the websocket framing (the peer never reads it) whenever
-// it can take the client's write lock, until a write of the client blocks:
-// blocked is closed once some write of the client held the lock for 500 ms
-// on end.
-func keepStuck(t *testing.T, c *Client, stop <-chan struct{}) (blocked <-chan struct{}) {
+// dial connects the stuck client (handlers h), then n others, which close
+// at the end of the test.
+func (s *hbServer) dial(t *testing.T, f *Fleet, h *Handlers, n int) (stuck *Client, others []*Client) {
 	t.Helper()
-	b := make(chan struct{})
-	raw := c.conn.UnderlyingConn()
-	chunk := make([]byte, 64<<10)
-	fill := func() error {
-		defer c.wmu.Unlock()
-		for {
-			raw.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-			if _, err := raw.Write(chunk); err != nil {
-				if errors.Is(err, os.ErrDeadlineExceeded) {
-					return nil
-				}
-				return err
-			}
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stuck, err := f.Dial(ctx, s.addr, h)
+	if err != nil {
+		t.Fatal(err)
 	}
+	s.waitConns(t, 1) // the first connection is the one not read
+	others = make([]*Client, n)
+	for i := range others {
+		if others[i], err = f.Dial(ctx, s.addr, nil); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { others[i].Close() })
+	}
+	return stuck, others
+}
+
+// fill sends size bytes of notifies from c, 64 KiB each, on a goroutine of
+// its own, until one fails; the channel closes when it is done. Against the
+// stuck connection of an hbServer, 8 MiB is more than the kernel buffers of
+// the socket hold.
+func fill(c *Client, size int) <-chan struct{} {
 	done := make(chan struct{})
-	t.Cleanup(func() { <-done })
+	body := make([]byte, 64<<10)
+	for i := range body {
+		body[i] = 'x'
+	}
 	go func() {
 		defer close(done)
-		signal := b
-		var held time.Time // since when another write holds the lock
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			if !c.wmu.TryLock() {
-				if held.IsZero() {
-					held = time.Now()
-				} else if time.Since(held) > 500*time.Millisecond && signal != nil {
-					close(signal)
-					signal = nil
-				}
-				continue
-			}
-			held = time.Time{}
-			if err := fill(); err != nil {
-				t.Errorf("filling the socket buffer: %v", err)
+		for sent := 0; sent < size; sent += len(body) {
+			if c.Notify("chat.chatHandler.send", body) != nil {
 				return
 			}
 		}
 	}()
-	return b
+	return done
 }
 
 // One client whose server stopped reading must not delay the heartbeats of
-// the others: its heartbeat write blocks (up to the write timeout, a minute
-// here), the wheel does not.
+// the others: its heartbeats queue behind its backlog (which waits up to the
+// write timeout, a minute here), the wheel goes on.
 func TestStuckSocketDoesNotDelayHeartbeats(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			srv := startHBServer(t)
-			f := NewFleet(Options{Pollers: m.pollers, WriteTimeout: time.Minute})
+			f := NewFleet(Options{Pollers: m.pollers, WriteTimeout: time.Minute, SendBacklog: 16 << 20})
 			t.Cleanup(f.Close)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			stuck, err := f.Dial(ctx, srv.addr, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv.waitConns(t, 1) // the first connection is the one not read
-			others := make([]*Client, 3)
-			for i := range others {
-				if others[i], err = f.Dial(ctx, srv.addr, nil); err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { others[i].Close() })
-			}
+			stuck, others := srv.dial(t, f, nil, 3)
 			conns := srv.waitConns(t, 1+len(others))[1:]
 
-			stop := make(chan struct{})
-			defer close(stop)
 			select {
-			case <-keepStuck(t, stuck, stop):
+			case <-fill(stuck, 8<<20):
 			case <-time.After(20 * time.Second):
-				t.Fatal("no write of the stuck client ever blocked")
+				t.Fatal("the stuck client's sends blocked their sender")
+			}
+			if stuck.queued() == 0 {
+				t.Fatal("the stuck client has no backlog: the peer read after all")
 			}
 			base := make([]int64, len(conns))
 			for i, c := range conns {
@@ -214,9 +211,8 @@ func TestStuckSocketDoesNotDelayHeartbeats(t *testing.T) {
 					time.Sleep(20 * time.Millisecond)
 				}
 			}
-			if stuck.wmu.TryLock() {
-				stuck.wmu.Unlock()
-				t.Fatal("the stuck client's write finished: the peer read after all")
+			if stuck.queued() == 0 {
+				t.Fatal("the stuck client's backlog was written: the peer read after all")
 			}
 			select {
 			case <-stuck.Done():

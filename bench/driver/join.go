@@ -165,6 +165,11 @@ var ErrUnreachable = errors.New("target unreachable")
 // enter phase, with none succeeding, mean the target cannot be reached.
 const unreachableAfter = 20
 
+// KindStalled is the error kind (errors_by_kind) of a client whose server
+// stopped reading its socket (client.ErrSendStalled): the client failed, and
+// so did its requests in flight.
+const KindStalled = "stalled"
+
 func errCode(err error) (int, string) {
 	var re *client.ResponseError
 	var se *client.StepError
@@ -177,6 +182,8 @@ func errCode(err error) (int, string) {
 		return 0, "canceled"
 	case errors.Is(err, client.ErrKicked):
 		return 0, metrics.KindKicked
+	case errors.Is(err, client.ErrSendStalled):
+		return 0, KindStalled
 	case errors.Is(err, client.ErrClosed):
 		return 0, metrics.KindClosed
 	case errors.As(err, &se) && se.Step == "connect":

@@ -140,10 +140,13 @@ func (d *driver) onClosed(c *client.Client, err error) {
 		d.rooms[r].leaveMember(v.idx)
 	}
 	kind := metrics.KindClosed
-	if errors.Is(err, client.ErrKicked) {
+	switch {
+	case errors.Is(err, client.ErrKicked):
 		kind = metrics.KindKicked
-	} else if errors.Is(err, client.ErrHeartbeatTimeout) {
+	case errors.Is(err, client.ErrHeartbeatTimeout):
 		kind = metrics.KindTimeout
+	case errors.Is(err, client.ErrSendStalled):
+		kind = KindStalled
 	}
 	v.rec.Error(metrics.OpDelivery, 0, kind)
 	d.log.Warn("connection lost", "user", v.name, "err", err)
