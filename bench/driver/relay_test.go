@@ -20,7 +20,7 @@ import (
 // all once), and rewrites the connector port in queryEntry responses so that
 // clients come back through a relay.
 type relay struct {
-	t        *testing.T
+	t        testing.TB
 	addr     string
 	target   string
 	delay    atomic.Int64 // time.Duration
@@ -38,7 +38,7 @@ type relay struct {
 	rerouted atomic.Int64
 }
 
-func startRelay(t *testing.T, target string, delay time.Duration) *relay {
+func startRelay(t testing.TB, target string, delay time.Duration) *relay {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
