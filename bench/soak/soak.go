@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/chatbench/chatbench/bench/client"
+	"github.com/chatbench/chatbench/bench/pace"
 	"github.com/chatbench/chatbench/chatproto"
 )
 
@@ -253,8 +254,10 @@ func (r *runner) load() Load {
 }
 
 func (r *runner) fail(ctx context.Context, step string, err error) {
-	if ctx.Err() != nil {
-		return // the load ended: not a failure of the server
+	if dl, ok := ctx.Deadline(); ctx.Err() != nil || ok && !time.Now().Before(dl) {
+		// the load ended: not a failure of the server (a dial whose socket
+		// deadline is the load's end times out a moment before ctx reports it)
+		return
 	}
 	r.errs.Add(1)
 	s := step + ": " + err.Error()
@@ -383,13 +386,4 @@ func otherRoom(rng *rand.Rand, rooms int, cur string) string {
 }
 
 // pause waits d or until ctx ends; it reports whether ctx is still live.
-func pause(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
+func pause(ctx context.Context, d time.Duration) bool { return pace.Sleep(ctx, d) == nil }
