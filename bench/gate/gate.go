@@ -24,9 +24,10 @@ import (
 	"github.com/chatbench/chatbench/internal/proc"
 )
 
-// SchemaV1 is the schema of gate.json (docs/results.md). Additive changes
-// keep the major version.
-const SchemaV1 = "chatbench.gate/v1"
+// SchemaV2 is the schema of gate.json (docs/results.md). Additive changes
+// keep the major version. v2: a pass needs the interval of the change
+// within the tolerance (worse_lo, worse_hi); max_spread is gone.
+const SchemaV2 = "chatbench.gate/v2"
 
 // Version is one side of the comparison: a git ref built into a temporary
 // worktree, or a binary given as it is.
@@ -56,6 +57,11 @@ type Options struct {
 	MaxRuns, MoreRuns int
 	// BenchArgs are extra `chatbench bench` flags for every run.
 	BenchArgs []string
+	// Retries is how many times a run that was no measurement (driver-bound,
+	// clients that did not stay connected, a failed child) is run again
+	// before its slot stays empty (default 2; negative: never). Every
+	// attempt is kept in the results.
+	Retries int
 	// MaxErrorRate is the largest error rate (errors/requests) of a run
 	// that counts as a measurement (default 0.05): a run many of whose
 	// clients did not connect and enter drove a different load.
@@ -85,6 +91,9 @@ type Side struct {
 type Run struct {
 	Index   int    `json:"index"`   // 1-based position in the interleaved order
 	Version string `json:"version"` // baseline or candidate
+	// Retry counts the attempts before this one in the same slot (0: the
+	// first): a run that was no measurement is run again (Options.Retries).
+	Retry int `json:"retry,omitempty"`
 	// Measured is false for a run that is no measurement; Excluded says why
 	// (driver-bound, exit code, no summary).
 	Measured bool               `json:"measured"`
@@ -141,6 +150,9 @@ func (o *Options) withDefaults() error {
 	if o.RunTimeout == 0 {
 		o.RunTimeout = 3 * time.Minute
 	}
+	if o.Retries == 0 {
+		o.Retries = 2
+	}
 	if o.MaxErrorRate == 0 {
 		o.MaxErrorRate = 0.05
 	}
@@ -189,7 +201,7 @@ func Execute(ctx context.Context, o Options) (*Result, error) {
 	if err := os.WriteFile(scen, o.Scenario, 0o644); err != nil {
 		return nil, err
 	}
-	res := &Result{Schema: SchemaV1, Scenario: o.ScenarioName, RunsEach: o.Runs, MaxRuns: o.MaxRuns, BenchArgs: o.BenchArgs,
+	res := &Result{Schema: SchemaV2, Scenario: o.ScenarioName, RunsEach: o.Runs, MaxRuns: o.MaxRuns, BenchArgs: o.BenchArgs,
 		Machine: metrics.DetectMachine(), Command: o.Command, Start: time.Now().UTC()}
 	bins, cleanup, err := build(ctx, o, res)
 	defer cleanup()
@@ -205,13 +217,20 @@ func Execute(ctx context.Context, o Options) (*Result, error) {
 	runPairs := func(n int) error {
 		for range n {
 			for v := range 2 {
-				if err := ctx.Err(); err != nil {
-					return err
+				// a run that was no measurement is run again (bounded):
+				// a moment of a busy machine should not cost the slot
+				for try := 0; try <= max(0, o.Retries); try++ {
+					if err := ctx.Err(); err != nil {
+						return err
+					}
+					r := runOnce(ctx, o, len(res.Runs)+1, names[v], bins[v], scen, args[v])
+					r.Retry = try
+					fmt.Fprintf(o.Log, "chatbench gate: run %d (pair %d of %d) %s: %s\n", r.Index, pairs+1, max(o.Runs, pairs+1), names[v], describeRun(r))
+					res.Runs = append(res.Runs, r)
+					if r.Measured {
+						break
+					}
 				}
-				idx := 2*pairs + v + 1
-				r := runOnce(ctx, o, idx, names[v], bins[v], scen, args[v])
-				fmt.Fprintf(o.Log, "chatbench gate: run %d/%d %s: %s\n", idx, 2*max(o.Runs, pairs+1), names[v], describeRun(r))
-				res.Runs = append(res.Runs, r)
 			}
 			pairs++
 		}
@@ -298,7 +317,7 @@ func describeRun(r Run) string {
 
 // runOnce runs `bin bench` once and reads its summary.
 func runOnce(ctx context.Context, o Options, idx int, version, bin, scen string, extra []string) Run {
-	r := Run{Index: idx, Version: version, LoadAvg: loadAvg()}
+	r := Run{Index: idx, Version: version, LoadAvg: metrics.LoadAvg()}
 	dir := filepath.Join(o.Out, "runs", fmt.Sprintf("%02d-%s", idx, version))
 	argv := append([]string{"bench", "--quiet", "--scenario", scen, "--out", dir, "--ceiling", "off"}, o.BenchArgs...)
 	argv = append(argv, extra...)
@@ -314,20 +333,14 @@ func runOnce(ctx context.Context, o Options, idx int, version, bin, scen string,
 	t0 := time.Now()
 	// the bench child stops the server it started when it gets SIGTERM:
 	// at the timeout, and from the kernel if the gate dies (Linux)
-	p, _, err := proc.StartReady(rctx, proc.Options{
+	p, runErr := proc.Run(rctx, proc.Options{
 		Role: "bench", Path: bin, Args: argv, Log: logf, NoPrefix: true,
-		ReadyCheck: proc.Started, StopTimeout: 20 * time.Second, ParentDeathSignal: syscall.SIGTERM,
+		StopTimeout: 20 * time.Second, ParentDeathSignal: syscall.SIGTERM,
 	})
-	if err != nil {
-		r.Excluded = err.Error()
+	if p == nil {
+		r.Excluded = runErr.Error()
 		return r
 	}
-	select {
-	case <-p.Done():
-	case <-rctx.Done():
-		_ = p.Stop()
-	}
-	runErr := p.Wait()
 	r.Seconds = time.Since(t0).Seconds()
 	r.ExitCode = p.ExitCode()
 	matches, _ := filepath.Glob(filepath.Join(dir, "*", "summary.json"))
@@ -386,13 +399,4 @@ func Values(sum *metrics.Summary) map[string]float64 {
 		v["server_cpu_us_per_delivery"] = cpu * 1e6 / float64(d.Count)
 	}
 	return v
-}
-
-func loadAvg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
 }

@@ -44,8 +44,8 @@ func Read(path string) (*Result, error) {
 	if err := json.Unmarshal(b, &res); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if res.Schema != SchemaV1 {
-		return nil, fmt.Errorf("%s: schema %q, want %q", path, res.Schema, SchemaV1)
+	if res.Schema != SchemaV2 {
+		return nil, fmt.Errorf("%s: schema %q, want %q", path, res.Schema, SchemaV2)
 	}
 	return &res, nil
 }
@@ -60,14 +60,14 @@ func Text(w io.Writer, res *Result) error {
 	fmt.Fprintf(w, "machine   %s, %d cores, %s; %s to %s\n\n", res.Machine.CPUModel, res.Machine.Cores, res.Machine.Kernel,
 		res.Start.Format("2006-01-02 15:04:05"), res.End.Format("15:04:05 MST"))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	conf := 0.95
+	conf, equiv := 0.95, 0.90
 	if len(res.Comparisons) > 0 {
-		conf = res.Comparisons[0].Confidence
+		conf, equiv = res.Comparisons[0].Confidence, res.Comparisons[0].Equivalence
 	}
-	fmt.Fprintf(tw, "metric\tbaseline median [%.0f%% CI] n\tcandidate median [%.0f%% CI] n\tratio\tp\ttolerance\tverdict\t\n", 100*conf, 100*conf)
+	fmt.Fprintf(tw, "metric\tbaseline median [%.0f%% CI] n\tcandidate median [%.0f%% CI] n\tratio\tworse [%.0f%% CI]\tp\ttolerance\tverdict\t\n", 100*conf, 100*conf, 100*equiv)
 	for _, c := range res.Comparisons {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f%%\t%s\t\n", c.Name, sumText(c.Baseline), sumText(c.Candidate),
-			numText(c.Ratio, "%.3f"), pText(c.P), 100*c.Tolerance, c.Verdict)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s [%s, %s]\t%s\t%.0f%%\t%s\t\n", c.Name, sumText(c.Baseline), sumText(c.Candidate),
+			numText(c.Ratio, "%.3f"), pctText(c.Worse), pctText(c.WorseLo), pctText(c.WorseHi), pText(c.P), 100*c.Tolerance, c.Verdict)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -53,3 +53,13 @@ func Fingerprint(m Machine) string {
 	sum := sha256.Sum256([]byte(fmt.Sprintf("%s|%d|%d|%s|%s", m.CPUModel, m.Cores, gib, m.OS, m.Arch)))
 	return hex.EncodeToString(sum[:6])
 }
+
+// LoadAvg is /proc/loadavg's three averages ("?" where there is none).
+func LoadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}

@@ -124,8 +124,8 @@ func (r *runner) bench(name string, args ...string) (*metrics.Summary, error) {
 	dir := filepath.Join(r.o.Out, name)
 	argv := append([]string{"bench", "--quiet", "--out", dir}, args...)
 	fmt.Fprintf(r.o.Progress, "chatbench perf: %s: chatbench %s\n", name, strings.Join(argv, " "))
-	fmt.Fprintf(r.o.Log, "\n== %s: chatbench %s (load %s)\n", name, strings.Join(argv, " "), LoadAvg())
-	runErr := runChild(r.ctx, proc.Options{
+	fmt.Fprintf(r.o.Log, "\n== %s: chatbench %s (load %s)\n", name, strings.Join(argv, " "), metrics.LoadAvg())
+	_, runErr := proc.Run(r.ctx, proc.Options{
 		Role: "bench", Path: r.o.Exe, Args: argv, Env: append(os.Environ(), r.o.Env...),
 		Log: r.o.Log, NoPrefix: true, StopTimeout: 20 * time.Second, ParentDeathSignal: syscall.SIGTERM,
 	})
@@ -143,23 +143,6 @@ func (r *runner) bench(name string, args ...string) (*metrics.Summary, error) {
 	fmt.Fprintf(r.o.Progress, "chatbench perf: %s: %s/s, p99 %s, lost %d, errors %d, driver-bound %v\n",
 		name, Count(sum.DeliveriesPerSec), USText(sum.Ops["delivery"].P99Us), sum.Counters.Lost, sum.Counters.Errors, sum.Driver.DriverBound)
 	return sum, nil
-}
-
-// runChild runs a child to completion and returns how it ended. When ctx
-// ends first it is stopped: SIGTERM (a bench stops the server it started),
-// SIGKILL after StopTimeout.
-func runChild(ctx context.Context, o proc.Options) error {
-	o.ReadyCheck = proc.Started
-	p, _, err := proc.StartReady(ctx, o)
-	if err != nil {
-		return err
-	}
-	select {
-	case <-p.Done():
-	case <-ctx.Done():
-		_ = p.Stop()
-	}
-	return p.Wait()
 }
 
 // benchBare runs bench against a bare calibration server started for it.
@@ -406,14 +389,4 @@ func (r *runner) bound() error {
 	}
 	r.rows = append(r.rows, BoundRow(n, bound))
 	return nil
-}
-
-// LoadAvg is /proc/loadavg's three averages ("?" where there is none).
-func LoadAvg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }

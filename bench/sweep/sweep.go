@@ -282,21 +282,16 @@ func runOne(ctx context.Context, o Options, dir string, c Config, round int, now
 		env = append(env, "CHATBENCH_CALIBRATION_DIR="+calibrate.DefaultDir(o.Out))
 	}
 	fmt.Fprintf(logf, "$ %s %s\n", o.Binary, strings.Join(args, " "))
-	p, _, err := proc.StartReady(rctx, proc.Options{
+	// at the timeout SIGTERM: bench stops the server it started
+	p, runErr := proc.Run(rctx, proc.Options{
 		Role: "bench", Path: o.Binary, Args: args, Env: env,
-		Log: logf, NoPrefix: true, ReadyCheck: proc.Started, TailLines: 3,
+		Log: logf, NoPrefix: true, TailLines: 3,
 		StopTimeout: 30 * time.Second, ParentDeathSignal: syscall.SIGTERM,
 	})
-	if err != nil {
-		r.Error = err.Error()
+	if p == nil {
+		r.Error = runErr.Error()
 		return r
 	}
-	select {
-	case <-p.Done():
-	case <-rctx.Done():
-		_ = p.Stop() // SIGTERM: bench stops the server it started
-	}
-	runErr := p.Wait()
 	tail := lastLines(p.Tail())
 	r.ExitCode = p.ExitCode()
 	if runDir, err := findRunDir(root); err == nil {

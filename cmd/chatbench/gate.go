@@ -20,10 +20,12 @@ func init() {
 
 const gateExitCodes = `
 Exit codes:
-  0   pass: no metric got worse beyond its tolerance with significance
-  1   regression: a metric got significantly worse beyond its tolerance
+  0   pass: the server's CPU per delivery is shown (90% interval of the
+      change) to be no worse than its tolerance, and no metric regressed
+  1   regression: a metric got significantly worse, its whole interval
+      beyond its tolerance
   2   usage error (bad flag or scenario)
-  3   inconclusive: too few measured runs, or too much spread to tell
+  3   inconclusive: too few measured runs, or an interval too wide to tell
   4   the gate could not run (a ref that does not build, no git, ...)
 `
 
@@ -33,7 +35,7 @@ func runGate(ctx context.Context, args []string) error {
 	var o gate.Options
 	var scen, out string
 	var tol map[string]string
-	var serverProcs int
+	var serverProcs, pollers int
 	fs.StringVar(&base.Ref, "baseline", "", "git ref of the baseline (built in a temporary worktree)")
 	fs.StringVar(&cand.Ref, "candidate", "", "git ref of the candidate (built in a temporary worktree)")
 	fs.StringVar(&base.Binary, "baseline-binary", "", "a chatbench binary as the baseline (instead of --baseline)")
@@ -42,12 +44,14 @@ func runGate(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Runs, "runs", 8, "runs of each version, interleaved (baseline, candidate, baseline, ...)")
 	fs.IntVar(&o.MaxRuns, "max-runs", 0, "while the verdict is inconclusive, run more (half of --runs at a time) up to this many of each (default 2 x --runs; = --runs: never more)")
 	fs.IntVar(&o.Stats.MinRuns, "min-runs", 6, "measured runs each version needs for a verdict (fewer: inconclusive)")
-	fs.Float64Var(&o.Stats.Alpha, "alpha", 0.01, "significance level of the Mann-Whitney U test")
-	fs.StringToStringVar(&tol, "tolerance", nil, "largest change for the worse that passes, per metric: deliveries_per_s=0.05,delivery_p50_ms=0.2,delivery_p99_ms=0.25,server_cpu_us_per_delivery=0.05 (the defaults)")
+	fs.Float64Var(&o.Stats.Alpha, "alpha", 0.002, "significance level of the Mann-Whitney U test for a regression (split over the metrics)")
+	fs.StringToStringVar(&tol, "tolerance", nil, "largest change for the worse that passes, per metric: deliveries_per_s=0.1,delivery_p50_ms=0.25,delivery_p99_ms=0.25,server_cpu_us_per_delivery=0.1 (the defaults)")
 	fs.StringArrayVar(&o.BenchArgs, "bench-flag", nil, "pass this flag to every chatbench bench run, e.g. --bench-flag=--clients=400 (repeatable)")
 	fs.StringArrayVar(&base.BenchArgs, "baseline-bench-flag", nil, "a bench flag for the baseline's runs only, e.g. --baseline-bench-flag=--serve-flag=--coalesce-max=-1ns (repeatable)")
 	fs.StringArrayVar(&cand.BenchArgs, "candidate-bench-flag", nil, "a bench flag for the candidate's runs only (repeatable)")
 	fs.IntVar(&serverProcs, "server-procs", 1, "CPUs each run's server may use (serve --gomaxprocs): 1 leaves the driver a core of its own, so runs are server-bound (0: all)")
+	fs.IntVar(&pollers, "driver-pollers", 1, "epoll receive loops of each run's driver (bench --pollers): 1 leaves the driver's other P to its timers and senders, so a busy receive loop does not make the run driver-bound (0: bench's default)")
+	fs.IntVar(&o.Retries, "retries", 2, "run a run that was no measurement (driver-bound, clients that did not stay connected) again up to this many times (0: never)")
 	fs.StringVar(&o.Repo, "repo", ".", "git repository the refs are in")
 	fs.DurationVar(&o.RunTimeout, "run-timeout", 3*time.Minute, "longest one run may take; a run over it is no measurement")
 	fs.StringVar(&out, "out", "", "results directory (default results/gate-<time>)")
@@ -85,6 +89,18 @@ func runGate(ctx context.Context, args []string) error {
 	}
 	if serverProcs < 0 {
 		return usageErr("--server-procs %d: use 0 (all CPUs) or a count of CPUs", serverProcs)
+	}
+	if pollers < 0 {
+		return usageErr("--driver-pollers %d: use 0 (bench's default) or a count of receive loops", pollers)
+	}
+	if o.Retries < 0 || o.Retries > 10 {
+		return usageErr("--retries %d: use 0 to 10", o.Retries)
+	}
+	if o.Retries == 0 {
+		o.Retries = -1 // gate.Options: negative is never
+	}
+	if pollers > 0 {
+		o.BenchArgs = append([]string{fmt.Sprintf("--pollers=%d", pollers)}, o.BenchArgs...)
 	}
 	if serverProcs > 0 {
 		o.BenchArgs = append([]string{fmt.Sprintf("--serve-flag=--gomaxprocs=%d", serverProcs)}, o.BenchArgs...)

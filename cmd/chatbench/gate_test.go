@@ -23,6 +23,8 @@ func TestGateAndPerfUsageErrors(t *testing.T) {
 		{[]string{"gate", "--baseline", "a", "--candidate", "b", "--tolerance", "latency=0.1"}, "--tolerance latency=0.1: give metric=fraction"},
 		{[]string{"gate", "--baseline", "a", "--candidate", "b", "--tolerance", "deliveries_per_s=5"}, "--tolerance deliveries_per_s=5"},
 		{[]string{"gate", "--baseline", "a", "--candidate", "b", "--server-procs", "-1"}, "--server-procs -1"},
+		{[]string{"gate", "--baseline", "a", "--candidate", "b", "--driver-pollers", "-1"}, "--driver-pollers -1"},
+		{[]string{"gate", "--baseline", "a", "--candidate", "b", "--retries", "11"}, "--retries 11: use 0 to 10"},
 		{[]string{"gate", "--baseline", "a", "--candidate", "b", "--scenario", "nosuch"}, `--scenario nosuch: unknown scenario "nosuch"`},
 		{[]string{"perf", "--only", "storm,lateny"}, `--only storm,lateny: unknown target "lateny"`},
 		{[]string{"perf", "--search-steps", "0"}, "--search-steps 0: use 1 to 10"},

@@ -68,10 +68,10 @@ func runPerf(ctx context.Context, args []string) error {
 		}
 		return b.addr, b.stop, nil
 	}
-	load0, start := perf.LoadAvg(), time.Now()
+	load0, start := metrics.LoadAvg(), time.Now()
 	rows, err := perf.Run(ctx, o)
 	fmt.Printf("\n%s: %s, %s, load average before %s, after %s (%s)\n", strings.TrimSpace("chatbench perf "+strings.Join(args, " ")),
-		metrics.DetectMachine().CPUModel, start.UTC().Format("2006-01-02 15:04 MST"), load0, perf.LoadAvg(), time.Since(start).Round(time.Second))
+		metrics.DetectMachine().CPUModel, start.UTC().Format("2006-01-02 15:04 MST"), load0, metrics.LoadAvg(), time.Since(start).Round(time.Second))
 	if terr := perf.Table(os.Stdout, rows); terr != nil {
 		return terr
 	}

@@ -575,3 +575,22 @@ func Command(path string, args ...string) *exec.Cmd {
 	setSysProcAttr(cmd, Options{ParentDeathSignal: syscall.SIGKILL, SameProcessGroup: true})
 	return cmd
 }
+
+// Run starts a child and waits until it exits. When ctx ends first the
+// child is stopped (SIGTERM, SIGKILL after StopTimeout). It returns the
+// process (nil when it could not start) and how it ended (Wait's error).
+func Run(ctx context.Context, o Options) (*Process, error) {
+	if o.ReadyCheck == nil {
+		o.ReadyCheck = Started
+	}
+	p, _, err := StartReady(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-p.Done():
+	case <-ctx.Done():
+		_ = p.Stop()
+	}
+	return p, p.Wait()
+}

@@ -1,4 +1,4 @@
-package perf
+package proc
 
 import (
 	"bytes"
@@ -6,13 +6,11 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/chatbench/chatbench/internal/proc"
 )
 
-// runChild runs a child to completion, its output as it is in the log, and
-// stops it (SIGTERM) when the context ends first.
-func TestRunChild(t *testing.T) {
+// Run runs a child to completion, its output as it is in the log, and stops
+// it (SIGTERM) when the context ends first.
+func TestRun(t *testing.T) {
 	tests := []struct {
 		name, script string
 		timeout      time.Duration
@@ -27,9 +25,12 @@ func TestRunChild(t *testing.T) {
 			var log bytes.Buffer
 			ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
 			defer cancel()
-			err := runChild(ctx, proc.Options{Role: "bench", Path: "/bin/sh", Args: []string{"-c", tc.script}, Log: &log, NoPrefix: true, StopTimeout: 5 * time.Second})
+			p, err := Run(ctx, Options{Role: "bench", Path: "/bin/sh", Args: []string{"-c", tc.script}, Log: &log, NoPrefix: true, StopTimeout: 5 * time.Second})
+			if p == nil {
+				t.Fatalf("Run: did not start: %v", err)
+			}
 			if tc.errHas == "" && err != nil || tc.errHas != "" && (err == nil || !strings.Contains(err.Error(), tc.errHas)) {
-				t.Fatalf("runChild: %v, want error %q", err, tc.errHas)
+				t.Fatalf("Run: %v, want error %q", err, tc.errHas)
 			}
 			if strings.Contains(tc.name, "stopped") && !strings.Contains(log.String(), "stopping\n") {
 				t.Errorf("log %q: the child did not get SIGTERM", log.String())
