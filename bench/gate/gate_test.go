@@ -26,13 +26,12 @@ func chatbench(t *testing.T) string {
 	return bin
 }
 
-// Work per delivery that the test-only serve flag adds, calibrated on the
-// gate scenario with the server on one core (--gomaxprocs 1), where the
-// server pays about 0.32-0.39 us of CPU per delivery (the runs' servers[]
-// CPU over their deliveries): 80 ns makes a delivery cost it about a quarter
-// more, so a server-bound run delivers about 20% less per second (on a
-// machine at load average 20, where the loop runs slower than on the idle
-// core it was calibrated on, measured 1.38x); 3 ns is about 1%.
+// Work per delivery that the test-only serve flag adds. On the gate scenario
+// with the server on one core (--gomaxprocs 1) the server pays about
+// 0.35-0.6 us of CPU per delivery (the runs' servers[] CPU over their
+// deliveries): 80 ns makes a delivery cost it about a fifth more, so a
+// server that is always behind delivers about 20% less per second; 3 ns is
+// about 1%.
 const (
 	work20 = "80ns"
 	work1  = "3ns"

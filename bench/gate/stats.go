@@ -77,7 +77,7 @@ func DefaultMetrics() []Metric {
 
 // Stats sets the statistics of the comparison.
 type Stats struct {
-	Alpha      float64 // significance level of the U test for a regression (default 0.002: a version against itself fails at most 1 gate in 500; CompareRuns splits it over the metrics)
+	Alpha      float64 // significance level of the U test for a regression (default 0.01; CompareRuns splits it over the metrics)
 	Confidence float64 // level of the medians' intervals (default 0.95)
 	// Equivalence is the level of the interval of the change that a pass
 	// needs within the tolerance (default 0.90: two one-sided tests at 5%).
@@ -87,7 +87,7 @@ type Stats struct {
 
 func (s Stats) withDefaults() Stats {
 	if s.Alpha == 0 {
-		s.Alpha = 0.002
+		s.Alpha = 0.01
 	}
 	if s.Confidence == 0 {
 		s.Confidence = 0.95

@@ -44,7 +44,7 @@ func runGate(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Runs, "runs", 8, "runs of each version, interleaved (baseline, candidate, baseline, ...)")
 	fs.IntVar(&o.MaxRuns, "max-runs", 0, "while the verdict is inconclusive, run more (half of --runs at a time) up to this many of each (default 2 x --runs; = --runs: never more)")
 	fs.IntVar(&o.Stats.MinRuns, "min-runs", 6, "measured runs each version needs for a verdict (fewer: inconclusive)")
-	fs.Float64Var(&o.Stats.Alpha, "alpha", 0.002, "significance level of the Mann-Whitney U test for a regression (split over the metrics)")
+	fs.Float64Var(&o.Stats.Alpha, "alpha", 0.01, "significance level of the Mann-Whitney U test for a regression (split over the metrics)")
 	fs.StringToStringVar(&tol, "tolerance", nil, "largest change for the worse that passes, per metric: deliveries_per_s=0.1,delivery_p50_ms=0.25,delivery_p99_ms=0.25,server_cpu_us_per_delivery=0.1 (the defaults)")
 	fs.StringArrayVar(&o.BenchArgs, "bench-flag", nil, "pass this flag to every chatbench bench run, e.g. --bench-flag=--clients=400 (repeatable)")
 	fs.StringArrayVar(&base.BenchArgs, "baseline-bench-flag", nil, "a bench flag for the baseline's runs only, e.g. --baseline-bench-flag=--serve-flag=--coalesce-max=-1ns (repeatable)")

@@ -26,8 +26,15 @@ func runPerf(ctx context.Context, args []string) error {
 	fs.BoolVar(&o.Recalibrate, "recalibrate", false, "measure the storm ceilings again instead of using the cached ones")
 	fs.IntVar(&o.LatencyRuns, "latency-runs", 3, "runs of ours and of the bare server at 100k deliveries/s, interleaved; each judged on its median p99")
 	fs.IntVar(&o.SearchSteps, "search-steps", 3, "bisection steps of the search for the bare server's highest rate within 25 ms")
+	fs.IntVar(&o.Retries, "retries", 2, "measure a driver-bound run of the split, latency and search targets again up to this many times (0: never)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if o.Retries < 0 || o.Retries > 5 {
+		return usageErr("--retries %d: use 0 to 5", o.Retries)
+	}
+	if o.Retries == 0 {
+		o.Retries = -1 // perf.Options: negative is never
 	}
 	if o.LatencyRuns < 1 || o.LatencyRuns > 20 {
 		return usageErr("--latency-runs %d: use 1 to 20", o.LatencyRuns)
