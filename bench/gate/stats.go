@@ -59,9 +59,10 @@ type Metric struct {
 
 // DefaultMetrics are the gate's metrics and their default tolerances. The
 // server's CPU microseconds per delivery decide a pass: other work on the
-// machine delays the server but does not add to its work, so on a 2-core
-// machine shared with other work its runs agree within about 5%, and a
-// change beyond 10% is resolved by 6 to 12 runs of each. Deliveries/s and
+// machine delays the server more than it adds to its work, so on a 2-core
+// machine shared with other work most runs agree within about 10% (a few
+// pay two to three times as much while the machine is busiest), and 8 to
+// 12 runs of each resolve a change of 10% when the machine is not too busy. Deliveries/s and
 // the delivery p50/p99 are guards: a significant change beyond their
 // tolerance fails the gate, but on such a machine they spread 20-100%
 // between runs (how far behind the server falls depends on how much CPU

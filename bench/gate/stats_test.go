@@ -140,7 +140,7 @@ func TestCompareRecordedRuns(t *testing.T) {
 // whole interval beyond the tolerance).
 func TestSelfNoFalseAlarmOverTrials(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, file := range []string{"self-1.json", "self-2.json", "self-3.json"} {
+	for _, file := range []string{"self-1.json", "self-2.json", "self-3.json", "self-4.json"} {
 		var pool []Run
 		for _, r := range recorded(t, file) {
 			if r.Measured {

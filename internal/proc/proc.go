@@ -141,6 +141,7 @@ type Process struct {
 	readyErr  chan error    // the ReadyCheck's failure, once
 	waited    chan struct{} // closed when the child has exited (its output may still be read)
 	exited    chan struct{} // closed when it has exited and its output was read
+	checked   chan struct{} // closed when the ReadyCheck has returned
 	err       error         // Wait's error, valid once exited is closed
 	pumps     sync.WaitGroup
 	checkStop context.CancelFunc
@@ -167,6 +168,7 @@ func Start(o Options) (*Process, error) {
 		readyErr:  make(chan error, 1),
 		waited:    make(chan struct{}),
 		exited:    make(chan struct{}),
+		checked:   make(chan struct{}),
 	}
 	if o.ID != "" {
 		p.name += " " + o.ID
@@ -250,13 +252,17 @@ func (p *Process) wait() {
 	}
 	t.Stop()
 	p.err = err
-	close(p.exited)
 	if p.checkStop != nil {
+		// the check ends before Done, so a child ready at once (Started)
+		// that exits at once is ready, never "exited before it was ready"
 		p.checkStop()
+		<-p.checked
 	}
+	close(p.exited)
 }
 
 func (p *Process) check(ctx context.Context) {
+	defer close(p.checked)
 	f, err := p.o.ReadyCheck(ctx, p)
 	if err != nil {
 		p.readyErr <- err
@@ -580,10 +586,8 @@ func Command(path string, args ...string) *exec.Cmd {
 // child is stopped (SIGTERM, SIGKILL after StopTimeout). It returns the
 // process (nil when it could not start) and how it ended (Wait's error).
 func Run(ctx context.Context, o Options) (*Process, error) {
-	if o.ReadyCheck == nil {
-		o.ReadyCheck = Started
-	}
-	p, _, err := StartReady(ctx, o)
+	o.ReadyCheck = nil // no readiness to wait for: a child that exits at once has run
+	p, err := Start(o)
 	if err != nil {
 		return nil, err
 	}
