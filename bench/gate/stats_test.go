@@ -135,11 +135,13 @@ func TestCompareRecordedRuns(t *testing.T) {
 
 // A version against itself over many trials: the measured runs of every
 // recorded self gate, dealt at random into two versions of up to 8 runs
-// each, 2,000 times. No trial may be a regression (the U test at 0.2% over
-// four metrics allows about 1 in 500 by chance; a regression also needs the
-// whole interval beyond the tolerance).
+// each, 1,000 times per recording. At most 1 trial in 250 may be a
+// regression: the U test at 1% split over the four metrics would allow
+// about 1 in 100 by chance, but a regression also needs the whole interval
+// of the change beyond the tolerance.
 func TestSelfNoFalseAlarmOverTrials(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
+	const trials = 1000
 	for _, file := range []string{"self-1.json", "self-2.json", "self-3.json", "self-4.json"} {
 		var pool []Run
 		for _, r := range recorded(t, file) {
@@ -149,7 +151,7 @@ func TestSelfNoFalseAlarmOverTrials(t *testing.T) {
 		}
 		n := min(8, len(pool)/2)
 		counts := map[Verdict]int{}
-		for range 2000 {
+		for range trials {
 			rng.Shuffle(len(pool), func(i, j int) { pool[i], pool[j] = pool[j], pool[i] })
 			runs := slices.Clone(pool[:2*n])
 			for i := range runs {
@@ -157,9 +159,9 @@ func TestSelfNoFalseAlarmOverTrials(t *testing.T) {
 			}
 			counts[Overall(CompareRuns(runs, DefaultMetrics(), Stats{}))]++
 		}
-		t.Logf("%s: %d runs, 2000 trials of %d each: %v", file, len(pool), n, counts)
-		if counts[Regression] > 2000/500 {
-			t.Errorf("%s: %d false alarms in 2000 trials, more than 1 in 500", file, counts[Regression])
+		t.Logf("%s: %d runs, %d trials of %d each: %v", file, len(pool), trials, n, counts)
+		if counts[Regression] > trials/250 {
+			t.Errorf("%s: %d false alarms in %d trials, more than 1 in 250", file, counts[Regression], trials)
 		}
 	}
 }
