@@ -15,7 +15,7 @@ import (
 type decoder struct{ p *problems }
 
 var (
-	topFields       = []string{"name", "description", "seed", "clients", "rooms", "payload", "phases", "thresholds"}
+	topFields       = []string{"name", "description", "seed", "clients", "rooms", "payload", "phases", "thresholds", "serve_flags"}
 	roomFields      = []string{"count", "spread", "zipf_s"}
 	thresholdFields = []string{"p99_delivery_max", "loss_max", "error_rate_max", "min_deliveries_per_s"}
 	phaseFields     = []string{"name", "kind", "duration", "arrival_rate", "concurrency", "rate", "private_share",
@@ -130,6 +130,20 @@ func (d *decoder) top(n *yaml.Node, s *Scenario) {
 			}
 		case "thresholds":
 			d.thresholds(v, fp, &s.Thresholds)
+		case "serve_flags":
+			if v.Kind != yaml.SequenceNode {
+				d.p.at(v.Line, fp, "must be a list of serve flags with their values, e.g. [--heartbeat=15s], got %s", describe(v))
+				return
+			}
+			for i, fn := range v.Content {
+				ip := fmt.Sprintf("%s[%d]", fp, i)
+				f := d.str(fn, ip)
+				if name, _, ok := strings.Cut(f, "="); !ok || !strings.HasPrefix(name, "--") || len(name) < 3 {
+					d.p.at(fn.Line, ip, "%q: give a serve flag with its value, e.g. --heartbeat=15s", f)
+					continue
+				}
+				s.ServeFlags = append(s.ServeFlags, f)
+			}
 		}
 	})
 }

@@ -83,6 +83,11 @@ type Scenario struct {
 	Payload    int // chat content bytes per message (before the driver's stamp); default 64
 	Phases     []Phase
 	Thresholds Thresholds
+	// ServeFlags are flags of `chatbench serve` ("--heartbeat=15s") the
+	// scenario needs from the server: bench passes them to the server it
+	// starts, before its own --serve-flag ones (which win). A server given
+	// with --target is not started by bench: they are printed, not applied.
+	ServeFlags []string
 }
 
 // Rooms says how many rooms there are and how clients spread over them.

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -104,7 +105,7 @@ testdata/bad_types.yaml:2: rooms.count: must be an integer, got "2.5"
 testdata/bad_types.yaml:5: phases[0].arrival_rate: must be a number, got "fast"
 testdata/bad_types.yaml:7: phases[1].duration: must be a duration like 10s or 250ms, got "10"`},
 		{"syntax.yaml", "testdata/syntax.yaml:3: did not find expected key"},
-		{"empty.yaml", "testdata/empty.yaml:1: empty scenario (want a mapping with name, description, seed, clients, rooms, payload, phases, thresholds)"},
+		{"empty.yaml", "testdata/empty.yaml:1: empty scenario (want a mapping with name, description, seed, clients, rooms, payload, phases, thresholds, serve_flags)"},
 		{"no_enter.yaml", "testdata/no_enter.yaml:4: phases[0].kind: chat needs connected clients: put an enter phase before it"},
 		{"enter_model.yaml", `testdata/enter_model.yaml:4: phases[0]: enter needs arrival_rate (clients per second, open model) or concurrency (clients at a time, closed model)
 testdata/enter_model.yaml:7: phases[1].concurrency: set either arrival_rate (open model) or concurrency (closed model), not both`},
@@ -123,7 +124,9 @@ testdata/bad_values.yaml:19: thresholds.min_deliveries_per_s: must be >= 0 (deli
 		{"dup_phase.yaml", `testdata/dup_phase.yaml:8: phases[2].name: "idle" is also the name of phases[1] (give each phase a unique name)`},
 		{"not_mapping.yaml", `testdata/not_mapping.yaml:2: rooms: must be a mapping with fields count, spread, zipf_s, got "2"
 testdata/not_mapping.yaml:4: phases[0]: must be a mapping with fields name, kind, duration, arrival_rate, concurrency, rate, private_share, payload, burst, burst_every, hop_rate, hop_share, share, got "enter"`},
-		{"unknown_top.yaml", "testdata/unknown_top.yaml:3: phase: unknown field (valid: name, description, seed, clients, rooms, payload, phases, thresholds)"},
+		{"unknown_top.yaml", "testdata/unknown_top.yaml:3: phase: unknown field (valid: name, description, seed, clients, rooms, payload, phases, thresholds, serve_flags)"},
+		{"bad_serve_flags.yaml", `testdata/bad_serve_flags.yaml:7: serve_flags[1]: "heartbeat=15s": give a serve flag with its value, e.g. --heartbeat=15s
+testdata/bad_serve_flags.yaml:8: serve_flags[2]: "--heartbeat": give a serve flag with its value, e.g. --heartbeat=15s`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -313,5 +316,16 @@ func TestShape(t *testing.T) {
 	s.Rooms.Spread, s.Rooms.ZipfS = SpreadZipf, 1.2
 	if got := s.Shape(); got != "clients=2000,room=100,spread=zipf1.2,payload=64" {
 		t.Fatal(got)
+	}
+}
+
+// TestServeFlags: a scenario's serve_flags come through in file order.
+func TestServeFlags(t *testing.T) {
+	s, err := Load(filepath.Join("testdata", "serve_flags.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"--heartbeat=15s", "--request-timeout=3s"}; !slices.Equal(s.ServeFlags, want) {
+		t.Errorf("ServeFlags %q, want %q", s.ServeFlags, want)
 	}
 }

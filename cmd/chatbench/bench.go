@@ -54,7 +54,10 @@ type benchFlags struct {
 	serverNice  int // proc.Options.Nice
 	pomeloDir   string
 	serveFlags  []string
-	split       workerFlags // split runs (bench_workers.go)
+	// scenarioServeFlags are the scenario's serve_flags, for the server
+	// bench starts.
+	scenarioServeFlags []string
+	split              workerFlags // split runs (bench_workers.go)
 }
 
 // Exit codes of chatbench bench (besides 0, and 2 for a usage error).
@@ -150,6 +153,15 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 		}
 		if !strings.HasPrefix(sf, "--") {
 			return usageErr("--serve-flag %q: give a serve flag with its value, e.g. --serve-flag=--coalesce-max=1ms", sf)
+		}
+	}
+	if len(s.ServeFlags) > 0 {
+		if f.target != "" {
+			fmt.Fprintf(os.Stderr, "chatbench bench: scenario %s asks the server for %s; the server at --target %s must be started with them\n",
+				s.Name, strings.Join(s.ServeFlags, " "), f.target)
+		} else {
+			f.scenarioServeFlags = s.ServeFlags
+			fmt.Fprintf(os.Stderr, "chatbench bench: scenario %s: the server runs with %s\n", s.Name, strings.Join(s.ServeFlags, " "))
 		}
 	}
 	if err := f.checkSourceAddrs(f.clientsPerProcess(s.Clients)); err != nil {
@@ -414,6 +426,7 @@ func startServer(ctx context.Context, f benchFlags) (*childServer, error) {
 	if f.pomeloDir != "" {
 		args = append(args, "--pomelo-dir", f.pomeloDir)
 	}
+	args = append(args, f.scenarioServeFlags...) // the scenario's first: --serve-flag wins
 	args = append(args, f.serveFlags...)
 	timeout := readyTimeout
 	if f.topology == "pomelo" {
