@@ -156,7 +156,7 @@ type launched struct {
 	p          *proc.Process
 	gate, http string   // from its READY line
 	conns      []string // connector websocket addresses, connector-1 first
-	logs       *syncBuffer
+	logs       *proc.Buffer
 	stopOnce   sync.Once
 }
 
@@ -167,7 +167,7 @@ type launched struct {
 // fails.
 func launchServe(t *testing.T, bin, topology string, args []string, conns int, readyTimeout time.Duration, onLine func(proc.Stream, string)) *launched {
 	t.Helper()
-	c := &launched{logs: &syncBuffer{}}
+	c := &launched{logs: &proc.Buffer{}}
 	start := time.Now()
 	p, err := proc.Start(proc.Options{
 		Role: "serve --topology " + topology, Path: bin, Args: args,
@@ -328,25 +328,6 @@ func httpGet(t *testing.T, url string) string {
 		t.Fatalf("GET %s: %d %v", url, res.StatusCode, err)
 	}
 	return string(b)
-}
-
-// syncBuffer collects a child's log lines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-// Write takes whole lines (proc.Options.Log).
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // repoRoot walks up from the test's working directory to go.mod.

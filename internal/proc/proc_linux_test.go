@@ -21,7 +21,7 @@ func TestParentDeath(t *testing.T) {
 		t.Fatal(err)
 	}
 	parent, f, err := StartReady(context.Background(), Options{Role: "parent", Path: exe,
-		Env: append(os.Environ(), helperEnv+"=1"), Log: &buffer{}, ReadyTimeout: 20 * time.Second})
+		Env: append(os.Environ(), helperEnv+"=1"), Log: &Buffer{}, ReadyTimeout: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

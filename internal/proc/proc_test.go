@@ -1,7 +1,6 @@
 package proc
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -16,26 +15,8 @@ import (
 	"github.com/chatbench/chatbench/internal/testwait"
 )
 
-// buffer is a log writer the test reads while children write to it.
-type buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // sh returns Options running script with /bin/sh, logging to log.
-func sh(script string, log *buffer) Options {
+func sh(script string, log *Buffer) Options {
 	return Options{Role: "serve", Path: "/bin/sh", Args: []string{"-c", script}, Log: log,
 		ReadyTimeout: 5 * time.Second, StopTimeout: 5 * time.Second}
 }
@@ -70,7 +51,7 @@ func TestStartReady(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			log := &buffer{}
+			log := &Buffer{}
 			o := sh(tc.script, log)
 			if tc.timeout > 0 {
 				o.ReadyTimeout = tc.timeout
@@ -114,7 +95,7 @@ func TestLogPrefixAndTail(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			log := &buffer{}
+			log := &Buffer{}
 			o := sh("for i in 1 2 3 4 5 6; do echo out$i; echo err$i >&2; done; echo READY x=1; exit 7", log)
 			o.ID, o.Prefix, o.TailLines = tc.id, tc.prefix, 3
 			p, err := Start(o)
@@ -168,7 +149,7 @@ func TestRunToCompletion(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.script, func(t *testing.T) {
-			log := &buffer{}
+			log := &Buffer{}
 			o := sh(tc.script, log)
 			o.ReadyCheck, o.NoPrefix, o.Prefix = Started, true, "ignored "
 			p, _, err := StartReady(context.Background(), o)
@@ -189,7 +170,7 @@ func TestRunToCompletion(t *testing.T) {
 func TestOnLine(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]Stream{}
-	o := sh("echo a; echo b >&2; echo READY k=v; exit 0", &buffer{})
+	o := sh("echo a; echo b >&2; echo READY k=v; exit 0", &Buffer{})
 	o.OnLine = func(s Stream, line string) {
 		mu.Lock()
 		seen[line] = s
@@ -214,7 +195,7 @@ func TestOnLine(t *testing.T) {
 
 // A custom Ready matcher: a node.js server's log line, on either stream.
 func TestCustomReadyLine(t *testing.T) {
-	log := &buffer{}
+	log := &Buffer{}
 	o := sh("echo '[2026-12-03] [INFO] all servers startup in 812 ms' >&2; exec sleep 30", log)
 	o.Ready = func(s Stream, line string) (Fields, bool) {
 		if strings.Contains(line, "all servers startup") {
@@ -239,7 +220,7 @@ func TestReadyCheck(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer ln.Close()
-		o := sh("exec sleep 30", &buffer{})
+		o := sh("exec sleep 30", &Buffer{})
 		o.ReadyCheck = DialCheck(ln.Addr().String())
 		p, f, err := StartReady(context.Background(), o)
 		if err != nil {
@@ -257,7 +238,7 @@ func TestReadyCheck(t *testing.T) {
 		}
 		addr := ln.Addr().String()
 		ln.Close() // nothing listens there now
-		o := sh("echo booting; exec sleep 30", &buffer{})
+		o := sh("echo booting; exec sleep 30", &Buffer{})
 		o.ReadyCheck, o.ReadyTimeout = DialCheck(addr), 300*time.Millisecond
 		_, _, err = StartReady(context.Background(), o)
 		if err == nil || !strings.Contains(err.Error(), "serve was not ready within 300ms") {
@@ -265,7 +246,7 @@ func TestReadyCheck(t *testing.T) {
 		}
 	})
 	t.Run("check fails", func(t *testing.T) {
-		o := sh("exec sleep 30", &buffer{})
+		o := sh("exec sleep 30", &Buffer{})
 		o.ReadyCheck = func(context.Context, *Process) (Fields, error) { return nil, errors.New("bad config") }
 		_, _, err := StartReady(context.Background(), o)
 		if err == nil || !strings.Contains(err.Error(), "serve not ready: bad config") {
@@ -273,7 +254,7 @@ func TestReadyCheck(t *testing.T) {
 		}
 	})
 	t.Run("child exits first", func(t *testing.T) {
-		o := sh("echo 'Cannot find module pomelo' >&2; exit 1", &buffer{})
+		o := sh("echo 'Cannot find module pomelo' >&2; exit 1", &Buffer{})
 		o.ReadyCheck = func(ctx context.Context, _ *Process) (Fields, error) {
 			<-ctx.Done() // ends when the child exits
 			return nil, ctx.Err()
@@ -286,7 +267,7 @@ func TestReadyCheck(t *testing.T) {
 }
 
 func TestWaitReadyContext(t *testing.T) {
-	p, err := Start(sh("exec sleep 30", &buffer{}))
+	p, err := Start(sh("exec sleep 30", &Buffer{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +291,7 @@ func TestStop(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			log := &buffer{}
+			log := &Buffer{}
 			o := sh(tc.script, log)
 			o.StopTimeout = 300 * time.Millisecond
 			p, _, err := StartReady(context.Background(), o)
@@ -345,7 +326,7 @@ func TestStopSeveral(t *testing.T) {
 		"trap '' TERM; echo READY; while :; do sleep 0.05; done",
 		"trap 'exit 0' TERM; echo READY; while :; do sleep 0.05; done",
 	} {
-		o := sh(script, &buffer{})
+		o := sh(script, &Buffer{})
 		o.ID = "n-" + strconv.Itoa(i)
 		p, _, err := StartReady(context.Background(), o)
 		if err != nil {
@@ -368,7 +349,7 @@ func TestStopSeveral(t *testing.T) {
 func TestSignalGroup(t *testing.T) {
 	for _, group := range []bool{false, true} {
 		t.Run("group="+strconv.FormatBool(group), func(t *testing.T) {
-			o := sh("sleep 30 & echo READY grandchild=$!; wait", &buffer{})
+			o := sh("sleep 30 & echo READY grandchild=$!; wait", &Buffer{})
 			o.SignalGroup = group
 			o.StopTimeout = 2 * time.Second
 			p, f, err := StartReady(context.Background(), o)
@@ -395,7 +376,7 @@ func TestSignalGroup(t *testing.T) {
 // A grandchild that keeps the child's pipes open does not keep Done from
 // closing once the child exited.
 func TestDoneDespiteHeldPipes(t *testing.T) {
-	o := sh("sleep 30 & echo READY grandchild=$!; exit 0", &buffer{})
+	o := sh("sleep 30 & echo READY grandchild=$!; exit 0", &Buffer{})
 	p, f, err := StartReady(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -412,7 +393,7 @@ func TestDoneDespiteHeldPipes(t *testing.T) {
 
 // A line longer than the reader holds is cut, not a stall of the child.
 func TestLongLine(t *testing.T) {
-	log := &buffer{}
+	log := &Buffer{}
 	o := sh("head -c 200000 /dev/zero | tr '\\0' x; echo; echo READY ok=1; exec sleep 30", log)
 	p, f, err := StartReady(context.Background(), o)
 	if err != nil {

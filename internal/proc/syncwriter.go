@@ -2,6 +2,7 @@ package proc
 
 import (
 	"io"
+	"strings"
 	"sync"
 )
 
@@ -32,4 +33,26 @@ func (s *SyncWriter) WriteLine(line string) {
 	defer s.mu.Unlock()
 	s.buf = append(append(s.buf[:0], line...), '\n')
 	_, _ = s.w.Write(s.buf)
+}
+
+// Buffer keeps children's output (Options.Log) in memory, to read while
+// they still write: for tests, which print it when they fail. The zero
+// Buffer is ready to use.
+type Buffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

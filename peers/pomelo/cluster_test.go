@@ -18,6 +18,7 @@ import (
 	"github.com/chatbench/chatbench/bench/client"
 	"github.com/chatbench/chatbench/bench/driver"
 	"github.com/chatbench/chatbench/bench/scenario"
+	"github.com/chatbench/chatbench/internal/proc"
 	"github.com/chatbench/chatbench/internal/testwait"
 	"github.com/chatbench/chatbench/peers/pomelo"
 )
@@ -42,9 +43,8 @@ func start(t *testing.T, conns, chats int) *pomelo.Cluster {
 	needNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // a first npm install included
 	defer cancel()
-	var log strings.Builder
-	var mu sync.Mutex
-	c, err := pomelo.Start(ctx, pomelo.Options{Connectors: conns, ChatServers: chats, Dir: ".", Log: lockedWriter{&mu, &log}})
+	log := &proc.Buffer{}
+	c, err := pomelo.Start(ctx, pomelo.Options{Connectors: conns, ChatServers: chats, Dir: ".", Log: log})
 	if err != nil {
 		t.Fatalf("start stock pomelo: %v", err)
 	}
@@ -53,24 +53,11 @@ func start(t *testing.T, conns, chats int) *pomelo.Cluster {
 		if left := c.Processes(); len(left) > 0 {
 			t.Errorf("processes left after Stop: %v", left)
 		}
-		mu.Lock()
-		defer mu.Unlock()
 		if t.Failed() {
 			t.Logf("cluster output:\n%s", log.String())
 		}
 	})
 	return c
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	b  *strings.Builder
-}
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
 }
 
 func TestStockCluster(t *testing.T) {

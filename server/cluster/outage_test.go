@@ -31,7 +31,7 @@ import (
 type natsProc struct {
 	bin  string
 	args []string
-	log  *logWriter
+	log  *proc.Buffer
 	p    *proc.Process
 	addr string // host:port
 }

@@ -17,7 +17,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -35,30 +34,16 @@ func TestMain(m *testing.M) { os.Exit(clustertest.Main(m)) }
 // are the system under test, the race detector covers the in-process tests).
 func chatbenchBinary(t *testing.T) string { return clustertest.Chatbench(t) }
 
-// logWriter collects child logs; they are printed only when a test fails
-// (or always with CHATBENCH_TEST_LOG set).
-type logWriter struct {
-	t  *testing.T
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func newLogWriter(t *testing.T) *logWriter {
-	w := &logWriter{t: t}
+// newLogWriter collects child logs; they are printed only when the test
+// fails (or always with CHATBENCH_TEST_LOG set).
+func newLogWriter(t *testing.T) *proc.Buffer {
+	w := &proc.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("CHATBENCH_TEST_LOG") != "" {
-			w.mu.Lock()
-			t.Logf("server logs:\n%s", w.b.String())
-			w.mu.Unlock()
+			t.Logf("server logs:\n%s", w.String())
 		}
 	})
 	return w
-}
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
 }
 
 // procCluster is a split cluster of child processes driven by the
@@ -464,13 +449,11 @@ func TestExternalNATS(t *testing.T) {
 type launched struct {
 	p     *proc.Process
 	ready proc.Fields
-	logs  *logWriter
+	logs  *proc.Buffer
 }
 
 func (l *launched) stderr() string {
-	l.logs.mu.Lock()
-	defer l.logs.mu.Unlock()
-	return l.logs.b.String()
+	return l.logs.String()
 }
 
 // waitLog polls the launcher's stderr until it contains s.
