@@ -100,9 +100,10 @@ perf: build perf-bench
 # gate: the A/B performance regression gate. `make gate` builds HEAD and its
 # parent in temporary worktrees and runs them interleaved on the short gate
 # scenario (GATE_RUNS each, about 7 s a run; while inconclusive, more up to
-# GATE_MAX_RUNS, default twice GATE_RUNS), then compares deliveries/s,
-# delivery p50/p99 and the server's CPU per delivery (Mann-Whitney U,
-# benchstat's statistics). Exit 0 pass, 1 regression, 3 inconclusive.
+# GATE_MAX_RUNS, default twice GATE_RUNS), then compares the server's CPU
+# per delivery, deliveries/s and delivery p50/p99 (Mann-Whitney U and the
+# interval of the change it inverts). Exit 0 pass, 1 regression, 3
+# inconclusive.
 # GATE_BASELINE=REF GATE_CANDIDATE=REF GATE_RUNS=N GATE_MAX_RUNS=N OUT=DIR.
 GATE_BASELINE ?= HEAD~1
 GATE_CANDIDATE ?= HEAD

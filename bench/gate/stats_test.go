@@ -119,6 +119,8 @@ func TestCompareRecordedRuns(t *testing.T) {
 	}{
 		{"slower-20pct.json", func(v Verdict) bool { return v == Regression }, "regression"},
 		{"slower-1pct.json", func(v Verdict) bool { return v != Regression }, "pass or inconclusive"},
+		{"slower-20pct-2.json", func(v Verdict) bool { return v == Regression }, "regression"},
+		{"slower-1pct-2.json", func(v Verdict) bool { return v != Regression }, "pass or inconclusive"},
 		{"self-1.json", func(v Verdict) bool { return v != Regression }, "pass or inconclusive"},
 		{"self-2.json", func(v Verdict) bool { return v != Regression }, "pass or inconclusive"},
 		{"self-3.json", func(v Verdict) bool { return v == Pass }, "pass"},
