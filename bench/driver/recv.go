@@ -70,22 +70,8 @@ func (d *driver) onChat(v *vclient, p *client.Push) {
 		v.rec.Error(metrics.OpDelivery, 0, metrics.KindProtocol)
 		return
 	}
-	last, seen := v.lastSeq.slot(st.sender)
-	r := v.cur.Load()
-	switch {
-	case seen && st.seq == *last:
-		v.rec.Add(metrics.Duplicated, 1)
-		if r >= 0 {
-			d.rooms[r].dup.Add(1)
-		}
+	if _, dup := d.checkSeq(v, st); dup {
 		return
-	case seen && st.seq < *last:
-		v.rec.Add(metrics.OutOfOrder, 1)
-		if r >= 0 {
-			d.rooms[r].ooo.Add(1)
-		}
-	default:
-		*last = st.seq
 	}
 	// was v a recipient? a member of the sender's room when it was sent
 	// (the private target only), or a member in transit (room switch)
@@ -150,4 +136,29 @@ func (d *driver) onClosed(c *client.Client, err error) {
 	}
 	v.rec.Error(metrics.OpDelivery, 0, kind)
 	d.log.Warn("connection lost", "user", v.name, "err", err)
+}
+
+// checkSeq checks a delivery's sequence number against the last one v got
+// from the same sender and counts a duplicate or an out-of-order delivery
+// (in the run and in v's current room r, which it returns). A duplicate is
+// not accounted further.
+func (d *driver) checkSeq(v *vclient, st stamp) (r int32, dup bool) {
+	last, seen := v.lastSeq.slot(st.sender)
+	r = v.cur.Load()
+	switch {
+	case seen && st.seq == *last:
+		v.rec.Add(metrics.Duplicated, 1)
+		if r >= 0 {
+			d.rooms[r].dup.Add(1)
+		}
+		return r, true
+	case seen && st.seq < *last:
+		v.rec.Add(metrics.OutOfOrder, 1)
+		if r >= 0 {
+			d.rooms[r].ooo.Add(1)
+		}
+	default:
+		*last = st.seq
+	}
+	return r, false
 }

@@ -196,22 +196,9 @@ func (d *driver) applyMembership(pi int, global []int32) error {
 // receiver classifies it by its own membership (rooms do not change while
 // parts send), the count goes back to the owner.
 func (d *driver) onRemoteChat(v *vclient, p *client.Push, st stamp, owner int32) {
-	last, seen := v.lastSeq.slot(st.sender)
-	r := v.cur.Load()
-	switch {
-	case seen && st.seq == *last:
-		v.rec.Add(metrics.Duplicated, 1)
-		if r >= 0 {
-			d.rooms[r].dup.Add(1)
-		}
+	r, dup := d.checkSeq(v, st)
+	if dup {
 		return
-	case seen && st.seq < *last:
-		v.rec.Add(metrics.OutOfOrder, 1)
-		if r >= 0 {
-			d.rooms[r].ooo.Add(1)
-		}
-	default:
-		*last = st.seq
 	}
 	room := d.clients[st.sender].cur.Load() // the sender's room, as the barrier published it
 	_, _, target, ok := client.ChatFields(p)
