@@ -179,11 +179,10 @@ func TestHeartbeats(t *testing.T) {
 	if c.Heartbeat() != time.Second {
 		t.Fatalf("heartbeat %v, want 1s from the handshake", c.Heartbeat())
 	}
-	time.Sleep(3500 * time.Millisecond) // past the 2 s silence timeout
-	select {
+	select { // alive for longer than the 2 s silence timeout
 	case <-c.Done():
 		t.Fatalf("client closed: %v", r.closed)
-	default:
+	case <-time.After(3500 * time.Millisecond):
 	}
 	c.Close()
 }

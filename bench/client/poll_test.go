@@ -453,7 +453,11 @@ func benchReceive(b *testing.B, pollers, batch int) {
 		}()
 	}
 	wg.Wait()
+	deadline := time.Now().Add(time.Minute)
 	for got.Load() < want {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d frames received", got.Load(), want)
+		}
 		time.Sleep(50 * time.Microsecond)
 	}
 }

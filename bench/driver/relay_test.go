@@ -132,9 +132,9 @@ func (r *relay) serve(w http.ResponseWriter, req *http.Request) {
 		defer r.wg.Done()
 		defer down.Close()
 		for f := range queue {
-			time.Sleep(time.Until(f.at.Add(time.Duration(r.delay.Load()))))
+			time.Sleep(time.Until(f.at.Add(time.Duration(r.delay.Load())))) // the point: the relay's delay
 			if end := time.Unix(0, r.stallEnd.Load()); f.at.Before(end) {
-				time.Sleep(time.Until(end))
+				time.Sleep(time.Until(end)) // the point: the relay's stall
 			}
 			if down.WriteMessage(websocket.BinaryMessage, f.data) != nil {
 				return
