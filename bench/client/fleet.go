@@ -17,7 +17,7 @@ import (
 // Options configure a Fleet. Zero values mean the documented defaults.
 type Options struct {
 	ReadBufferSize   int           // websocket read buffer per client; default 512 (larger frames are read straight into pooled buffers)
-	WriteBufferSize  int           // pooled write buffer size; default 4096
+	WriteBufferSize  int           // gorilla's pooled write buffer, used only for the frames it writes itself (a close answering a protocol error); the client's own frames go through its send path; default 4096
 	HandshakeTimeout time.Duration // websocket + pomelo handshake; default 10s
 	WriteTimeout     time.Duration // a client whose server takes no byte of its send backlog for this long fails (ErrSendStalled); default 10s
 	RequestTimeout   time.Duration // a request without a response fails after this; default 30s
