@@ -212,11 +212,16 @@ func Execute(ctx context.Context, o Options) (*Result, error) {
 	names := [2]string{BaselineName, CandidateName}
 	// Runs pairs first; then, while the verdict is inconclusive, MoreRuns
 	// pairs at a time up to MaxRuns: a noisy machine gets more samples
-	// before the gate gives up.
+	// before the gate gives up. The pairs alternate their order (baseline
+	// first, then candidate first: A B B A A B ...), so whatever one run
+	// leaves behind for the next (sockets in TIME_WAIT, freed memory, a
+	// busier moment) falls on both versions alike, not always on the
+	// second.
 	pairs := 0
 	runPairs := func(n int) error {
 		for range n {
-			for v := range 2 {
+			for k := range 2 {
+				v := k ^ (pairs & 1)
 				// a run that was no measurement is run again (bounded):
 				// a moment of a busy machine should not cost the slot
 				for try := 0; try <= max(0, o.Retries); try++ {

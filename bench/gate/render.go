@@ -54,7 +54,7 @@ func Read(path string) (*Result, error) {
 // their intervals, the ratio, the p-value and the metric's verdict; then
 // the runs that were no measurement, and the overall verdict.
 func Text(w io.Writer, res *Result) error {
-	fmt.Fprintf(w, "gate      scenario %s, %d runs each (up to %d), interleaved (baseline, candidate, ...)\n", res.Scenario, res.RunsEach, res.MaxRuns)
+	fmt.Fprintf(w, "gate      scenario %s, %d runs each (up to %d), interleaved (baseline, candidate, candidate, baseline, ...)\n", res.Scenario, res.RunsEach, res.MaxRuns)
 	fmt.Fprintf(w, "baseline  %s\n", sideText(res.Baseline))
 	fmt.Fprintf(w, "candidate %s\n", sideText(res.Candidate))
 	fmt.Fprintf(w, "machine   %s, %d cores, %s; %s to %s\n\n", res.Machine.CPUModel, res.Machine.Cores, res.Machine.Kernel,

@@ -41,7 +41,7 @@ func runGate(ctx context.Context, args []string) error {
 	fs.StringVar(&base.Binary, "baseline-binary", "", "a chatbench binary as the baseline (instead of --baseline)")
 	fs.StringVar(&cand.Binary, "candidate-binary", "", "a chatbench binary as the candidate (instead of --candidate)")
 	fs.StringVar(&scen, "scenario", "gate", "shipped scenario name ("+strings.Join(scenario.Names(), ", ")+") or path of a YAML file; both versions run this gate's copy of it")
-	fs.IntVar(&o.Runs, "runs", 8, "runs of each version, interleaved (baseline, candidate, baseline, ...)")
+	fs.IntVar(&o.Runs, "runs", 8, "runs of each version, interleaved in pairs of alternating order (baseline, candidate, candidate, baseline, ...)")
 	fs.IntVar(&o.MaxRuns, "max-runs", 0, "while the verdict is inconclusive, run more (half of --runs at a time) up to this many of each (default 2 x --runs; = --runs: never more)")
 	fs.IntVar(&o.Stats.MinRuns, "min-runs", 6, "measured runs each version needs for a verdict (fewer: inconclusive)")
 	fs.Float64Var(&o.Stats.Alpha, "alpha", 0.01, "significance level of the Mann-Whitney U test for a regression (split over the metrics)")
