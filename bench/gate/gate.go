@@ -388,8 +388,8 @@ func runOnce(ctx context.Context, o Options, idx int, version, bin, scen string,
 // the message phases' active windows (calibrate.Rate: a storm's from its
 // first send to its last delivery, so a slower server shows as a lower
 // rate), the delivery p50 and p99, and the server's CPU microseconds per
-// delivery when the summary has them (a server bench started). Nil for a
-// run with no deliveries.
+// delivery, all of it and its user part, when the summary has them (a
+// server bench started). Nil for a run with no deliveries.
 func Values(sum *metrics.Summary) map[string]float64 {
 	d, ok := sum.Ops["delivery"]
 	if !ok || d.Count == 0 {
@@ -402,6 +402,9 @@ func Values(sum *metrics.Summary) map[string]float64 {
 	}
 	if cpu := sum.ServerCPUSeconds(); cpu > 0 {
 		v["server_cpu_us_per_delivery"] = cpu * 1e6 / float64(d.Count)
+	}
+	if user := sum.ServerUserSeconds(); user > 0 {
+		v["server_user_us_per_delivery"] = user * 1e6 / float64(d.Count)
 	}
 	return v
 }

@@ -121,6 +121,20 @@ type ServerCPU struct {
 	Name       string  `json:"name"`          // server id (connector-1, chat-server-2), else its role or program, as server-cpu.csv
 	PID        int     `json:"pid,omitempty"` // process id (for reading logs of the run)
 	CPUSeconds float64 `json:"cpu_s"`         // user + system CPU seconds from the start of the run to its end
+	// UserSeconds is the user part of CPUSeconds: the server's own code,
+	// without the kernel's socket work (whose cost per delivery depends on
+	// how the writes batch, hence on how fast the clients read).
+	UserSeconds float64 `json:"user_s,omitempty"`
+}
+
+// ServerUserSeconds is the sum of Servers' user CPU seconds (0 when
+// unknown).
+func (s *Summary) ServerUserSeconds() float64 {
+	var t float64
+	for _, p := range s.Servers {
+		t += p.UserSeconds
+	}
+	return t
 }
 
 // ServerCPUSeconds is the sum of Servers' CPU seconds (0 when unknown).

@@ -23,6 +23,7 @@ type procCPU struct {
 	pid   int
 	name  string        // server id or role, from its command line
 	cpu   time.Duration // user + system time so far
+	user  time.Duration // of which user time (the rest is the kernel's)
 	start bool          // seen in the first sample
 }
 
@@ -68,7 +69,7 @@ func treeCPU(root int) map[int]procCPU {
 		}
 		ut, _ := strconv.ParseUint(f[11], 10, 64)
 		st, _ := strconv.ParseUint(f[12], 10, 64)
-		out[pid] = procCPU{pid: pid, name: procName(pid), cpu: time.Duration(ut+st) * time.Second / clockTicks}
+		out[pid] = procCPU{pid: pid, name: procName(pid), cpu: time.Duration(ut+st) * time.Second / clockTicks, user: time.Duration(ut) * time.Second / clockTicks}
 		todo = append(todo, children[pid]...)
 	}
 	return out
@@ -119,6 +120,7 @@ func cpuDelta(before, after map[int]procCPU) []procCPU {
 		a.start = ok
 		if ok {
 			a.cpu -= b.cpu
+			a.user -= b.user
 		}
 		out = append(out, a)
 	}
@@ -136,7 +138,7 @@ func recordCPU(res *driver.Result, procs []procCPU) {
 	}
 	res.Summary.Servers = res.Summary.Servers[:0]
 	for _, p := range procs {
-		res.Summary.Servers = append(res.Summary.Servers, metrics.ServerCPU{Name: p.name, PID: p.pid, CPUSeconds: p.cpu.Seconds()})
+		res.Summary.Servers = append(res.Summary.Servers, metrics.ServerCPU{Name: p.name, PID: p.pid, CPUSeconds: p.cpu.Seconds(), UserSeconds: p.user.Seconds()})
 	}
 	if res.Dir != "" {
 		if err := res.Summary.Write(res.Dir); err != nil {

@@ -49,7 +49,7 @@ func runGate(ctx context.Context, args []string) error {
 	fs.StringArrayVar(&o.BenchArgs, "bench-flag", nil, "pass this flag to every chatbench bench run, e.g. --bench-flag=--clients=400 (repeatable)")
 	fs.StringArrayVar(&base.BenchArgs, "baseline-bench-flag", nil, "a bench flag for the baseline's runs only, e.g. --baseline-bench-flag=--serve-flag=--coalesce-max=-1ns (repeatable)")
 	fs.StringArrayVar(&cand.BenchArgs, "candidate-bench-flag", nil, "a bench flag for the candidate's runs only (repeatable)")
-	fs.IntVar(&serverProcs, "server-procs", 1, "CPUs each run's server may use (serve --gomaxprocs): 1 leaves the driver a core of its own, so runs are server-bound (0: all)")
+	fs.IntVar(&serverProcs, "server-procs", 0, "CPUs each run's server may use (serve --gomaxprocs; 0: all, the default: the gate scenario keeps the server under capacity, and one CPU would leave it none to spare)")
 	fs.IntVar(&pollers, "driver-pollers", 1, "epoll receive loops of each run's driver (bench --pollers): 1 leaves the driver's other P to its timers and senders, so a busy receive loop does not make the run driver-bound (0: bench's default)")
 	fs.IntVar(&o.Retries, "retries", 2, "run a run that was no measurement (driver-bound, clients that did not stay connected) again up to this many times (0: never)")
 	fs.StringVar(&o.Repo, "repo", ".", "git repository the refs are in")

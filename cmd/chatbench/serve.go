@@ -26,9 +26,32 @@ type serveFlags struct {
 	split    splitFlags  // split topology (split.go)
 	pomelo   pomeloFlags // stock pomelo (pomelo.go)
 	maxProcs int
-	// noFanout and noLoadProbe set the writers' wsout.Options: NoFanout,
-	// and Load (nil instead of wsout.MachineLoad).
+	// noFanout sets the writers' wsout.Options.NoFanout; machineLoad and
+	// noLoadProbe their Load (machineLoadSignal).
 	noFanout, noLoadProbe bool
+	machineLoad           string
+}
+
+// machineLoadSignal is the writers' wsout.Options.Load for --machine-load:
+// probe (default) follows the machine's CPU use; idle (or --no-load-probe)
+// never says saturated; saturated always does, so the write path (flushers,
+// no direct writes, no fan-out) does not change with whatever else runs on
+// the machine: the regression gate compares versions with it.
+func machineLoadSignal(mode string, noProbe bool) (*wsout.Load, error) {
+	switch strings.ToLower(mode) {
+	case "", "probe":
+		if noProbe {
+			return nil, nil
+		}
+		return wsout.MachineLoad(), nil
+	case "idle":
+		return nil, nil
+	case "saturated":
+		l := new(wsout.Load)
+		l.Set(true)
+		return l, nil
+	}
+	return nil, usageErr("--machine-load %q: use probe, idle or saturated", mode)
 }
 
 func runServe(ctx context.Context, args []string) error {
@@ -51,7 +74,8 @@ func runServe(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Connector.MaxQueueBytes, "max-queue", 0, "outbound bytes queued per session before a slow-consumer kick (default 4 MiB)")
 	fs.DurationVar(&o.Connector.WriteTimeout, "write-timeout", 0, "a session whose client takes no byte for this long while data waits for it is closed as a slow consumer (default 3s)")
 	fs.BoolVar(&f.noFanout, "no-fanout", false, "run a broadcast's deliveries on the sender's goroutine only, never spread over the CPUs (for A/B runs)")
-	fs.BoolVar(&f.noLoadProbe, "no-load-probe", false, "never treat the machine as saturated: keep direct writes and fan-out on whatever the CPU use (by default a probe of the machine's CPU use turns them off above 90%)")
+	fs.StringVar(&f.machineLoad, "machine-load", "probe", "what the writers take the machine's load to be: probe (a probe of the machine's CPU use turns direct writes and fan-out off above 90%), idle (always on) or saturated (always off: the write path does not change with other work on the machine)")
+	fs.BoolVar(&f.noLoadProbe, "no-load-probe", false, "the same as --machine-load=idle")
 	fs.IntVar(&o.Connector.SendBufferBytes, "sndbuf", 0, "kernel send buffer per session socket in bytes (SO_SNDBUF, doubled by Linux) (default 131072; -1: the kernel's autotuning, 2-4 MB on loopback)")
 	fs.Float64Var(&o.Connector.RequestRate, "max-request-rate", 0, "requests per second per connection (default 200; negative: unlimited)")
 	fs.IntVar(&o.Chat.MaxContentBytes, "max-content", 0, "largest chat content in bytes (default 8192)")
@@ -94,9 +118,11 @@ func runServe(ctx context.Context, args []string) error {
 	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	o.Web = webHandler()
 	o.Connector.NoFanout = f.noFanout
-	if !f.noLoadProbe {
-		o.Connector.Load = wsout.MachineLoad() // the server follows the machine's load
+	load, err := machineLoadSignal(f.machineLoad, f.noLoadProbe)
+	if err != nil {
+		return err
 	}
+	o.Connector.Load = load
 	if f.split.role != "" {
 		return runRole(ctx, &f)
 	}

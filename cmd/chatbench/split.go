@@ -123,7 +123,7 @@ var forwarded = map[string]bool{
 	"heartbeat": true, "heartbeat-timeout": true, "max-package": true, "max-queue": true, "sndbuf": true, "write-timeout": true,
 	"max-request-rate": true, "max-content": true, "max-rooms": true, "max-members": true,
 	"log-level": true, "request-timeout": true, "conn-timeout": true, "coalesce-max": true, "direct-write-gap": true, "flush-window": true,
-	"no-fanout": true, "no-load-probe": true,
+	"no-fanout": true, "no-load-probe": true, "machine-load": true,
 }
 
 func init() {
