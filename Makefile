@@ -102,9 +102,9 @@ perf: build perf-bench
 
 # gate: the A/B performance regression gate. `make gate` builds HEAD and its
 # parent in temporary worktrees and runs them interleaved on the short gate
-# scenario (GATE_RUNS each, about 7 s a run; while inconclusive, more up to
+# scenario (GATE_RUNS each, about 4 s a run; while inconclusive, more up to
 # GATE_MAX_RUNS, default twice GATE_RUNS), then compares the server's CPU
-# per delivery, deliveries/s and delivery p50/p99 (Mann-Whitney U and the
+# per delivery (all, and user), deliveries/s and delivery p50/p99 (Mann-Whitney U and the
 # interval of the change it inverts). Exit 0 pass, 1 regression, 3
 # inconclusive.
 # GATE_BASELINE=REF GATE_CANDIDATE=REF GATE_RUNS=N GATE_MAX_RUNS=N OUT=DIR.

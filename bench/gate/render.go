@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/chatbench/chatbench/reports"
 )
 
 // Write writes gate.json, gate.txt and gate.png into dir.
@@ -147,7 +149,7 @@ func valText(n Num) string {
 	case math.IsNaN(v):
 		return "-"
 	case math.Abs(v) >= 10000:
-		return thousands(int64(math.Round(v)))
+		return reports.Count(int64(math.Round(v)))
 	case math.Abs(v) >= 100:
 		return fmt.Sprintf("%.0f", v)
 	case math.Abs(v) >= 10:
@@ -169,21 +171,4 @@ func numText(n Num, format string) string {
 		return "-"
 	}
 	return fmt.Sprintf(format, float64(n))
-}
-
-func thousands(n int64) string {
-	s := fmt.Sprint(n)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
 }

@@ -109,8 +109,8 @@ func recorded(t *testing.T, name string) []Run {
 	return rec.Runs
 }
 
-// The verdicts on recorded runs: a 20% slowdown is a regression, a 1-2% one
-// and a version against itself are not.
+// The verdicts on recorded runs: a 20% slowdown is a regression, a 1% one is
+// not, and a version against itself passes.
 func TestCompareRecordedRuns(t *testing.T) {
 	for _, tc := range []struct {
 		file string
@@ -119,12 +119,10 @@ func TestCompareRecordedRuns(t *testing.T) {
 	}{
 		{"slower-20pct.json", func(v Verdict) bool { return v == Regression }, "regression"},
 		{"slower-1pct.json", func(v Verdict) bool { return v != Regression }, "pass or inconclusive"},
-		{"slower-20pct-2.json", func(v Verdict) bool { return v == Regression }, "regression"},
-		{"slower-1pct-2.json", func(v Verdict) bool { return v != Regression }, "pass or inconclusive"},
-		{"self-1.json", func(v Verdict) bool { return v != Regression }, "pass or inconclusive"},
-		{"self-2.json", func(v Verdict) bool { return v != Regression }, "pass or inconclusive"},
+		{"self-1.json", func(v Verdict) bool { return v == Pass }, "pass"},
+		{"self-2.json", func(v Verdict) bool { return v == Pass }, "pass"},
 		{"self-3.json", func(v Verdict) bool { return v == Pass }, "pass"},
-		{"self-4.json", func(v Verdict) bool { return v != Regression }, "pass or inconclusive"},
+		{"self-4.json", func(v Verdict) bool { return v == Pass }, "pass"},
 		{"self-5.json", func(v Verdict) bool { return v == Pass }, "pass"},
 	} {
 		cs := CompareRuns(recorded(t, tc.file), DefaultMetrics(), Stats{})
@@ -138,15 +136,20 @@ func TestCompareRecordedRuns(t *testing.T) {
 }
 
 // A version against itself over many trials: the measured runs of every
-// recorded self gate, dealt at random into two versions of up to 8 runs
-// each, 1,000 times per recording. The gate's false alarms stay under its
-// level (--alpha, 1%): the U test at 1% split over the four metrics, and a
-// regression also needs the 90% interval of the change beyond the
-// tolerance (on the recordings, 9 of 5,000 trials).
+// recorded self gate, dealt at random into two versions of 8 runs each,
+// 1,000 times per recording. The gate never raises a false alarm more often
+// than its level (--alpha, 1%: the U test at 1% split over the metrics, and
+// a regression also needs the 90% interval of the change beyond the
+// tolerance), and most trials pass. On the recordings: no regression and
+// 4,465 passes in 5,000 trials; the rest inconclusive, all from the one
+// recording (self-2) where a busy machine put some runs of both versions
+// behind the load, where they pay less per delivery.
 func TestSelfNoFalseAlarmOverTrials(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	const trials = 1000
-	for _, file := range []string{"self-1.json", "self-2.json", "self-3.json", "self-4.json", "self-5.json"} {
+	files := []string{"self-1.json", "self-2.json", "self-3.json", "self-4.json", "self-5.json"}
+	passed := 0
+	for _, file := range files {
 		var pool []Run
 		for _, r := range recorded(t, file) {
 			if r.Measured {
@@ -167,6 +170,10 @@ func TestSelfNoFalseAlarmOverTrials(t *testing.T) {
 		if counts[Regression] > trials/100 {
 			t.Errorf("%s: %d false alarms in %d trials, more than 1 in 100", file, counts[Regression], trials)
 		}
+		passed += counts[Pass]
+	}
+	if all := trials * len(files); passed < all*8/10 {
+		t.Errorf("%d of %d trials passed, want at least 80%%", passed, all)
 	}
 }
 
@@ -223,7 +230,7 @@ func goldenResult() *Result {
 		}
 		r := Run{Index: i + 1, Version: v, Measured: true, Values: map[string]float64{
 			"deliveries_per_s": 1_500_000 * f * (1 + 0.01*float64(i%4)), "delivery_p50_ms": 500 / f, "delivery_p99_ms": 1200/f + float64(i),
-			"server_cpu_us_per_delivery": 0.5 / f * (1 + 0.002*float64(i%3))}}
+			"server_cpu_us_per_delivery": 2.3 / f * (1 + 0.002*float64(i%3)), "server_user_us_per_delivery": 0.75 / f * (1 + 0.01*float64(i%3))}}
 		if i == 5 {
 			r = Run{Index: i + 1, Version: v, Excluded: "driver-bound: scheduler lag p99 12ms > 10ms", ExitCode: 0}
 		}
@@ -272,10 +279,10 @@ func TestWriteReadJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Verdict != Regression || len(got.Runs) != 16 || got.Runs[5].Measured || len(got.Comparisons) != 5 {
+	if got.Verdict != Regression || len(got.Runs) != 16 || got.Runs[5].Measured || len(got.Comparisons) != len(DefaultMetrics())+1 {
 		t.Fatalf("read back %+v", got)
 	}
-	last := got.Comparisons[4]
+	last := got.Comparisons[len(got.Comparisons)-1]
 	if !math.IsNaN(float64(last.Baseline.Median)) || !math.IsNaN(float64(last.P)) {
 		t.Errorf("no-run median %v p %v, want NaN from null", last.Baseline.Median, last.P)
 	}

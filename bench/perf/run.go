@@ -390,14 +390,6 @@ func (r *runner) clients() error {
 	return nil
 }
 
-// boundArgs are the bench flags a shipped scenario runs with in the bound
-// target, where its default sizes are not the whole story: the gate's
-// overload shape is meant for a server with one core (chatbench gate
-// --server-procs 1); with every core the server can outrun the driver.
-var boundArgs = map[string][]string{
-	"gate": {"--serve-flag=--gomaxprocs=1"},
-}
-
 func (r *runner) bound() error {
 	var bound []string
 	n := 0
@@ -405,7 +397,7 @@ func (r *runner) bound() error {
 		sum := r.single[name]
 		if sum == nil {
 			var err error
-			if sum, err = r.bench("bound-"+name, append([]string{"--scenario", name, "--ceiling", "off"}, boundArgs[name]...)...); err != nil {
+			if sum, err = r.bench("bound-"+name, "--scenario", name, "--ceiling", "off"); err != nil {
 				bound = append(bound, name+" (error)")
 				continue
 			}

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/chatbench/chatbench/bench/client"
 	"github.com/chatbench/chatbench/bench/driver"
 	"github.com/chatbench/chatbench/bench/scenario"
@@ -81,6 +83,23 @@ Exit codes:
       names each failed threshold with its limit and value
 `
 
+// addScenarioOverrides registers the flags that override the scenario's
+// sizes: bench's own, and sweep's for every run (everyRun says so in the
+// help).
+func addScenarioOverrides(fs *pflag.FlagSet, f *benchFlags, everyRun bool) {
+	help := func(what string) string {
+		if everyRun {
+			what = "every run's " + what
+		}
+		return what + " (default: the scenario's)"
+	}
+	fs.DurationVar(&f.duration, "duration", 0, help("total length of the timed phases, scaled proportionally"))
+	fs.IntVar(&f.clients, "clients", 0, help("simulated clients"))
+	fs.IntVar(&f.rooms, "rooms", 0, help("rooms"))
+	fs.Float64Var(&f.rate, "rate", 0, help("messages per second per client in chat and hop phases"))
+	fs.Int64Var(&f.seed, "seed", 0, help("random seed"))
+}
+
 func runBench(ctx context.Context, args []string) error { return bench(ctx, args, os.Stdout) }
 
 // bench runs the command, writing the text summary to out.
@@ -92,11 +111,7 @@ func bench(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&f.topology, "topology", "single", "topology of the started server: single, split, or pomelo (stock pomelo 2.2.7 under node, installed from npm on first use) (ignored with --target)")
 	fs.IntVar(&f.connectors, "connectors", 0, "connectors of the started server (default: serve's)")
 	fs.IntVar(&f.shards, "shards", 0, "chat shards (split) or chat servers (pomelo) of the started server (default: serve's)")
-	fs.DurationVar(&f.duration, "duration", 0, "total length of the timed phases, scaled proportionally (default: the scenario's)")
-	fs.IntVar(&f.clients, "clients", 0, "simulated clients (default: the scenario's)")
-	fs.IntVar(&f.rooms, "rooms", 0, "rooms (default: the scenario's)")
-	fs.Float64Var(&f.rate, "rate", 0, "messages per second per client in chat and hop phases (default: the scenario's)")
-	fs.Int64Var(&f.seed, "seed", 0, "random seed (default: the scenario's)")
+	addScenarioOverrides(fs, &f, false)
 	fs.StringVar(&f.out, "out", "results", "results root: the run writes <out>/<scenario>-<time>/")
 	fs.IntVar(&f.pollers, "pollers", 0, "epoll receive loops the driver's clients share (Linux; default GOMAXPROCS; -1: a reader goroutine per client, for A/B runs)")
 	fs.IntVar(&f.sourceAddrs, "source-addrs", 0, "spread client sockets over 127.0.0.1..N (default: one per 25,000 clients on a loopback target)")
