@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chatbench/chatbench/internal/wsout"
 )
 
 func TestNameFromArgs(t *testing.T) {
@@ -26,7 +28,7 @@ func TestNameFromArgs(t *testing.T) {
 }
 
 // TestTreeCPU: this test process is its own tree; its CPU time only grows,
-// and the delta names it and writes the CSV.
+// its user part is part of it, and the delta names it and writes the CSV.
 func TestTreeCPU(t *testing.T) {
 	pid := os.Getpid()
 	before := treeCPU(pid)
@@ -37,7 +39,7 @@ func TestTreeCPU(t *testing.T) {
 		_ = x * x
 	}
 	d := cpuDelta(before, treeCPU(pid))
-	if len(d) != 1 || d[0].pid != pid || d[0].cpu < 0 || !d[0].start {
+	if len(d) != 1 || d[0].pid != pid || d[0].cpu < 0 || !d[0].start || d[0].user < 0 || d[0].user > d[0].cpu {
 		t.Fatalf("delta %+v", d)
 	}
 	dir := t.TempDir()
@@ -49,5 +51,47 @@ func TestTreeCPU(t *testing.T) {
 	}
 	if !strings.HasPrefix(out.String(), "server cpu ") {
 		t.Errorf("printed %q", out.String())
+	}
+}
+
+// --machine-load picks the writers' load signal; a bad value or a clash
+// with --no-load-probe is a usage error that names the flag.
+func TestMachineLoadSignal(t *testing.T) {
+	for _, tc := range []struct {
+		mode    string
+		noProbe bool
+		want    string // probe (the machine's), none, saturated
+		err     string
+	}{
+		{mode: "probe", want: "probe"},
+		{mode: "", want: "probe"},
+		{mode: "probe", noProbe: true, want: "none"},
+		{mode: "idle", want: "none"},
+		{mode: "IDLE", noProbe: true, want: "none"},
+		{mode: "saturated", want: "saturated"},
+		{mode: "busy", err: `--machine-load "busy": use probe, idle or saturated`},
+		{mode: "saturated", noProbe: true, err: "--no-load-probe with --machine-load=saturated"},
+	} {
+		l, err := machineLoadSignal(tc.mode, tc.noProbe)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q noProbe=%v: error %v, want %q", tc.mode, tc.noProbe, err, tc.err)
+			}
+			continue
+		}
+		got := "saturated"
+		switch {
+		case err != nil:
+			got = err.Error()
+		case l == nil:
+			got = "none"
+		case l == wsout.MachineLoad():
+			got = "probe"
+		case !l.Saturated():
+			got = "not saturated"
+		}
+		if got != tc.want {
+			t.Errorf("%q noProbe=%v: %s, want %s", tc.mode, tc.noProbe, got, tc.want)
+		}
 	}
 }

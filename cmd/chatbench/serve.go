@@ -38,6 +38,9 @@ type serveFlags struct {
 // no direct writes, no fan-out) does not change with whatever else runs on
 // the machine: the regression gate compares versions with it.
 func machineLoadSignal(mode string, noProbe bool) (*wsout.Load, error) {
+	if noProbe && mode != "" && !strings.EqualFold(mode, "probe") && !strings.EqualFold(mode, "idle") {
+		return nil, usageErr("--no-load-probe with --machine-load=%s: give one of them (--no-load-probe is --machine-load=idle)", mode)
+	}
 	switch strings.ToLower(mode) {
 	case "", "probe":
 		if noProbe {
