@@ -130,9 +130,10 @@ func TestGate(t *testing.T) {
 		t.Errorf("20%% slowdown: verdict %s at load average %.1f on %d CPUs, want regression", res.Verdict, loadAvg1(), runtime.NumCPU())
 	}
 	// the work made each delivery cost the server more: the flag does what
-	// it says
-	if c := comparison(res, "server_cpu_us_per_delivery"); !c.Ratio.Finite() || c.Ratio < 1.15 || c.Ratio > 1.6 {
-		t.Errorf("20%% slowdown: server CPU per delivery ratio %v, want about 1.25", c.Ratio)
+	// it says (about 1.3 here; with a busy loop on the other core 1.8,
+	// as the baseline's server falls behind the load and batches more)
+	if c := comparison(res, "server_cpu_us_per_delivery"); !c.Ratio.Finite() || c.Ratio < 1.15 || c.Ratio > 3 {
+		t.Errorf("20%% slowdown: server CPU per delivery ratio %v, want about 1.3", c.Ratio)
 	}
 
 	res = runGate(t, bin, "slower-1pct", 8, 12, "--serve-flag=--test-delivery-work="+work1)
