@@ -79,6 +79,7 @@ func runServe(ctx context.Context, args []string) error {
 	fs.BoolVar(&f.noFanout, "no-fanout", false, "run a broadcast's deliveries on the sender's goroutine only, never spread over the CPUs (for A/B runs)")
 	fs.StringVar(&f.machineLoad, "machine-load", "probe", "what the writers take the machine's load to be: probe (a probe of the machine's CPU use turns direct writes and fan-out off above 90%), idle (always on) or saturated (always off: the write path does not change with other work on the machine)")
 	fs.BoolVar(&f.noLoadProbe, "no-load-probe", false, "the same as --machine-load=idle")
+	_ = fs.MarkDeprecated("no-load-probe", "use --machine-load=idle")
 	fs.IntVar(&o.Connector.SendBufferBytes, "sndbuf", 0, "kernel send buffer per session socket in bytes (SO_SNDBUF, doubled by Linux) (default 131072; -1: the kernel's autotuning, 2-4 MB on loopback)")
 	fs.Float64Var(&o.Connector.RequestRate, "max-request-rate", 0, "requests per second per connection (default 200; negative: unlimited)")
 	fs.IntVar(&o.Chat.MaxContentBytes, "max-content", 0, "largest chat content in bytes (default 8192)")
